@@ -28,7 +28,9 @@ class Value {
   static Value Int(int64_t v) { return Value(Repr(std::in_place_index<1>, v)); }
   static Value Float(double v);  // every NaN becomes the one canonical NaN
   static Value Text(std::string v) { return Value(Repr(std::in_place_index<3>, std::move(v))); }
-  static Value Bytes(std::string v) { return Value(Repr(std::in_place_index<4>, Blob{std::move(v)})); }
+  static Value Bytes(std::string v) {
+    return Value(Repr(std::in_place_index<4>, Blob{std::move(v)}));
+  }
 
   ValueType type() const { return static_cast<ValueType>(repr_.index()); }
   bool is_null() const { return type() == ValueType::kNull; }

@@ -45,7 +45,8 @@ Result<uint64_t> ByteReader::ReadVarint(std::string_view what) {
     const uint8_t byte = static_cast<uint8_t>(input_[pos_++]);
     const uint64_t payload = byte & 0x7f;
     // The tenth byte may carry only the top bit of a 64-bit value.
-    if (shift == 63 && payload > 1) return DataLoss("varint overflows 64 bits in " + std::string(what));
+    if (shift == 63 && payload > 1)
+      return DataLoss("varint overflows 64 bits in " + std::string(what));
     value |= payload << shift;
     if ((byte & 0x80) == 0) {
       // A trailing zero byte means a longer encoding than needed: refuse it so that every value

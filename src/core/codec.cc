@@ -91,18 +91,28 @@ Result<Record> DecodeRecordFrom(ByteReader& in) {
 void EncodeValue(const Value& value, ByteWriter& out) {
   out.PutByte(static_cast<uint8_t>(value.type()));
   switch (value.type()) {
-    case ValueType::kNull: return;
-    case ValueType::kInt: out.PutSignedVarint(value.as_int()); return;
-    case ValueType::kFloat: out.PutFixed64(std::bit_cast<uint64_t>(value.as_float())); return;
-    case ValueType::kText: out.PutLengthPrefixed(value.as_text()); return;
-    case ValueType::kBlob: out.PutLengthPrefixed(value.as_blob()); return;
+    case ValueType::kNull:
+      return;
+    case ValueType::kInt:
+      out.PutSignedVarint(value.as_int());
+      return;
+    case ValueType::kFloat:
+      out.PutFixed64(std::bit_cast<uint64_t>(value.as_float()));
+      return;
+    case ValueType::kText:
+      out.PutLengthPrefixed(value.as_text());
+      return;
+    case ValueType::kBlob:
+      out.PutLengthPrefixed(value.as_blob());
+      return;
   }
 }
 
 Result<Value> DecodeValue(ByteReader& in) {
   LOCKSTEP_ASSIGN_OR_RETURN(uint8_t tag, in.ReadByte("value tag"));
   switch (static_cast<ValueType>(tag)) {
-    case ValueType::kNull: return Value::Null();
+    case ValueType::kNull:
+      return Value::Null();
     case ValueType::kInt: {
       LOCKSTEP_ASSIGN_OR_RETURN(int64_t v, in.ReadSignedVarint("integer value"));
       return Value::Int(v);
@@ -115,11 +125,13 @@ Result<Value> DecodeValue(ByteReader& in) {
       return value;
     }
     case ValueType::kText: {
-      LOCKSTEP_ASSIGN_OR_RETURN(std::string_view v, in.ReadLengthPrefixed("text value", kMaxValueBytes));
+      LOCKSTEP_ASSIGN_OR_RETURN(std::string_view v,
+                                in.ReadLengthPrefixed("text value", kMaxValueBytes));
       return Value::Text(std::string(v));
     }
     case ValueType::kBlob: {
-      LOCKSTEP_ASSIGN_OR_RETURN(std::string_view v, in.ReadLengthPrefixed("blob value", kMaxValueBytes));
+      LOCKSTEP_ASSIGN_OR_RETURN(std::string_view v,
+                                in.ReadLengthPrefixed("blob value", kMaxValueBytes));
       return Value::Bytes(std::string(v));
     }
   }

@@ -7,7 +7,8 @@
 //   record   := format:u8(=1) key:bytes vv fields
 //   vv       := count:varint { node:16 bytes  counter:varint(>0) }      nodes strictly ascending
 //   fields   := count:varint { name:bytes versions }                      names strictly ascending
-//   versions := count:varint(>0) { node:varint(index into vv) counter:varint(>0) hlc:fixed64 value }
+//   versions := count:varint(>0) { node:varint(index into vv) counter:varint(>0) hlc:fixed64 value
+//   }
 //               dots strictly ascending; the record's vv covers each dot
 //   value    := 0x00                          null
 //             | 0x01 zigzag:varint            int64

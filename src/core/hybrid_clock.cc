@@ -17,8 +17,10 @@ uint64_t PhysicalMillis(const base::Clock& clock) {
 Hlc HybridClock::Advance(uint64_t millis, uint64_t counter_floor) {
   // `millis` is the largest physical time known; the counter orders stamps within it.
   uint64_t counter = 0;
-  if (millis == last_.millis()) counter = std::max(last_.counter() + 1, counter_floor);
-  else if (counter_floor > 0) counter = counter_floor;
+  if (millis == last_.millis())
+    counter = std::max(last_.counter() + 1, counter_floor);
+  else if (counter_floor > 0)
+    counter = counter_floor;
   if (counter > Hlc::kMaxCounter) {
     millis = std::min(millis + 1, Hlc::kMaxMillis);
     counter = 0;

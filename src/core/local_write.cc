@@ -16,12 +16,10 @@ void WriteCounter(Field& field, const std::string& name, const Value& total, con
   const Value increment = SubtractNumbers(total, current);
   if (mine == field.versions.end()) {
     Version contribution{increment, dot, hlc};
-    field.versions.insert(std::upper_bound(field.versions.begin(), field.versions.end(),
-                                           contribution,
-                                           [](const Version& a, const Version& b) {
-                                             return a.dot < b.dot;
-                                           }),
-                          std::move(contribution));
+    field.versions.insert(
+        std::upper_bound(field.versions.begin(), field.versions.end(), contribution,
+                         [](const Version& a, const Version& b) { return a.dot < b.dot; }),
+        std::move(contribution));
   } else {
     *mine = Version{AddNumbers(mine->value, increment), dot, hlc};
   }
@@ -49,8 +47,8 @@ Result<std::vector<std::string>> ApplyLocalWrite(Record& record, const LocalWrit
     }
     changed.push_back(name);
   }
-  record.FindOrInsert(kExistsField).versions.assign(
-      1, Version{Value::Int(write.exists ? 1 : 0), write.dot, write.hlc});
+  record.FindOrInsert(kExistsField)
+      .versions.assign(1, Version{Value::Int(write.exists ? 1 : 0), write.dot, write.hlc});
   changed.emplace_back(kExistsField);
   record.mutable_vv().Advance(write.dot);
   std::sort(changed.begin(), changed.end());

@@ -5,9 +5,12 @@ namespace {
 
 double AsDouble(const Value& v) {
   switch (v.type()) {
-    case ValueType::kInt: return static_cast<double>(v.as_int());
-    case ValueType::kFloat: return v.as_float();
-    default: return 0;
+    case ValueType::kInt:
+      return static_cast<double>(v.as_int());
+    case ValueType::kFloat:
+      return v.as_float();
+    default:
+      return 0;
   }
 }
 

@@ -1,10 +1,10 @@
+#include "lockstep/value.h"
+
 #include <bit>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
-
-#include "lockstep/value.h"
 
 namespace lockstep {
 namespace {
@@ -42,11 +42,15 @@ std::strong_ordering CompareIntFloat(int64_t i, double d) {
 
 int TypeRank(ValueType type) {
   switch (type) {
-    case ValueType::kNull: return 0;
+    case ValueType::kNull:
+      return 0;
     case ValueType::kInt:
-    case ValueType::kFloat: return 1;
-    case ValueType::kText: return 2;
-    case ValueType::kBlob: return 3;
+    case ValueType::kFloat:
+      return 1;
+    case ValueType::kText:
+      return 2;
+    case ValueType::kBlob:
+      return 3;
   }
   return 4;
 }
@@ -77,15 +81,18 @@ std::strong_ordering Compare(const Value& a, const Value& b) {
   const int rank_b = TypeRank(b.type());
   if (rank_a != rank_b) return rank_a <=> rank_b;
   switch (a.type()) {
-    case ValueType::kNull: return std::strong_ordering::equal;
+    case ValueType::kNull:
+      return std::strong_ordering::equal;
     case ValueType::kInt:
       if (b.type() == ValueType::kInt) return a.as_int() <=> b.as_int();
       return CompareIntFloat(a.as_int(), b.as_float());
     case ValueType::kFloat:
       if (b.type() == ValueType::kFloat) return CompareFloats(a.as_float(), b.as_float());
       return 0 <=> CompareIntFloat(b.as_int(), a.as_float());
-    case ValueType::kText: return CompareBytes(a.as_text(), b.as_text());
-    case ValueType::kBlob: return CompareBytes(a.as_blob(), b.as_blob());
+    case ValueType::kText:
+      return CompareBytes(a.as_text(), b.as_text());
+    case ValueType::kBlob:
+      return CompareBytes(a.as_blob(), b.as_blob());
   }
   return std::strong_ordering::equal;
 }
@@ -93,8 +100,10 @@ std::strong_ordering Compare(const Value& a, const Value& b) {
 std::string Value::ToString() const {
   static constexpr char kHex[] = "0123456789abcdef";
   switch (type()) {
-    case ValueType::kNull: return "NULL";
-    case ValueType::kInt: return std::to_string(as_int());
+    case ValueType::kNull:
+      return "NULL";
+    case ValueType::kInt:
+      return std::to_string(as_int());
     case ValueType::kFloat: {
       char buffer[32];
       std::snprintf(buffer, sizeof buffer, "%.17g", as_float());
