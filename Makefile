@@ -19,9 +19,9 @@ release: deps
 	  -DLOCKSTEP_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build/release -j $(JOBS) --target lockstep
 
-# The main job on the embedded default.
+# The main job on the embedded default: two SQLite databases edited on both sides, kept equal.
 run: release
-	@./build/release/src/cli/lockstep --help
+	@./examples/demo.sh
 
 # Everything the tests need, built with AddressSanitizer and UBSan and warnings as errors, then
 # every test through ctest, then the formatting check and a short fuzzing run of every decoder.

@@ -6,8 +6,7 @@
 namespace lockstep::core {
 namespace {
 
-uint64_t PhysicalMillis(const base::Clock& clock) {
-  const int64_t now = clock.NowMillis();
+uint64_t PhysicalMillis(int64_t now) {
   if (now < 0) return 0;
   return std::min<uint64_t>(static_cast<uint64_t>(now), Hlc::kMaxMillis);
 }
@@ -29,15 +28,17 @@ Hlc HybridClock::Advance(uint64_t millis, uint64_t counter_floor) {
   return last_;
 }
 
-Hlc HybridClock::Tick() {
+Hlc HybridClock::Tick() { return TickAt(physical_.NowMillis()); }
+
+Hlc HybridClock::TickAt(int64_t physical_millis) {
   std::lock_guard lock(mu_);
-  const uint64_t millis = std::max(PhysicalMillis(physical_), last_.millis());
+  const uint64_t millis = std::max(PhysicalMillis(physical_millis), last_.millis());
   return Advance(millis, 0);
 }
 
 Result<Hlc> HybridClock::Update(Hlc remote) {
   std::lock_guard lock(mu_);
-  const uint64_t physical = PhysicalMillis(physical_);
+  const uint64_t physical = PhysicalMillis(physical_.NowMillis());
   if (remote.millis() > physical + static_cast<uint64_t>(max_skew_millis_)) {
     return FailedPrecondition("remote clock is " + std::to_string(remote.millis() - physical) +
                               " ms ahead of ours, beyond the allowed skew of " +

@@ -26,6 +26,9 @@ class HybridClock {
 
   // A timestamp for a local write, greater than every one issued or observed before.
   Hlc Tick();
+  // Tick() as if the physical clock read `physical_millis`: stamps a write with the time it was
+  // made (recorded by a capture trigger) rather than the time it is stamped.
+  Hlc TickAt(int64_t physical_millis);
 
   // Folds in a timestamp received from another node and returns one greater than both it and
   // every timestamp issued before. A remote timestamp more than the maximum skew ahead of our

@@ -1,7 +1,7 @@
 #include "core/policy.h"
 
 #include <algorithm>
-#include <limits>
+#include <optional>
 
 #include "core/numeric.h"
 
@@ -24,6 +24,70 @@ bool IsTrue(const Value& value) {
 }
 
 }  // namespace
+
+namespace {
+
+std::optional<FieldPolicy> ParseFieldPolicy(std::string_view name) {
+  if (name == "lww") return FieldPolicy::kLww;
+  if (name == "prefer") return FieldPolicy::kPrefer;
+  if (name == "manual") return FieldPolicy::kManual;
+  if (name == "counter") return FieldPolicy::kCounter;
+  return std::nullopt;
+}
+
+Status ParsePreferTerm(std::string_view nodes, MergePolicy& policy) {
+  policy.fields = FieldPolicy::kPrefer;
+  while (!nodes.empty()) {
+    const size_t colon = nodes.find(':');
+    LOCKSTEP_ASSIGN_OR_RETURN(NodeId node, NodeId::Parse(nodes.substr(0, colon)));
+    policy.prefer.push_back(node);
+    nodes = colon == std::string_view::npos ? std::string_view() : nodes.substr(colon + 1);
+  }
+  if (policy.prefer.empty()) return InvalidArgument("prefer needs at least one node id");
+  return Status::Ok();
+}
+
+Status ParseTerm(std::string_view term, MergePolicy& policy) {
+  if (term == "keep_update") {
+    policy.exists = ExistsPolicy::kKeepUpdate;
+    return Status::Ok();
+  }
+  if (term == "delete_wins") {
+    policy.exists = ExistsPolicy::kDeleteWins;
+    return Status::Ok();
+  }
+  if (term.starts_with("prefer:")) return ParsePreferTerm(term.substr(7), policy);
+  if (const size_t eq = term.find('='); eq != std::string_view::npos) {
+    const std::string_view field = term.substr(0, eq);
+    const auto field_policy = ParseFieldPolicy(term.substr(eq + 1));
+    if (field.empty() || !field_policy.has_value() || field == kExistsField) {
+      return InvalidArgument("bad field policy '" + std::string(term) + "'");
+    }
+    policy.overrides[std::string(field)] = *field_policy;
+    return Status::Ok();
+  }
+  const auto field_policy = ParseFieldPolicy(term);
+  if (!field_policy.has_value()) {
+    return InvalidArgument("unknown conflict policy '" + std::string(term) +
+                           "' (expected lww, manual, counter, prefer:NODE, keep_update, "
+                           "delete_wins or FIELD=POLICY)");
+  }
+  policy.fields = *field_policy;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MergePolicy> ParsePolicy(std::string_view spec) {
+  MergePolicy policy;
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    const std::string_view term = spec.substr(0, comma);
+    if (!term.empty()) LOCKSTEP_RETURN_IF_ERROR(ParseTerm(term, policy));
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+  }
+  return policy;
+}
 
 FieldPolicy MergePolicy::For(std::string_view name) const {
   if (name == kExistsField) return FieldPolicy::kLww;

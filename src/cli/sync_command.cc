@@ -1,0 +1,99 @@
+// `lockstep sync A.db B.db [more.db ...]`: one-shot sync of SQLite databases, both ways.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "cli/command.h"
+#include "engine/local_sync.h"
+
+namespace lockstep::cli {
+namespace {
+
+struct SyncArgs {
+  std::vector<std::string> databases;
+  std::vector<std::string> tables;
+  std::string direction = "both";
+  std::string conflict;
+  bool dry_run = false;
+  bool json = false;
+};
+
+void PrintText(const engine::LocalSyncReport& report) {
+  for (const std::string& created : report.created) std::cout << "created table " << created << "\n";
+  for (const std::string& skipped : report.skipped) std::cout << "skipped table " << skipped << "\n";
+  const char* verb = report.dry_run ? "would change" : "changed";
+  if (report.changed() == 0) {
+    std::cout << "nothing to sync: the databases are in step" << (report.dry_run ? " (dry run)" : "")
+              << "\n";
+    return;
+  }
+  for (const engine::Transfer& t : report.transfers) {
+    if (t.changed == 0) continue;
+    std::cout << t.from << " -> " << t.to << ": " << verb << " " << t.changed << " record"
+              << (t.changed == 1 ? "" : "s");
+    if (t.conflicts > 0) std::cout << ", " << t.conflicts << " conflict" << (t.conflicts == 1 ? "" : "s") << " resolved";
+    std::cout << "\n";
+  }
+  if (report.conflicts() > 0) {
+    std::cout << "losing values are kept: lockstep conflicts list DB\n";
+  }
+  if (report.dry_run) std::cout << "dry run: nothing was written\n";
+}
+
+void PrintJson(const engine::LocalSyncReport& report) {
+  nlohmann::json transfers = nlohmann::json::array();
+  for (const engine::Transfer& t : report.transfers) {
+    transfers.push_back({{"from", t.from}, {"to", t.to}, {"sent", t.sent}, {"changed", t.changed},
+                         {"conflicts", t.conflicts}});
+  }
+  nlohmann::json out = {{"tables", report.tables},     {"created", report.created},
+                        {"skipped", report.skipped},   {"transfers", transfers},
+                        {"changed", report.changed()}, {"conflicts", report.conflicts()},
+                        {"dry_run", report.dry_run}};
+  std::cout << out.dump(2) << "\n";
+}
+
+int RunSync(const SyncArgs& args) {
+  engine::LocalSyncOptions options;
+  options.tables = args.tables;
+  options.policy = args.conflict;
+  options.dry_run = args.dry_run;
+  options.direction = args.direction == "push"   ? engine::Direction::kPush
+                      : args.direction == "pull" ? engine::Direction::kPull
+                                                 : engine::Direction::kBoth;
+  std::vector<std::filesystem::path> paths(args.databases.begin(), args.databases.end());
+  auto report = engine::SyncDatabases(paths, options, base::SystemClock::Get());
+  if (!report.has_value()) return Fail(report.error());
+  if (args.json) {
+    PrintJson(*report);
+  } else {
+    PrintText(*report);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddSyncCommand(CLI::App& app, Runner& run) {
+  auto args = std::make_shared<SyncArgs>();
+  CLI::App* sync = app.add_subcommand(
+      "sync",
+      "Sync SQLite databases once, both ways by default. The first run attaches them (their\n"
+      "existing rows become writes); later runs move only what changed.");
+  sync->add_option("databases", args->databases, "SQLite database files (the first must exist)")
+      ->required()
+      ->expected(2, -1);
+  sync->add_option("--tables", args->tables, "tables to sync (default: every table with a primary key)")
+      ->delimiter(',');
+  sync->add_option("--direction", args->direction,
+                   "both, push (first to the others) or pull (the others into the first)")
+      ->check(CLI::IsMember({"both", "push", "pull"}));
+  sync->add_option("--conflict", args->conflict,
+                   "conflict policy, kept per table: lww (default), manual, counter,\n"
+                   "prefer:NODE, keep_update, delete_wins, FIELD=POLICY; comma-separated");
+  sync->add_flag("--dry-run", args->dry_run, "show what would change, write nothing");
+  sync->add_flag("--json", args->json, "print the summary as JSON");
+  sync->callback([args, &run] { run = [args] { return RunSync(*args); }; });
+}
+
+}  // namespace lockstep::cli

@@ -1,0 +1,76 @@
+// A user's SQLite database synced in place: its tables, their capture triggers, and the replica
+// store that lives beside them in the same file.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "connectors/sqlite/synced_table.h"
+#include "connectors/sqlite/table_schema.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors::sqlite {
+
+// What applying a batch of changes did.
+struct ApplyStats {
+  size_t received = 0;   // records in the batch
+  size_t changed = 0;    // records whose state changed here
+  size_t conflicts = 0;  // losing values logged
+};
+
+// Not thread-safe. Opening inspects without modifying; Attach() is the first write.
+class SqliteSource {
+ public:
+  static Result<std::unique_ptr<SqliteSource>> Open(const std::filesystem::path& path,
+                                                    bool create_if_missing,
+                                                    const base::Clock& clock);
+
+  const std::filesystem::path& path() const { return db_.path(); }
+  store::SqliteDb& db() { return db_; }
+  // REQUIRES: OpenStore() or Attach() succeeded.
+  store::ReplicaStore& store() { return *store_; }
+
+  // The schema of every user table (nullopt where the table is missing), read without writing.
+  Result<std::optional<TableSchema>> Schema(const std::string& table) {
+    return ReadTableSchema(db_, table);
+  }
+
+  // Opens (creating if needed) the replica store: metadata tables and the node's identity.
+  Status OpenStore();
+
+  // Puts `schemas` under sync: creates tables missing here from the schema's CREATE statement,
+  // registers their collections (setting `policy` when not empty), installs capture triggers,
+  // makes the existing rows of newly attached tables local writes, and stamps pending captures.
+  // Switches the database to WAL so that users' programs keep writing while Lockstep reads.
+  Status Attach(std::span<const TableSchema> schemas, const std::string& policy);
+
+  // Turns captured changes into local writes, in a transaction of its own.
+  Status StampPending();
+
+  // Merges `changes` (from the peer `from`, whose change log they come from up to `cursor`) in one
+  // transaction with the new cursor: the records, the user's rows, the conflict log.
+  Result<ApplyStats> Apply(std::span<const store::Change> changes, const core::NodeId& from,
+                           const store::Cursor& cursor);
+
+  // The synced table called `name`, or nullptr.
+  SyncedTable* Table(const std::string& name);
+
+ private:
+  SqliteSource(store::SqliteDb db, const base::Clock& clock) : db_(std::move(db)), clock_(clock) {}
+  Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
+  Status StampAll();
+  Result<ApplyStats> ApplyInTransaction(std::span<const store::Change> changes,
+                                        const core::NodeId& from, const store::Cursor& cursor);
+
+  store::SqliteDb db_;
+  const base::Clock& clock_;
+  std::unique_ptr<store::ReplicaStore> store_;
+  std::map<std::string, std::unique_ptr<SyncedTable>> tables_;
+};
+
+}  // namespace lockstep::connectors::sqlite

@@ -1,0 +1,220 @@
+#include "connectors/sqlite/synced_table.h"
+
+#include <algorithm>
+#include <map>
+
+#include "connectors/sqlite/capture.h"
+#include "core/key.h"
+#include "core/local_write.h"
+
+namespace lockstep::connectors::sqlite {
+namespace {
+
+using store::QuoteIdentifier;
+using store::Statement;
+
+constexpr int64_t kCaptureChunk = 10'000;
+
+std::string ColumnList(const std::vector<Column>& columns) {
+  std::string list;
+  for (const Column& column : columns) list += (list.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+  return list;
+}
+
+std::string KeyMatch(const std::vector<std::string>& key, int first_parameter) {
+  std::string match;
+  for (size_t i = 0; i < key.size(); ++i) {
+    match += (i == 0 ? "" : " AND ") + QuoteIdentifier(key[i]) + " IS ?" +
+             std::to_string(first_parameter + static_cast<int>(i));
+  }
+  return match;
+}
+
+Result<std::unique_ptr<Statement>> PrepareOwned(store::SqliteDb& db, const std::string& sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  return std::make_unique<Statement>(std::move(stmt));
+}
+
+// Whether a value read from the user's table is the value the record shows. SQLite's column
+// affinity may store 1 as 1.0 (a REAL column): that is the same value, not a new write.
+bool SameValue(const Value& shown, const Value& stored) {
+  if (shown == stored) return true;
+  if (!shown.is_numeric() || !stored.is_numeric() || shown.type() == stored.type()) return false;
+  auto as_double = [](const Value& v) {
+    return v.type() == ValueType::kInt ? static_cast<double>(v.as_int()) : v.as_float();
+  };
+  return as_double(shown) == as_double(stored);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, TableSchema schema,
+                                                          store::Collection collection,
+                                                          core::MergePolicy policy) {
+  std::unique_ptr<SyncedTable> table(
+      new SyncedTable(std::move(schema), std::move(collection), std::move(policy)));
+  const TableSchema& s = table->schema_;
+  for (const std::string& key : s.key) {
+    auto it = std::find_if(s.columns.begin(), s.columns.end(),
+                           [&](const Column& c) { return c.name == key; });
+    table->key_positions_.push_back(static_cast<size_t>(it - s.columns.begin()));
+  }
+  const std::string name = QuoteIdentifier(s.name);
+  const std::string columns = ColumnList(s.columns);
+  const std::string capture = QuoteIdentifier(CaptureTableName(s.name));
+
+  std::string placeholders;
+  for (size_t i = 0; i < s.columns.size(); ++i) placeholders += (i == 0 ? "?" : ", ?");
+  std::string key_list;
+  for (const std::string& key : s.key) key_list += (key_list.empty() ? "" : ", ") + QuoteIdentifier(key);
+  std::string update;
+  for (const std::string& column : s.non_key) {
+    update += (update.empty() ? "" : ", ") + QuoteIdentifier(column) + " = excluded." +
+              QuoteIdentifier(column);
+  }
+  std::string keys;
+  for (size_t i = 0; i < s.key.size(); ++i) keys += ", k" + std::to_string(i);
+
+  LOCKSTEP_ASSIGN_OR_RETURN(table->select_, PrepareOwned(db, "SELECT " + columns + " FROM " + name +
+                                                                 " WHERE " + KeyMatch(s.key, 1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->upsert_,
+      PrepareOwned(db, "INSERT INTO " + name + " (" + columns + ") VALUES (" + placeholders +
+                           ") ON CONFLICT (" + key_list + ") DO " +
+                           (update.empty() ? "NOTHING" : "UPDATE SET " + update)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
+                            PrepareOwned(db, "DELETE FROM " + name + " WHERE " + KeyMatch(s.key, 1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->captured_,
+      PrepareOwned(db, "SELECT id, ts" + keys + " FROM " + capture + " ORDER BY id LIMIT " +
+                           std::to_string(kCaptureChunk)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->forget_captured_,
+                            PrepareOwned(db, "DELETE FROM " + capture + " WHERE id <= ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->scan_, PrepareOwned(db, "SELECT " + columns + " FROM " + name));
+  return table;
+}
+
+Result<std::optional<std::vector<Value>>> SyncedTable::ReadRow(std::span<const Value> key) {
+  for (size_t i = 0; i < key.size(); ++i) select_->Bind(static_cast<int>(i + 1), key[i]);
+  auto row = select_->Step();
+  if (!row.has_value() || !*row) {
+    select_->Reset();
+    if (!row.has_value()) return row.error();
+    return std::optional<std::vector<Value>>();
+  }
+  std::vector<Value> values;
+  values.reserve(schema_.columns.size());
+  for (size_t i = 0; i < schema_.columns.size(); ++i) values.push_back(select_->Column(static_cast<int>(i)));
+  select_->Reset();
+  return std::optional<std::vector<Value>>(std::move(values));
+}
+
+Status SyncedTable::WriteRow(const core::Record& record) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
+  if (key.size() != schema_.key.size()) {
+    return DataLoss("record key of table '" + schema_.name + "' has " + std::to_string(key.size()) +
+                    " columns, the table's primary key " + std::to_string(schema_.key.size()));
+  }
+  if (!core::Exists(record, policy_)) {
+    for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
+    return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
+  }
+  for (size_t i = 0; i < schema_.columns.size(); ++i) {
+    const core::Field* field = record.Find(schema_.columns[i].name);
+    upsert_->Bind(static_cast<int>(i + 1),
+                  field == nullptr ? Value::Null()
+                                   : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+  }
+  // The key columns come from the key itself: a record may lack a field for them only if it was
+  // written by a peer that never set them, which a key column always is.
+  for (size_t i = 0; i < key.size(); ++i) upsert_->Bind(static_cast<int>(key_positions_[i] + 1), key[i]);
+  return upsert_->Run().WithContext("writing to '" + schema_.name + "'");
+}
+
+Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string& key,
+                                   const std::optional<std::vector<Value>>& row, int64_t millis) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
+                            store.Get(collection_.id, key));
+  const bool alive = stored.has_value() && core::Exists(stored->record, policy_);
+  core::LocalWrite write;
+  if (!row.has_value()) {
+    if (!alive) return false;
+    write.exists = false;
+  } else {
+    for (size_t i = 0; i < schema_.columns.size(); ++i) {
+      const std::string& name = schema_.columns[i].name;
+      const core::Field* field = alive ? stored->record.Find(name) : nullptr;
+      if (field != nullptr && SameValue(core::VisibleValue(*field, name, policy_), (*row)[i])) {
+        continue;
+      }
+      write.fields.emplace_back(name, (*row)[i]);
+    }
+    if (alive && write.fields.empty()) return false;  // an update that changed nothing
+  }
+  write.dot = store.NextDot();
+  write.hlc = store.clock().TickAt(millis);
+  if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0};
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
+                            core::ApplyLocalWrite(stored->record, write, policy_));
+  LOCKSTEP_RETURN_IF_ERROR(store.Put(collection_.id, *stored, changed, nullptr));
+  return true;
+}
+
+Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
+  size_t writes = 0;
+  for (;;) {
+    // One chunk: the latest capture time of each distinct key, in key order.
+    std::map<std::string, std::pair<std::vector<Value>, int64_t>> keys;
+    int64_t last_id = -1;
+    for (;;) {
+      auto row = captured_->Step();
+      if (!row.has_value()) {
+        captured_->Reset();
+        return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
+      }
+      if (!*row) break;
+      last_id = captured_->ColumnInt(0);
+      std::vector<Value> key;
+      for (size_t i = 0; i < schema_.key.size(); ++i) key.push_back(captured_->Column(static_cast<int>(i + 2)));
+      std::string encoded = core::EncodeKey(key);
+      auto& entry = keys[std::move(encoded)];
+      entry.first = std::move(key);
+      entry.second = std::max(entry.second, captured_->ColumnInt(1));
+    }
+    captured_->Reset();
+    if (last_id < 0) return writes;
+    for (const auto& [encoded, entry] : keys) {
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::vector<Value>> row, ReadRow(entry.first));
+      LOCKSTEP_ASSIGN_OR_RETURN(bool wrote, StampRow(store, encoded, row, entry.second));
+      writes += wrote ? 1 : 0;
+    }
+    LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindInt(1, last_id).Run());
+  }
+}
+
+Result<size_t> SyncedTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {
+  size_t writes = 0;
+  for (;;) {
+    auto stepped = scan_->Step();
+    if (!stepped.has_value()) {
+      scan_->Reset();
+      return stepped.error().WithContext("reading '" + schema_.name + "'");
+    }
+    if (!*stepped) break;
+    std::vector<Value> row;
+    row.reserve(schema_.columns.size());
+    for (size_t i = 0; i < schema_.columns.size(); ++i) row.push_back(scan_->Column(static_cast<int>(i)));
+    std::vector<Value> key;
+    for (size_t position : key_positions_) key.push_back(row[position]);
+    auto wrote = StampRow(store, core::EncodeKey(key), row, now_millis);
+    if (!wrote.has_value()) {
+      scan_->Reset();
+      return wrote.error();
+    }
+    writes += *wrote ? 1 : 0;
+  }
+  scan_->Reset();
+  return writes;
+}
+
+}  // namespace lockstep::connectors::sqlite

@@ -1,0 +1,62 @@
+// One user table under sync: reading its rows by key, writing merged records back into it, and
+// turning captured keys into local writes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "connectors/sqlite/table_schema.h"
+#include "core/policy.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors::sqlite {
+
+// Not thread-safe; lives as long as the connection it prepared its statements on.
+class SyncedTable {
+ public:
+  static Result<std::unique_ptr<SyncedTable>> Prepare(store::SqliteDb& db, TableSchema schema,
+                                                      store::Collection collection,
+                                                      core::MergePolicy policy);
+
+  const TableSchema& schema() const { return schema_; }
+  const store::Collection& collection() const { return collection_; }
+  const core::MergePolicy& policy() const { return policy_; }
+
+  // Makes the record's visible state the row's: an upsert of every column, or a delete.
+  Status WriteRow(const core::Record& record);
+
+  // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`. Returns the number of writes made.
+  Result<size_t> StampCaptured(store::ReplicaStore& store);
+
+  // Makes every existing row a local write stamped `now_millis` (the first attach of a table).
+  // REQUIRES: inside a write of `store`.
+  Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
+
+ private:
+  SyncedTable(TableSchema schema, store::Collection collection, core::MergePolicy policy)
+      : schema_(std::move(schema)),
+        collection_(std::move(collection)),
+        policy_(std::move(policy)) {}
+
+  // Compares the row (or its absence) with the stored record and records a local write of the
+  // columns that differ. Returns whether a write was made.
+  Result<bool> StampRow(store::ReplicaStore& store, const std::string& key,
+                        const std::optional<std::vector<Value>>& row, int64_t millis);
+  Result<std::optional<std::vector<Value>>> ReadRow(std::span<const Value> key);
+
+  TableSchema schema_;
+  store::Collection collection_;
+  core::MergePolicy policy_;
+  std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
+  std::unique_ptr<store::Statement> select_;
+  std::unique_ptr<store::Statement> upsert_;
+  std::unique_ptr<store::Statement> delete_;
+  std::unique_ptr<store::Statement> captured_;
+  std::unique_ptr<store::Statement> forget_captured_;
+  std::unique_ptr<store::Statement> scan_;
+};
+
+}  // namespace lockstep::connectors::sqlite

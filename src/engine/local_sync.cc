@@ -1,0 +1,165 @@
+#include "engine/local_sync.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "connectors/sqlite/sqlite_source.h"
+#include "core/policy.h"
+
+namespace lockstep::engine {
+namespace {
+
+using connectors::sqlite::SqliteSource;
+using connectors::sqlite::TableSchema;
+
+using Sources = std::vector<std::unique_ptr<SqliteSource>>;
+
+// The tables to sync and the schema each should have, decided before anything is written.
+struct Plan {
+  std::vector<TableSchema> schemas;
+  std::vector<std::string> skipped;
+};
+
+Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncOptions& options) {
+  if (!options.tables.empty()) return std::set<std::string>(options.tables.begin(), options.tables.end());
+  std::set<std::string> names;
+  for (auto& source : sources) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                              connectors::sqlite::ListUserTables(source->db()));
+    names.insert(tables.begin(), tables.end());
+  }
+  return names;
+}
+
+Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::set<std::string> names, CandidateTables(sources, options));
+  Plan plan;
+  for (const std::string& name : names) {
+    std::optional<TableSchema> reference;
+    std::string reference_path;
+    Status refused;
+    for (auto& source : sources) {
+      auto schema = source->Schema(name);
+      if (!schema.has_value()) {
+        refused = schema.error().WithContext(source->path().string());
+        break;
+      }
+      if (!schema->has_value()) continue;
+      if (!reference.has_value()) {
+        reference = std::move(**schema);
+        reference_path = source->path().string();
+        continue;
+      }
+      LOCKSTEP_RETURN_IF_ERROR(connectors::sqlite::CheckSameShape(
+          *reference, reference_path, **schema, source->path().string()));
+    }
+    if (!refused.ok()) {
+      // Asked for by name, a table we cannot sync is an error; found by looking, it is a note.
+      if (!options.tables.empty()) return refused;
+      plan.skipped.push_back(name + " (" + refused.message() + ")");
+      continue;
+    }
+    if (!reference.has_value()) return NotFound("table '" + name + "' exists in no database");
+    plan.schemas.push_back(std::move(*reference));
+  }
+  return plan;
+}
+
+Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
+  Transfer transfer{from.path().string(), to.path().string()};
+  store::ReplicaStore& sender = from.store();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved, to.store().GetCursor(sender.node()));
+  // A cursor into another epoch of the sender's log, or beyond its end (the sender was restored
+  // from a backup), is void: start over. Merging is idempotent, so that costs time, not data.
+  uint64_t cursor = 0;
+  if (saved.has_value() && saved->epoch == sender.epoch() && saved->seq <= sender.last_seq()) {
+    cursor = saved->seq;
+  }
+  const core::NodeId receiver = to.store().node();
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
+                              sender.ChangesAfter(cursor, batch_size, &receiver));
+    if (page.scanned_to == cursor) break;
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        connectors::sqlite::ApplyStats stats,
+        to.Apply(page.changes, sender.node(), store::Cursor{sender.epoch(), page.scanned_to}));
+    transfer.sent += stats.received;
+    transfer.changed += stats.changed;
+    transfer.conflicts += stats.conflicts;
+    cursor = page.scanned_to;
+  }
+  return transfer;
+}
+
+Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
+           LocalSyncReport& report) {
+  for (auto& source : sources) {
+    for (const TableSchema& schema : plan.schemas) {
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, source->Schema(schema.name));
+      if (!existing.has_value()) report.created.push_back(schema.name + " in " + source->path().string());
+    }
+    LOCKSTEP_RETURN_IF_ERROR(source->Attach(plan.schemas, options.policy));
+  }
+  SqliteSource& first = *sources.front();
+  auto move = [&](SqliteSource& from, SqliteSource& to) -> Status {
+    LOCKSTEP_ASSIGN_OR_RETURN(Transfer transfer, Move(from, to, options.batch_size));
+    report.transfers.push_back(std::move(transfer));
+    return Status::Ok();
+  };
+  // Through the first database, like a hub: everything flows into it, then out to the others.
+  if (options.direction != Direction::kPush) {
+    for (size_t i = 1; i < sources.size(); ++i) LOCKSTEP_RETURN_IF_ERROR(move(*sources[i], first));
+  }
+  if (options.direction != Direction::kPull) {
+    for (size_t i = 1; i < sources.size(); ++i) LOCKSTEP_RETURN_IF_ERROR(move(first, *sources[i]));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+size_t LocalSyncReport::changed() const {
+  size_t total = 0;
+  for (const Transfer& t : transfers) total += t.changed;
+  return total;
+}
+
+size_t LocalSyncReport::conflicts() const {
+  size_t total = 0;
+  for (const Transfer& t : transfers) total += t.conflicts;
+  return total;
+}
+
+Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> paths,
+                                      const LocalSyncOptions& options, const base::Clock& clock) {
+  if (paths.size() < 2) return InvalidArgument("sync needs at least two databases");
+  LOCKSTEP_RETURN_IF_ERROR(core::ParsePolicy(options.policy).status());
+  Sources sources;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
+                              SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
+    sources.push_back(std::move(source));
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(Plan plan, MakePlan(sources, options));
+  if (plan.schemas.empty()) return NotFound("no table with a primary key to sync");
+
+  LocalSyncReport report;
+  report.dry_run = options.dry_run;
+  for (const TableSchema& schema : plan.schemas) report.tables.push_back(schema.name);
+  report.skipped = plan.skipped;
+  if (options.dry_run) {
+    // Everything happens inside one transaction per database, rolled back at the end.
+    for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->db().Exec("BEGIN IMMEDIATE"));
+  }
+  Status status = Run(sources, plan, options, report);
+  if (options.dry_run) {
+    for (auto& source : sources) (void)source->db().Exec("ROLLBACK");
+  }
+  if (!status.ok()) return status;
+  return report;
+}
+
+}  // namespace lockstep::engine

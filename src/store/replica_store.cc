@@ -1,0 +1,343 @@
+#include "store/replica_store.h"
+
+#include <random>
+
+#include "base/bytes.h"
+#include "core/codec.h"
+#include "store/metadata_schema.h"
+
+namespace lockstep::store {
+namespace {
+
+std::string_view AsBytes(const core::NodeId& node) {
+  return {reinterpret_cast<const char*>(node.bytes.data()), node.bytes.size()};
+}
+
+std::string EncodeSeqs(const std::vector<uint64_t>& seqs) {
+  std::string bytes;
+  base::ByteWriter out(bytes);
+  for (uint64_t seq : seqs) out.PutVarint(seq);
+  return bytes;
+}
+
+Result<std::vector<uint64_t>> DecodeSeqs(std::string_view bytes, size_t count) {
+  base::ByteReader in(bytes);
+  std::vector<uint64_t> seqs(count);
+  for (uint64_t& seq : seqs) {
+    LOCKSTEP_ASSIGN_OR_RETURN(seq, in.ReadVarint("field seq"));
+  }
+  if (!in.empty()) return DataLoss("field seqs do not match the record's fields");
+  return seqs;
+}
+
+Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs, uint64_t seq) {
+  StoredRecord stored;
+  LOCKSTEP_ASSIGN_OR_RETURN(stored.record, core::DecodeRecord(record));
+  LOCKSTEP_ASSIGN_OR_RETURN(stored.field_seqs, DecodeSeqs(seqs, stored.record.fields().size()));
+  stored.seq = seq;
+  return stored;
+}
+
+Status SetMeta(SqliteDb& db, std::string_view name, const Value& value) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES (?, ?)"));
+  return stmt.BindText(1, name).Bind(2, value).Run();
+}
+
+Result<std::optional<Value>> GetMeta(SqliteDb& db, std::string_view name) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db.Prepare("SELECT value FROM _lockstep_meta WHERE name = ?"));
+  stmt.BindText(1, name);
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<Value>();
+  return std::optional<Value>(stmt.Column(0));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
+                                                         const base::Clock& physical) {
+  std::unique_ptr<ReplicaStore> store(new ReplicaStore(db, physical));
+  LOCKSTEP_RETURN_IF_ERROR(store->BeginWrite());
+  Status status = InstallMetadata(db);
+  if (status.ok()) status = store->LoadIdentity();
+  if (status.ok()) status = store->Commit();
+  if (!status.ok()) {
+    store->Rollback();
+    return status.WithContext("opening replica store in " + db.path().string());
+  }
+  return store;
+}
+
+Status ReplicaStore::LoadIdentity() {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, GetMeta(db_, "node"));
+  if (!node.has_value()) {
+    std::random_device random;
+    for (auto& byte : node_.bytes) byte = static_cast<uint8_t>(random());
+    epoch_ = static_cast<int64_t>((uint64_t{random()} << 32 | random()) >> 1);
+    LOCKSTEP_RETURN_IF_ERROR(SetMeta(db_, "node", Value::Bytes(std::string(AsBytes(node_)))));
+    LOCKSTEP_RETURN_IF_ERROR(SetMeta(db_, "epoch", Value::Int(epoch_)));
+    return LoadCounters();
+  }
+  if (node->type() != ValueType::kBlob || node->as_blob().size() != node_.bytes.size()) {
+    return DataLoss("stored node id is malformed");
+  }
+  node_ = core::NodeId::FromBytes(node->as_blob());
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> epoch, GetMeta(db_, "epoch"));
+  if (!epoch.has_value() || epoch->type() != ValueType::kInt) {
+    return DataLoss("stored log epoch is malformed");
+  }
+  epoch_ = epoch->as_int();
+  return LoadCounters();
+}
+
+Status ReplicaStore::LoadCounters() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt, db_.Prepare("SELECT name, value FROM _lockstep_meta "
+                                  "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    const std::string_view name = stmt.ColumnText(0);
+    const auto value = static_cast<uint64_t>(stmt.ColumnInt(1));
+    if (name == "dot_counter") dot_counter_ = value;
+    if (name == "seq") seq_ = value;
+    if (name == "hlc") clock_.Restore(core::Hlc{value});
+  }
+  return Status::Ok();
+}
+
+Status ReplicaStore::SaveCounters() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES "
+                  "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3)"));
+  return stmt.BindInt(1, static_cast<int64_t>(dot_counter_))
+      .BindInt(2, static_cast<int64_t>(seq_))
+      .BindInt(3, static_cast<int64_t>(clock_.last().raw))
+      .Run();
+}
+
+Status ReplicaStore::BeginWrite() {
+  in_savepoint_ = sqlite3_get_autocommit(db_.handle()) == 0;
+  LOCKSTEP_RETURN_IF_ERROR(
+      db_.Exec(in_savepoint_ ? "SAVEPOINT lockstep_write" : "BEGIN IMMEDIATE")
+          .WithContext("starting a write transaction on " + db_.path().string()));
+  Status loaded = node_ == core::NodeId{} ? Status::Ok() : LoadCounters();
+  if (!loaded.ok()) Rollback();
+  return loaded;
+}
+
+Status ReplicaStore::Commit() {
+  Status status = node_ == core::NodeId{} ? Status::Ok() : SaveCounters();
+  if (status.ok()) status = db_.Exec(in_savepoint_ ? "RELEASE lockstep_write" : "COMMIT");
+  if (!status.ok()) {
+    Rollback();
+    return status.WithContext("committing to " + db_.path().string());
+  }
+  return Status::Ok();
+}
+
+void ReplicaStore::Rollback() {
+  // Errors are ignored on purpose: a failed rollback leaves SQLite's own rollback on close.
+  (void)db_.Exec(in_savepoint_ ? "ROLLBACK TO lockstep_write; RELEASE lockstep_write"
+                               : "ROLLBACK");
+}
+
+core::Dot ReplicaStore::NextDot() { return core::Dot{node_, ++dot_counter_}; }
+
+Result<std::vector<Collection>> ReplicaStore::Collections() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_.Prepare("SELECT id, name, policy, create_sql FROM _lockstep_collections ORDER BY name"));
+  std::vector<Collection> collections;
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    collections.push_back({stmt.ColumnInt(0), std::string(stmt.ColumnText(1)),
+                           std::string(stmt.ColumnText(2)), std::string(stmt.ColumnText(3))});
+  }
+  return collections;
+}
+
+Result<Collection> ReplicaStore::EnsureCollection(const std::string& name,
+                                                  const std::string& policy,
+                                                  const std::string& create_sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement insert,
+      db_.Prepare("INSERT INTO _lockstep_collections(name, policy, create_sql) VALUES (?, ?, ?) "
+                  "ON CONFLICT(name) DO NOTHING"));
+  LOCKSTEP_RETURN_IF_ERROR(insert.BindText(1, name).BindText(2, policy).BindText(3, create_sql).Run());
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Collection> all, Collections());
+  for (Collection& collection : all) {
+    if (collection.name == name) return std::move(collection);
+  }
+  return Internal("collection '" + name + "' vanished after registering it");
+}
+
+Status ReplicaStore::SetPolicy(int64_t collection, const std::string& policy) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("UPDATE _lockstep_collections SET policy = ? WHERE id = ?"));
+  return stmt.BindText(1, policy).BindInt(2, collection).Run();
+}
+
+Result<Statement*> ReplicaStore::Cached(std::unique_ptr<Statement>& slot, std::string_view sql) {
+  if (!slot) {
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare(sql));
+    slot = std::make_unique<Statement>(std::move(stmt));
+  }
+  return slot.get();
+}
+
+Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::string_view key) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(get_, "SELECT record, field_seqs, seq FROM _lockstep_records "
+                   "WHERE collection = ? AND key = ?"));
+  stmt->BindInt(1, collection).BindBlob(2, key);
+  auto row = stmt->Step();
+  if (!row.has_value() || !*row) {
+    stmt->Reset();
+    if (!row.has_value()) return row.error();
+    return std::optional<StoredRecord>();
+  }
+  auto stored = DecodeStored(stmt->ColumnBlob(0), stmt->ColumnBlob(1),
+                             static_cast<uint64_t>(stmt->ColumnInt(2)));
+  stmt->Reset();
+  if (!stored.has_value()) return stored.error().WithContext("reading stored record");
+  return std::optional<StoredRecord>(std::move(*stored));
+}
+
+Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
+                         std::span<const std::string> changed_fields,
+                         const core::NodeId* origin) {
+  const uint64_t seq = ++seq_;
+  const auto& fields = stored.record.fields();
+  stored.field_seqs.resize(fields.size(), 0);
+  // Both lists are sorted by name, so one pass pairs them.
+  size_t f = 0;
+  for (const std::string& name : changed_fields) {
+    while (f < fields.size() && fields[f].first < name) ++f;
+    if (f < fields.size() && fields[f].first == name) stored.field_seqs[f] = seq;
+  }
+  stored.seq = seq;
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(put_, "INSERT OR REPLACE INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?)"));
+  stmt->BindInt(1, collection)
+      .BindBlob(2, stored.record.key())
+      .BindInt(3, static_cast<int64_t>(seq))
+      .BindBlob(4, core::EncodeRecord(stored.record))
+      .BindBlob(5, EncodeSeqs(stored.field_seqs));
+  if (origin != nullptr) stmt->BindBlob(6, AsBytes(*origin));
+  return stmt->Run();
+}
+
+Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
+                                              const core::NodeId* skip_origin) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(changes_,
+             "SELECT c.name, r.record, r.field_seqs, r.seq, r.origin FROM _lockstep_records r "
+             "JOIN _lockstep_collections c ON c.id = r.collection "
+             "WHERE r.seq > ? ORDER BY r.seq LIMIT ?"));
+  stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
+  ChangePage page{{}, after};
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.has_value()) return row.error();
+    if (!*row) break;
+    page.scanned_to = static_cast<uint64_t>(stmt->ColumnInt(3));
+    if (skip_origin != nullptr && stmt->ColumnBlob(4) == AsBytes(*skip_origin)) continue;
+    auto stored = DecodeStored(stmt->ColumnBlob(1), stmt->ColumnBlob(2), page.scanned_to);
+    if (!stored.has_value()) {
+      stmt->Reset();
+      return stored.error().WithContext("reading the change log");
+    }
+    page.changes.push_back({std::string(stmt->ColumnText(0)), std::move(*stored)});
+  }
+  stmt->Reset();
+  return page;
+}
+
+Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT epoch, seq FROM _lockstep_cursors WHERE peer = ?"));
+  stmt.BindBlob(1, AsBytes(peer));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<Cursor>();
+  return std::optional<Cursor>(Cursor{stmt.ColumnInt(0), static_cast<uint64_t>(stmt.ColumnInt(1))});
+}
+
+Status ReplicaStore::SetCursor(const core::NodeId& peer, const Cursor& cursor) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt, db_.Prepare("INSERT OR REPLACE INTO _lockstep_cursors VALUES (?, ?, ?)"));
+  return stmt.BindBlob(1, AsBytes(peer))
+      .BindInt(2, cursor.epoch)
+      .BindInt(3, static_cast<int64_t>(cursor.seq))
+      .Run();
+}
+
+Status ReplicaStore::LogConflict(const std::string& collection, const core::Conflict& conflict) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(conflict_,
+             "INSERT INTO _lockstep_conflicts(logged_ms, collection, key, field, winner_value, "
+             "winner_node, winner_hlc, loser_value, loser_node, loser_hlc, pending) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  for (const core::Version& loser : conflict.losers) {
+    LOCKSTEP_RETURN_IF_ERROR(stmt->BindInt(1, physical_.NowMillis())
+                                 .BindText(2, collection)
+                                 .BindBlob(3, conflict.key)
+                                 .BindText(4, conflict.field)
+                                 .Bind(5, conflict.winner.value)
+                                 .BindBlob(6, AsBytes(conflict.winner.dot.node))
+                                 .BindInt(7, static_cast<int64_t>(conflict.winner.hlc.raw))
+                                 .Bind(8, loser.value)
+                                 .BindBlob(9, AsBytes(loser.dot.node))
+                                 .BindInt(10, static_cast<int64_t>(loser.hlc.raw))
+                                 .BindInt(11, conflict.pending ? 1 : 0)
+                                 .Run());
+  }
+  return Status::Ok();
+}
+
+}  // namespace lockstep::store
+
+namespace lockstep::store {
+
+Result<std::vector<LoggedConflict>> ReplicaStore::Conflicts() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_.Prepare("SELECT logged_ms, collection, key, field, winner_value, winner_node, "
+                  "winner_hlc, loser_value, loser_node, loser_hlc, pending "
+                  "FROM _lockstep_conflicts ORDER BY id"));
+  std::vector<LoggedConflict> conflicts;
+  auto node = [&](int column) {
+    const std::string_view raw = stmt.ColumnBlob(column);
+    return raw.size() == 16 ? core::NodeId::FromBytes(raw) : core::NodeId{};
+  };
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    LoggedConflict c;
+    c.logged_ms = stmt.ColumnInt(0);
+    c.collection = std::string(stmt.ColumnText(1));
+    c.key = std::string(stmt.ColumnBlob(2));
+    c.field = std::string(stmt.ColumnText(3));
+    c.winner = {stmt.Column(4), {node(5), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(6))}};
+    c.loser = {stmt.Column(7), {node(8), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(9))}};
+    c.pending = stmt.ColumnInt(10) != 0;
+    conflicts.push_back(std::move(c));
+  }
+  return conflicts;
+}
+
+Status ReplicaStore::MarkResolved(const std::string& collection, std::string_view key) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_.Prepare("UPDATE _lockstep_conflicts SET pending = 0 WHERE collection = ? AND key = ?"));
+  return stmt.BindText(1, collection).BindBlob(2, key).Run();
+}
+
+}  // namespace lockstep::store

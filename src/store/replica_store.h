@@ -1,0 +1,138 @@
+// The replica store: records with their versions, the change log, peer cursors and the conflict
+// log, kept in `_lockstep_*` tables inside a SQLite database (see metadata_schema.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "core/hybrid_clock.h"
+#include "core/merge.h"
+#include "core/record.h"
+#include "store/sqlite_db.h"
+
+namespace lockstep::store {
+
+// A record as stored: the record, and for each of its fields (in the record's field order) the
+// seq of this store's change log at which that field last changed. `seq` is their maximum.
+struct StoredRecord {
+  core::Record record;
+  std::vector<uint64_t> field_seqs;
+  uint64_t seq = 0;
+};
+
+struct Collection {
+  int64_t id = 0;
+  std::string name;
+  std::string policy;      // as written by the user: see core::ParsePolicy
+  std::string create_sql;  // the table's CREATE statement, to create it where it is missing
+};
+
+// A record read from the change log, named by its collection.
+struct Change {
+  std::string collection;
+  StoredRecord stored;
+};
+
+// One page of the change log. `scanned_to` is the highest seq looked at, which can exceed the
+// last change returned when changes were skipped: a cursor advances to it.
+struct ChangePage {
+  std::vector<Change> changes;
+  uint64_t scanned_to = 0;
+};
+
+// How far this store has merged a peer's change log. A cursor from another epoch is void.
+struct Cursor {
+  int64_t epoch = 0;
+  uint64_t seq = 0;
+};
+
+// One entry of the conflict log: a value that lost, and the one that beat it.
+struct LoggedConflict {
+  int64_t logged_ms = 0;
+  std::string collection;
+  std::string key;
+  std::string field;
+  core::Version winner;
+  core::Version loser;  // its dot's counter is not kept: node and HLC name it
+  bool pending = false;
+};
+
+// One store on one connection; not thread-safe. Reads outside a write transaction see the last
+// committed state. Writes happen between BeginWrite() and Commit(): one SQLite transaction (a
+// savepoint when the caller already opened one, which is how a dry run rolls everything back).
+class ReplicaStore {
+ public:
+  // Opens the store in `db`, creating its metadata and identity (a random node id and log epoch)
+  // when missing. `physical` must outlive the store.
+  static Result<std::unique_ptr<ReplicaStore>> Open(SqliteDb& db, const base::Clock& physical);
+
+  const core::NodeId& node() const { return node_; }
+  int64_t epoch() const { return epoch_; }
+  SqliteDb& db() { return db_; }
+  core::HybridClock& clock() { return clock_; }
+
+  // BEGIN IMMEDIATE (waiting out other writers up to the busy timeout), then reloads the
+  // counters in case another process wrote since.
+  Status BeginWrite();
+  Status Commit();
+  void Rollback();
+
+  // The next dot of this node. REQUIRES: inside a write.
+  core::Dot NextDot();
+
+  Result<std::vector<Collection>> Collections();
+  // The collection called `name`, registered with `policy` and `create_sql` when new.
+  Result<Collection> EnsureCollection(const std::string& name, const std::string& policy,
+                                      const std::string& create_sql);
+  Status SetPolicy(int64_t collection, const std::string& policy);
+
+  Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
+  // Writes `stored`, moving `changed_fields` (and the record) to the next seq. `origin` is the
+  // peer whose state the record now equals, or nullptr.
+  // REQUIRES: inside a write; `changed_fields` name fields of stored.record, sorted.
+  Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
+             const core::NodeId* origin);
+
+  // Records whose seq is above `after`, in seq order, at most `limit` of them looked at,
+  // skipping those whose origin is `skip_origin` (the peer they would go to: it has them).
+  Result<ChangePage> ChangesAfter(uint64_t after, size_t limit, const core::NodeId* skip_origin);
+  uint64_t last_seq() const { return seq_; }
+
+  Result<std::optional<Cursor>> GetCursor(const core::NodeId& peer);
+  Status SetCursor(const core::NodeId& peer, const Cursor& cursor);
+
+  Status LogConflict(const std::string& collection, const core::Conflict& conflict);
+  // The conflict log, oldest first.
+  Result<std::vector<LoggedConflict>> Conflicts();
+  // Marks the pending conflicts of one record resolved. REQUIRES: inside a write.
+  Status MarkResolved(const std::string& collection, std::string_view key);
+
+ private:
+  ReplicaStore(SqliteDb& db, const base::Clock& physical) : db_(db), physical_(physical),
+                                                            clock_(physical) {}
+  Status LoadIdentity();
+  Status LoadCounters();
+  Status SaveCounters();
+  Result<Statement*> Cached(std::unique_ptr<Statement>& slot, std::string_view sql);
+
+  SqliteDb& db_;
+  const base::Clock& physical_;
+  core::HybridClock clock_;
+  core::NodeId node_;
+  int64_t epoch_ = 0;
+  uint64_t dot_counter_ = 0;
+  uint64_t seq_ = 0;
+  bool in_savepoint_ = false;
+
+  std::unique_ptr<Statement> get_;
+  std::unique_ptr<Statement> put_;
+  std::unique_ptr<Statement> changes_;
+  std::unique_ptr<Statement> conflict_;
+};
+
+}  // namespace lockstep::store

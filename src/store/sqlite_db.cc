@@ -1,0 +1,188 @@
+#include "store/sqlite_db.h"
+
+#include <system_error>
+#include <unistd.h>
+
+namespace lockstep::store {
+namespace {
+
+StatusCode CodeFor(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return StatusCode::kUnavailable;
+    case SQLITE_NOTADB: return StatusCode::kInvalidArgument;
+    case SQLITE_CORRUPT: return StatusCode::kDataLoss;
+    case SQLITE_FULL: return StatusCode::kResourceExhausted;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return StatusCode::kPermissionDenied;
+    case SQLITE_CANTOPEN: return StatusCode::kNotFound;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG: return StatusCode::kInvalidArgument;
+    case SQLITE_ABORT:
+    case SQLITE_INTERRUPT: return StatusCode::kAborted;
+    default: return StatusCode::kInternal;
+  }
+}
+
+Status FromRc(int rc, sqlite3* db, std::string_view what) {
+  std::string message(what);
+  message += ": ";
+  message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Status(CodeFor(rc), std::move(message));
+}
+
+}  // namespace
+
+Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOptions& options) {
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (!exists && !options.create_if_missing) return NotFound(path.string() + ": no such file");
+  if (exists && std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument(path.string() + ": is a directory, not a SQLite database");
+  }
+  if (exists && access(path.c_str(), R_OK | (options.read_only ? 0 : W_OK)) != 0) {
+    return PermissionDenied(path.string() + (options.read_only ? ": not readable"
+                                                               : ": not writable"));
+  }
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (options.create_if_missing && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, Closer> db(raw);
+  if (rc != SQLITE_OK) return FromRc(rc, raw, path.string());
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  SqliteDb result(std::move(db), path);
+  // SQLite opens lazily: reading the schema is what reveals a file that is not a database.
+  auto probe = result.Prepare("SELECT count(*) FROM sqlite_master");
+  if (!probe.has_value()) {
+    return InvalidArgument(path.string() + ": not a SQLite database (" + probe.error().message() +
+                           ")");
+  }
+  auto stepped = probe->Step();
+  if (!stepped.has_value()) {
+    return Status(stepped.error().code() == StatusCode::kUnavailable ? StatusCode::kUnavailable
+                                                                     : StatusCode::kInvalidArgument,
+                  path.string() + ": not a SQLite database (" + stepped.error().message() + ")");
+  }
+  return result;
+}
+
+Status SqliteDb::Exec(std::string_view sql) {
+  const std::string text(sql);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db_.get(), text.c_str(), nullptr, nullptr, &error);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  return Status(CodeFor(rc), std::move(message));
+}
+
+Result<Statement> SqliteDb::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  const int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return FromRc(rc, db_.get(), "preparing statement");
+  return Statement(stmt);
+}
+
+Status SqliteDb::DisableTriggers() {
+  int enabled = -1;
+  const int rc = sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &enabled);
+  if (rc != SQLITE_OK || enabled != 0) return Internal("could not turn off triggers");
+  return Status::Ok();
+}
+
+Status SqliteDb::Error(std::string_view what) const {
+  return FromRc(sqlite3_extended_errcode(db_.get()), db_.get(), what);
+}
+
+Statement& Statement::Bind(int index, const Value& value) {
+  switch (value.type()) {
+    case ValueType::kNull: return BindNull(index);
+    case ValueType::kInt: return BindInt(index, value.as_int());
+    case ValueType::kFloat: sqlite3_bind_double(stmt_.get(), index, value.as_float()); break;
+    case ValueType::kText: return BindText(index, value.as_text());
+    case ValueType::kBlob: return BindBlob(index, value.as_blob());
+  }
+  return *this;
+}
+
+Statement& Statement::BindInt(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_.get(), index, value);
+  return *this;
+}
+
+Statement& Statement::BindText(int index, std::string_view text) {
+  sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  return *this;
+}
+
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  // A zero-length blob must stay a blob, not become NULL: bind a non-null pointer.
+  static const char kEmpty = 0;
+  sqlite3_bind_blob64(stmt_.get(), index, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
+                      SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(stmt_.get(), index);
+  return *this;
+}
+
+Result<bool> Statement::Step() {
+  const int rc = sqlite3_step(stmt_.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  sqlite3* db = sqlite3_db_handle(stmt_.get());
+  Status error = FromRc(rc, db, "executing statement");
+  sqlite3_reset(stmt_.get());
+  return error;
+}
+
+Status Statement::Run() {
+  auto stepped = Step();
+  Reset();
+  return stepped.status();
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_.get());
+  sqlite3_clear_bindings(stmt_.get());
+}
+
+Value Statement::Column(int index) const {
+  switch (sqlite3_column_type(stmt_.get(), index)) {
+    case SQLITE_INTEGER: return Value::Int(sqlite3_column_int64(stmt_.get(), index));
+    case SQLITE_FLOAT: return Value::Float(sqlite3_column_double(stmt_.get(), index));
+    case SQLITE_TEXT: return Value::Text(std::string(ColumnText(index)));
+    case SQLITE_BLOB: return Value::Bytes(std::string(ColumnBlob(index)));
+    default: return Value::Null();
+  }
+}
+
+std::string_view Statement::ColumnText(int index) const {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), index));
+  return text == nullptr ? std::string_view()
+                         : std::string_view(text, sqlite3_column_bytes(stmt_.get(), index));
+}
+
+std::string_view Statement::ColumnBlob(int index) const {
+  const auto* blob = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), index));
+  return blob == nullptr ? std::string_view()
+                         : std::string_view(blob, sqlite3_column_bytes(stmt_.get(), index));
+}
+
+std::string QuoteIdentifier(std::string_view name) {
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+}  // namespace lockstep::store

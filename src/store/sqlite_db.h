@@ -1,0 +1,101 @@
+// A thin RAII layer over the SQLite C API that turns result codes into Status and binds Values.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "lockstep/status.h"
+#include "lockstep/value.h"
+
+namespace lockstep::store {
+
+class Statement;
+
+struct OpenOptions {
+  bool create_if_missing = false;
+  bool read_only = false;
+  int busy_timeout_ms = 10'000;
+};
+
+// One connection. Not thread-safe; move-only.
+class SqliteDb {
+ public:
+  // Opens `path`. Errors: kNotFound (missing, unless create_if_missing), kInvalidArgument (not a
+  // SQLite database), kPermissionDenied (cannot be read or, unless read_only, written).
+  static Result<SqliteDb> Open(const std::filesystem::path& path, const OpenOptions& options);
+
+  SqliteDb(SqliteDb&&) noexcept = default;
+  SqliteDb& operator=(SqliteDb&&) noexcept = default;
+
+  // Runs one or more statements that return no rows.
+  Status Exec(std::string_view sql);
+  Result<Statement> Prepare(std::string_view sql);
+
+  // Turns trigger enforcement off for this connection only (SQLITE_DBCONFIG_ENABLE_TRIGGER):
+  // writes Lockstep applies are then never captured again, while every other connection's
+  // writes still are — the SQLite counterpart of PostgreSQL's session_replication_role.
+  Status DisableTriggers();
+
+  // The last error of this connection as a Status with `code`, message prefixed by `what`.
+  Status Error(std::string_view what) const;
+  int64_t changes() const { return sqlite3_changes64(db_.get()); }
+  const std::filesystem::path& path() const { return path_; }
+  sqlite3* handle() const { return db_.get(); }
+
+ private:
+  struct Closer {
+    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+  };
+  SqliteDb(std::unique_ptr<sqlite3, Closer> db, std::filesystem::path path)
+      : db_(std::move(db)), path_(std::move(path)) {}
+
+  std::unique_ptr<sqlite3, Closer> db_;
+  std::filesystem::path path_;
+};
+
+// A prepared statement. Bind indexes start at 1, column indexes at 0. Not thread-safe.
+class Statement {
+ public:
+  Statement(Statement&&) noexcept = default;
+  Statement& operator=(Statement&&) noexcept = default;
+
+  Statement& Bind(int index, const Value& value);
+  Statement& BindInt(int index, int64_t value);
+  Statement& BindText(int index, std::string_view text);
+  Statement& BindBlob(int index, std::string_view bytes);
+  Statement& BindNull(int index);
+
+  // Advances: true while a row is available, false when done, an error otherwise.
+  Result<bool> Step();
+  // Runs a statement that returns no rows, then resets it for reuse.
+  Status Run();
+  // Resets for another execution and clears bindings.
+  void Reset();
+
+  Value Column(int index) const;
+  int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_.get(), index); }
+  std::string_view ColumnText(int index) const;
+  std::string_view ColumnBlob(int index) const;
+  bool ColumnIsNull(int index) const {
+    return sqlite3_column_type(stmt_.get(), index) == SQLITE_NULL;
+  }
+  int column_count() const { return sqlite3_column_count(stmt_.get()); }
+
+ private:
+  friend class SqliteDb;
+  struct Finalizer {
+    void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+  };
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+
+  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+};
+
+// Quotes an identifier for SQL: "name" with inner quotes doubled.
+std::string QuoteIdentifier(std::string_view name);
+
+}  // namespace lockstep::store
