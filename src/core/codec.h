@@ -4,12 +4,13 @@
 // bytes, and decode(encode(r)) == r, encode(decode(b)) == b for every b that decodes. The decoder
 // treats its input as hostile and refuses anything non-canonical.
 //
-//   record   := format:u8(=1) key:bytes vv fields
+//   record   := format:u8(=1) key:bytes vv writes fields
 //   vv       := count:varint { node:16 bytes  counter:varint(>0) }      nodes strictly ascending
+//   writes   := count:varint { node:varint(index into vv) counter:varint(>0) hlc:fixed64 }
+//               dots strictly ascending; the vv covers each; every write is named below
 //   fields   := count:varint { name:bytes versions }                      names strictly ascending
-//   versions := count:varint(>0) { node:varint(index into vv) counter:varint(>0) hlc:fixed64 value
-//   }
-//               dots strictly ascending; the record's vv covers each dot
+//   versions := count:varint(>0) { write:varint(index into writes) value }
+//               write indexes strictly ascending (so versions are sorted by dot)
 //   value    := 0x00                          null
 //             | 0x01 zigzag:varint            int64
 //             | 0x02 bits:fixed64             float64, NaN canonical

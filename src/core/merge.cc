@@ -32,6 +32,22 @@ bool MergeCounter(Field& local, const Field& incoming) {
   return changed;
 }
 
+// Reports the conflict among a field's sibling versions: the policy's winner and the others.
+// Siblings that all hold the winner's value lose nothing (two databases attached with the same
+// row, or the same edit made twice), so they are not a conflict.
+void ReportSiblings(const std::string& key, const std::string& name, const Field& field,
+                    const MergePolicy& policy, std::vector<Conflict>& conflicts) {
+  const Version& winner = Winner(field, name, policy);
+  Conflict conflict{key, name, winner, {}, policy.For(name) == FieldPolicy::kManual};
+  for (const Version& v : field.versions) {
+    if (v.dot != winner.dot) conflict.losers.push_back(v);
+  }
+  const bool loses_a_value =
+      std::any_of(conflict.losers.begin(), conflict.losers.end(),
+                  [&](const Version& loser) { return !(loser.value == winner.value); });
+  if (loses_a_value) conflicts.push_back(std::move(conflict));
+}
+
 // A register field: the versions that survive are those the other side holds too or has not
 // seen. One survivor is the common case; several are concurrent writes for the policy.
 bool MergeRegister(Field& local, const Field& incoming, const VersionVector& local_vv,
@@ -64,23 +80,23 @@ bool MergeRegister(Field& local, const Field& incoming, const VersionVector& loc
     local.versions = std::move(survivors);
     return true;
   }
-  const bool manual = policy.For(name) == FieldPolicy::kManual;
+  // Every policy keeps the concurrent versions as siblings until a write that has seen them
+  // replaces them; the policy only picks the one the field shows. Keeping just the winner would
+  // be wrong whenever the policy's order disagrees with causality (`prefer`, `_exists`, or lww
+  // across skewed clocks): once a later write replaced the winner, the dropped loser, still
+  // claimed by the version vector, could no longer compete with it, and replicas that merged the
+  // same writes in another order would keep different versions for good.
   Field contested{std::move(survivors)};
-  const Version winner = Winner(contested, name, policy);
-  Conflict conflict{key, name, winner, {}, manual};
-  for (const Version& v : contested.versions) {
-    if (v.dot != winner.dot) conflict.losers.push_back(v);
-  }
-  // A manual sibling set is news only when this merge added a sibling.
-  if (!manual || gained) conflicts.push_back(std::move(conflict));
-  if (!manual) contested.versions.assign(1, winner);
-  if (contested == local) return false;
+  // A sibling set is news only when this merge added a sibling.
+  if (gained) ReportSiblings(key, name, contested, policy, conflicts);
   local = std::move(contested);
   return true;
 }
 
 MergeEffects MergeFields(Record& local, const Record& incoming, const MergePolicy& policy) {
   MergeEffects effects;
+  // A new record (never written, nothing merged) may be default-constructed: it takes the key.
+  if (local.fields().empty() && local.vv().empty()) local = Record(incoming.key());
   // The comparisons use the version vectors from before the merge.
   const VersionVector local_vv = local.vv();
   for (const auto& [name, theirs] : incoming.fields()) {
@@ -93,10 +109,15 @@ MergeEffects MergeFields(Record& local, const Record& incoming, const MergePolic
         if (!local_vv.Covers(v.dot)) mine.versions.push_back(v);
       }
       changed = !mine.versions.empty();
+      // Siblings are news here as much as on a replica that held an older version of the field.
+      if (mine.versions.size() > 1 && policy.For(name) != FieldPolicy::kCounter) {
+        ReportSiblings(local.key(), name, mine, policy, effects.conflicts);
+      }
       if (!changed) {
+        const std::string& dropped = name;  // clang before 16 cannot capture a structured binding
         auto& fields = local.mutable_fields();
         fields.erase(std::find_if(fields.begin(), fields.end(),
-                                  [&](const auto& f) { return f.first == name; }));
+                                  [&](const auto& f) { return f.first == dropped; }));
       }
     } else if (policy.For(name) == FieldPolicy::kCounter) {
       changed = MergeCounter(mine, theirs);

@@ -18,9 +18,11 @@
 
 namespace lockstep::core {
 
-// Concurrent writes to one field that a merge resolved. With `pending` (the manual policy) all
-// versions stay in the record as siblings and `winner` is only provisional; otherwise the losers
-// are gone from the record and this is their only trace, for the conflict log.
+// Concurrent writes to one field that a merge met, reported by the merge that added a sibling.
+// All of them stay in the record as siblings until a write that has seen them replaces them; the
+// field shows `winner`. With `pending` (the manual policy) the winner is only provisional, for a
+// person to resolve; otherwise the policy's choice stands and this is the record of the losers
+// for the conflict log.
 struct Conflict {
   std::string key;
   std::string field;

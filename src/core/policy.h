@@ -17,7 +17,7 @@ namespace lockstep::core {
 enum class FieldPolicy {
   kLww,      // greater (hlc, node id) wins
   kPrefer,   // the earlier node in MergePolicy::prefer wins, then lww
-  kManual,   // every concurrent version kept as a sibling; provisional winner by lww
+  kManual,   // provisional winner by lww; the siblings wait for a person to resolve them
   kCounter,  // one contribution per node; the field shows their sum
 };
 
@@ -36,6 +36,12 @@ struct MergePolicy {
   // The policy of the field called `name` (`_exists` is ordered by `exists`, never a counter).
   FieldPolicy For(std::string_view name) const;
 };
+
+// Parses a policy as the command line and the collection table write it: terms separated by
+// commas, each one of `lww`, `manual`, `counter`, `prefer:NODE[:NODE...]` (node ids in base32),
+// `keep_update`, `delete_wins`, or `FIELD=lww|prefer|manual|counter` for one field. Empty means
+// lww. Errors are kInvalidArgument naming the bad term.
+Result<MergePolicy> ParsePolicy(std::string_view spec);
 
 // True when version `a` beats `b` for the field called `name`.
 bool Beats(const Version& a, const Version& b, std::string_view name, const MergePolicy& policy);

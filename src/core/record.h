@@ -27,8 +27,9 @@ struct Version {
 };
 
 // A field's surviving versions, sorted by dot, never empty. Usually one. More than one when
-// concurrent writes are kept as siblings (the `manual` policy) or, for a `counter` field, one
-// contribution per node that ever changed it.
+// concurrent writes are kept as siblings until a write that has seen them replaces them (under
+// every register policy: the field shows the policy's winner, see Winner) or, for a `counter`
+// field, one contribution per node that ever changed it.
 struct Field {
   std::vector<Version> versions;
 

@@ -107,7 +107,10 @@ std::string Value::ToString() const {
     case ValueType::kFloat: {
       char buffer[32];
       std::snprintf(buffer, sizeof buffer, "%.17g", as_float());
-      return buffer;
+      std::string text = buffer;
+      // Keep a float recognisable as one: 1.0, not 1.
+      if (text.find_first_of(".eni") == std::string::npos) text += ".0";
+      return text;
     }
     case ValueType::kText: {
       std::string quoted = "'";

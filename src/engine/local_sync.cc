@@ -79,6 +79,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     cursor = saved->seq;
   }
   const core::NodeId receiver = to.store().node();
+  LOCKSTEP_RETURN_IF_ERROR(from.db().SyncWal());
   for (;;) {
     LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
                               sender.ChangesAfter(cursor, batch_size, &receiver));
@@ -155,8 +156,12 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
     for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->db().Exec("BEGIN IMMEDIATE"));
   }
   Status status = Run(sources, plan, options, report);
-  if (options.dry_run) {
-    for (auto& source : sources) (void)source->db().Exec("ROLLBACK");
+  for (auto& source : sources) {
+    if (options.dry_run) {
+      (void)source->db().Exec("ROLLBACK");
+    } else if (status.ok()) {
+      status = source->db().SyncWal();
+    }
   }
   if (!status.ok()) return status;
   return report;

@@ -1,5 +1,6 @@
 #include "store/replica_store.h"
 
+#include <algorithm>
 #include <random>
 
 #include "base/bytes.h"
@@ -13,18 +14,24 @@ std::string_view AsBytes(const core::NodeId& node) {
   return {reinterpret_cast<const char*>(node.bytes.data()), node.bytes.size()};
 }
 
-std::string EncodeSeqs(const std::vector<uint64_t>& seqs) {
+// Field seqs as stored: empty when every field changed at the record's seq (a fresh insert or
+// a record taken whole from a peer, by far the most common), else one varint per field.
+std::string EncodeSeqs(const std::vector<uint64_t>& seqs, uint64_t record_seq) {
+  if (std::all_of(seqs.begin(), seqs.end(), [&](uint64_t s) { return s == record_seq; })) {
+    return {};
+  }
   std::string bytes;
   base::ByteWriter out(bytes);
   for (uint64_t seq : seqs) out.PutVarint(seq);
   return bytes;
 }
 
-Result<std::vector<uint64_t>> DecodeSeqs(std::string_view bytes, size_t count) {
+Result<std::vector<uint64_t>> DecodeSeqs(std::string_view bytes, size_t count, uint64_t seq) {
+  if (bytes.empty()) return std::vector<uint64_t>(count, seq);
   base::ByteReader in(bytes);
   std::vector<uint64_t> seqs(count);
-  for (uint64_t& seq : seqs) {
-    LOCKSTEP_ASSIGN_OR_RETURN(seq, in.ReadVarint("field seq"));
+  for (uint64_t& field_seq : seqs) {
+    LOCKSTEP_ASSIGN_OR_RETURN(field_seq, in.ReadVarint("field seq"));
   }
   if (!in.empty()) return DataLoss("field seqs do not match the record's fields");
   return seqs;
@@ -33,7 +40,8 @@ Result<std::vector<uint64_t>> DecodeSeqs(std::string_view bytes, size_t count) {
 Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs, uint64_t seq) {
   StoredRecord stored;
   LOCKSTEP_ASSIGN_OR_RETURN(stored.record, core::DecodeRecord(record));
-  LOCKSTEP_ASSIGN_OR_RETURN(stored.field_seqs, DecodeSeqs(seqs, stored.record.fields().size()));
+  LOCKSTEP_ASSIGN_OR_RETURN(stored.field_seqs,
+                            DecodeSeqs(seqs, stored.record.fields().size(), seq));
   stored.seq = seq;
   return stored;
 }
@@ -228,7 +236,7 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
       .BindBlob(2, stored.record.key())
       .BindInt(3, static_cast<int64_t>(seq))
       .BindBlob(4, core::EncodeRecord(stored.record))
-      .BindBlob(5, EncodeSeqs(stored.field_seqs));
+      .BindBlob(5, EncodeSeqs(stored.field_seqs, seq));
   if (origin != nullptr) stmt->BindBlob(6, AsBytes(*origin));
   return stmt->Run();
 }

@@ -1,7 +1,10 @@
 #include "store/sqlite_db.h"
 
-#include <system_error>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
 
 namespace lockstep::store {
 namespace {
@@ -92,6 +95,16 @@ Status SqliteDb::DisableTriggers() {
   int enabled = -1;
   const int rc = sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &enabled);
   if (rc != SQLITE_OK || enabled != 0) return Internal("could not turn off triggers");
+  return Status::Ok();
+}
+
+Status SqliteDb::SyncWal() {
+  const std::string wal = path_.string() + "-wal";
+  const int fd = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? Status::Ok() : Internal("opening " + wal + " to sync it");
+  const int rc = fdatasync(fd);
+  close(fd);
+  if (rc != 0) return Unavailable("syncing " + wal + " to disk failed");
   return Status::Ok();
 }
 

@@ -40,6 +40,12 @@ class SqliteDb {
   // writes still are — the SQLite counterpart of PostgreSQL's session_replication_role.
   Status DisableTriggers();
 
+  // Makes every committed transaction durable by syncing the write-ahead log to disk. Lockstep
+  // commits with synchronous=NORMAL (no sync per commit) and calls this before it lets anything
+  // it committed leave the database, so a power cut can never take back a seq or a dot that a
+  // peer has already seen. A no-op when the database has no WAL file.
+  Status SyncWal();
+
   // The last error of this connection as a Status with `code`, message prefixed by `what`.
   Status Error(std::string_view what) const;
   int64_t changes() const { return sqlite3_changes64(db_.get()); }

@@ -132,9 +132,8 @@ Status SyncedTable::WriteRow(const core::Record& record) {
 }
 
 Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string& key,
+                                   std::optional<store::StoredRecord> stored,
                                    const std::optional<std::vector<Value>>& row, int64_t millis) {
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
-                            store.Get(collection_.id, key));
   const bool alive = stored.has_value() && core::Exists(stored->record, policy_);
   core::LocalWrite write;
   if (!row.has_value()) {
@@ -185,7 +184,10 @@ Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
     if (last_id < 0) return writes;
     for (const auto& [encoded, entry] : keys) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::vector<Value>> row, ReadRow(entry.first));
-      LOCKSTEP_ASSIGN_OR_RETURN(bool wrote, StampRow(store, encoded, row, entry.second));
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
+                                store.Get(collection_.id, encoded));
+      LOCKSTEP_ASSIGN_OR_RETURN(bool wrote,
+                                StampRow(store, encoded, std::move(stored), row, entry.second));
       writes += wrote ? 1 : 0;
     }
     LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindInt(1, last_id).Run());
@@ -206,7 +208,8 @@ Result<size_t> SyncedTable::StampAllRows(store::ReplicaStore& store, int64_t now
     for (size_t i = 0; i < schema_.columns.size(); ++i) row.push_back(scan_->Column(static_cast<int>(i)));
     std::vector<Value> key;
     for (size_t position : key_positions_) key.push_back(row[position]);
-    auto wrote = StampRow(store, core::EncodeKey(key), row, now_millis);
+    // A new collection has no stored records: no need to look any up.
+    auto wrote = StampRow(store, core::EncodeKey(key), std::nullopt, row, now_millis);
     if (!wrote.has_value()) {
       scan_->Reset();
       return wrote.error();

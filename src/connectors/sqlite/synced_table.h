@@ -31,8 +31,8 @@ class SyncedTable {
   // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`. Returns the number of writes made.
   Result<size_t> StampCaptured(store::ReplicaStore& store);
 
-  // Makes every existing row a local write stamped `now_millis` (the first attach of a table).
-  // REQUIRES: inside a write of `store`.
+  // Makes every existing row a local write stamped `now_millis`: the first attach of a table.
+  // REQUIRES: inside a write of `store`; no record of this collection is stored yet.
   Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
 
  private:
@@ -41,9 +41,10 @@ class SyncedTable {
         collection_(std::move(collection)),
         policy_(std::move(policy)) {}
 
-  // Compares the row (or its absence) with the stored record and records a local write of the
-  // columns that differ. Returns whether a write was made.
+  // Compares the row (or its absence) with the stored record (or its absence) and records a
+  // local write of the columns that differ. Returns whether a write was made.
   Result<bool> StampRow(store::ReplicaStore& store, const std::string& key,
+                        std::optional<store::StoredRecord> stored,
                         const std::optional<std::vector<Value>>& row, int64_t millis);
   Result<std::optional<std::vector<Value>>> ReadRow(std::span<const Value> key);
 
