@@ -1,4 +1,5 @@
 // The lockstep command: parses the command line and runs one subcommand (one file each).
+#include <algorithm>
 #include <iostream>
 
 #include "cli/command.h"
@@ -40,7 +41,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help and --version end parsing too; a usage error is a failure like any other: one line.
+    if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(error);
+    std::string message = error.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::cerr << "lockstep: " << message << " (see lockstep --help)\n";
+    return 2;
   }
   if (!run) {
     std::cout << app.help();

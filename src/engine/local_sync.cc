@@ -8,6 +8,7 @@
 
 #include "connectors/sqlite/sqlite_source.h"
 #include "core/policy.h"
+#include "store/metadata_schema.h"
 
 namespace lockstep::engine {
 namespace {
@@ -32,6 +33,27 @@ Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncO
     names.insert(tables.begin(), tables.end());
   }
   return names;
+}
+
+// Every database must resolve conflicts the same way, or their states would differ.
+Status CheckPoliciesAgree(Sources& sources, const Plan& plan) {
+  std::map<std::string, std::pair<std::string, std::string>> seen;  // table -> (policy, path)
+  for (auto& source : sources) {
+    LOCKSTEP_ASSIGN_OR_RETURN(auto policies, store::ReadPolicies(source->db()));
+    for (const TableSchema& schema : plan.schemas) {
+      auto it = policies.find(schema.name);
+      if (it == policies.end()) continue;
+      auto [first, inserted] = seen.emplace(schema.name, std::make_pair(it->second,
+                                                                        source->path().string()));
+      if (!inserted && first->second.first != it->second) {
+        return FailedPrecondition("table '" + schema.name + "' resolves conflicts by '" +
+                                  first->second.first + "' in " + first->second.second +
+                                  " but by '" + it->second + "' in " + source->path().string() +
+                                  "; choose one with --conflict");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
@@ -138,6 +160,14 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
                                       const LocalSyncOptions& options, const base::Clock& clock) {
   if (paths.size() < 2) return InvalidArgument("sync needs at least two databases");
   LOCKSTEP_RETURN_IF_ERROR(core::ParsePolicy(options.policy).status());
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      std::error_code ec;
+      if (paths[i] == paths[j] || std::filesystem::equivalent(paths[i], paths[j], ec)) {
+        return InvalidArgument(paths[i].string() + " is named twice");
+      }
+    }
+  }
   Sources sources;
   for (size_t i = 0; i < paths.size(); ++i) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
@@ -146,6 +176,7 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Plan plan, MakePlan(sources, options));
   if (plan.schemas.empty()) return NotFound("no table with a primary key to sync");
+  if (options.policy.empty()) LOCKSTEP_RETURN_IF_ERROR(CheckPoliciesAgree(sources, plan));
 
   LocalSyncReport report;
   report.dry_run = options.dry_run;

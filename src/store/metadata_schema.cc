@@ -62,6 +62,20 @@ Result<bool> HasMetadata(SqliteDb& db) {
   return stmt.Step();
 }
 
+Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db) {
+  std::map<std::string, std::string> policies;
+  LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
+  if (!installed) return policies;
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db.Prepare("SELECT name, policy FROM _lockstep_collections"));
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    policies.emplace(stmt.ColumnText(0), stmt.ColumnText(1));
+  }
+  return policies;
+}
+
 Status InstallMetadata(SqliteDb& db) {
   LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
   if (!installed) {

@@ -15,6 +15,9 @@
 //   _lockstep_capture_<table>(id, ts, k0..kn)  keys captured by triggers, waiting to be stamped
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "store/sqlite_db.h"
 
 namespace lockstep::store {
@@ -27,6 +30,10 @@ Status InstallMetadata(SqliteDb& db);
 
 // True when `db` holds Lockstep metadata.
 Result<bool> HasMetadata(SqliteDb& db);
+
+// The conflict policy of each registered collection, by name; empty when `db` has no metadata.
+// Reads only.
+Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db);
 
 // Drops every `_lockstep_` table and trigger, leaving the user's tables untouched.
 Status DropMetadata(SqliteDb& db);

@@ -55,7 +55,10 @@ Status SqliteSource::OpenStore() {
   // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process or the
   // OS loses nothing committed and never corrupts; a power cut may undo the last commits, which
   // the peers' cursors then simply send again. That halves the cost of small batches.
-  LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous = NORMAL"));
+  // SQLite refuses to change it inside a transaction; a dry run holds one and commits nothing.
+  if (sqlite3_get_autocommit(db_.handle()) != 0) {
+    LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous = NORMAL"));
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(store_, store::ReplicaStore::Open(db_, clock_));
   return Status::Ok();
 }
