@@ -19,9 +19,10 @@ CREATE TABLE _lockstep_records(
   seq INTEGER NOT NULL,
   record BLOB NOT NULL,
   field_seqs BLOB NOT NULL,
-  origin BLOB,
+  origin INTEGER,
   PRIMARY KEY (collection, key)) WITHOUT ROWID;
 CREATE INDEX _lockstep_records_by_seq ON _lockstep_records(seq);
+CREATE TABLE _lockstep_peers(id INTEGER PRIMARY KEY, node BLOB NOT NULL UNIQUE);
 CREATE TABLE _lockstep_cursors(
   peer BLOB PRIMARY KEY,
   epoch INTEGER NOT NULL,

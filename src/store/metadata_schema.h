@@ -8,8 +8,9 @@
 //       the canonical encoding (core/codec.h), `field_seqs` the seq at which each field last
 //       changed (varints, in field order), `seq` their maximum. Read in seq order, this table is
 //       the change log, compacted to the latest state of each record. `origin` names the peer
-//       whose state the record took verbatim in its last change (NULL after a local write or a
-//       merge that combined both sides): that peer already has it, so it is not sent back.
+//       (in _lockstep_peers) whose state the record took verbatim in its last change (NULL after a
+//       local write or a merge that combined both sides): that peer has it, so it is not sent back.
+//   _lockstep_peers(id, node)              small numbers for the node ids of peers
 //   _lockstep_cursors(peer, epoch, seq)    how far this store has merged each peer's change log
 //   _lockstep_conflicts(...)               every losing value with its node and time
 //   _lockstep_capture_<table>(id, ts, k0..kn)  keys captured by triggers, waiting to be stamped

@@ -237,7 +237,10 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
       .BindInt(3, static_cast<int64_t>(seq))
       .BindBlob(4, core::EncodeRecord(stored.record))
       .BindBlob(5, EncodeSeqs(stored.field_seqs, seq));
-  if (origin != nullptr) stmt->BindBlob(6, AsBytes(*origin));
+  if (origin != nullptr) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<int64_t> number, PeerNumber(*origin, true));
+    stmt->BindInt(6, *number);
+  }
   return stmt->Run();
 }
 
@@ -249,6 +252,10 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
              "SELECT c.name, r.record, r.field_seqs, r.seq, r.origin FROM _lockstep_records r "
              "JOIN _lockstep_collections c ON c.id = r.collection "
              "WHERE r.seq > ? ORDER BY r.seq LIMIT ?"));
+  std::optional<int64_t> skip;
+  if (skip_origin != nullptr) {
+    LOCKSTEP_ASSIGN_OR_RETURN(skip, PeerNumber(*skip_origin, false));
+  }
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
   ChangePage page{{}, after};
   for (;;) {
@@ -256,7 +263,7 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
     if (!row.has_value()) return row.error();
     if (!*row) break;
     page.scanned_to = static_cast<uint64_t>(stmt->ColumnInt(3));
-    if (skip_origin != nullptr && stmt->ColumnBlob(4) == AsBytes(*skip_origin)) continue;
+    if (skip.has_value() && !stmt->ColumnIsNull(4) && stmt->ColumnInt(4) == *skip) continue;
     auto stored = DecodeStored(stmt->ColumnBlob(1), stmt->ColumnBlob(2), page.scanned_to);
     if (!stored.has_value()) {
       stmt->Reset();
@@ -266,6 +273,25 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
   }
   stmt->Reset();
   return page;
+}
+
+Result<std::optional<int64_t>> ReplicaStore::PeerNumber(const core::NodeId& peer, bool assign) {
+  if (auto it = peer_numbers_.find(peer); it != peer_numbers_.end()) return {it->second};
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement find,
+                            db_.Prepare("SELECT id FROM _lockstep_peers WHERE node = ?"));
+  find.BindBlob(1, AsBytes(peer));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool found, find.Step());
+  if (!found && !assign) return std::optional<int64_t>();
+  if (!found) {
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement insert,
+                              db_.Prepare("INSERT INTO _lockstep_peers(node) VALUES (?)"));
+    LOCKSTEP_RETURN_IF_ERROR(insert.BindBlob(1, AsBytes(peer)).Run());
+  }
+  const int64_t number =
+      found ? find.ColumnInt(0) : sqlite3_last_insert_rowid(db_.handle());
+  // Cached only once committed numbers are certain: a rollback could undo a fresh one.
+  if (found) peer_numbers_[peer] = number;
+  return std::optional<int64_t>(number);
 }
 
 Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer) {

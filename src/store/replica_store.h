@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -115,6 +116,8 @@ class ReplicaStore {
  private:
   ReplicaStore(SqliteDb& db, const base::Clock& physical) : db_(db), physical_(physical),
                                                             clock_(physical) {}
+  // The small number standing for `peer` in this store, assigned when `assign` and new.
+  Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status LoadIdentity();
   Status LoadCounters();
   Status SaveCounters();
@@ -128,6 +131,7 @@ class ReplicaStore {
   uint64_t dot_counter_ = 0;
   uint64_t seq_ = 0;
   bool in_savepoint_ = false;
+  std::map<core::NodeId, int64_t> peer_numbers_;
 
   std::unique_ptr<Statement> get_;
   std::unique_ptr<Statement> put_;
