@@ -112,10 +112,15 @@ Status ReplicaStore::LoadCounters() {
     if (name == "seq") seq_ = value;
     if (name == "hlc") clock_.Restore(core::Hlc{value});
   }
+  saved_ = {dot_counter_, seq_, clock_.last().raw};
   return Status::Ok();
 }
 
 Status ReplicaStore::SaveCounters() {
+  const SavedCounters now{dot_counter_, seq_, clock_.last().raw};
+  // A transaction that wrote nothing stays a transaction that wrote nothing: no WAL frame, no sync.
+  if (now == saved_) return Status::Ok();
+  saved_ = now;
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement stmt,
       db_.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES "
@@ -214,6 +219,15 @@ Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::s
   stmt->Reset();
   if (!stored.has_value()) return stored.error().WithContext("reading stored record");
   return std::optional<StoredRecord>(std::move(*stored));
+}
+
+Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt, db_.Prepare("SELECT max(key) FROM _lockstep_records WHERE collection = ?"));
+  stmt.BindInt(1, collection);
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row || stmt.ColumnIsNull(0)) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(stmt.ColumnBlob(0)));
 }
 
 Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,

@@ -93,6 +93,8 @@ class ReplicaStore {
   Status SetPolicy(int64_t collection, const std::string& policy);
 
   Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
+  // The largest key stored in `collection`, or nullopt when it holds none.
+  Result<std::optional<std::string>> MaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. `origin` is the
   // peer whose state the record now equals, or nullptr.
   // REQUIRES: inside a write; `changed_fields` name fields of stored.record, sorted.
@@ -131,6 +133,11 @@ class ReplicaStore {
   uint64_t dot_counter_ = 0;
   uint64_t seq_ = 0;
   bool in_savepoint_ = false;
+  struct SavedCounters {
+    uint64_t dot_counter = 0, seq = 0, hlc = 0;
+    friend bool operator==(const SavedCounters&, const SavedCounters&) = default;
+  };
+  SavedCounters saved_;  // as last loaded or saved
   std::map<core::NodeId, int64_t> peer_numbers_;
 
   std::unique_ptr<Statement> get_;

@@ -73,6 +73,15 @@ Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOpt
   return result;
 }
 
+Result<SqliteDb> SqliteDb::OpenInMemory() {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY,
+                                 nullptr);
+  std::unique_ptr<sqlite3, Closer> db(raw);
+  if (rc != SQLITE_OK) return FromRc(rc, raw, "opening an in-memory database");
+  return SqliteDb(std::move(db), ":memory:");
+}
+
 Status SqliteDb::Exec(std::string_view sql) {
   const std::string text(sql);
   char* error = nullptr;
@@ -99,6 +108,10 @@ Status SqliteDb::DisableTriggers() {
 }
 
 Status SqliteDb::SyncWal() {
+  // Nothing committed since the last sync: nothing to make durable.
+  const int64_t changes = sqlite3_total_changes64(db_.get());
+  if (changes == synced_changes_) return Status::Ok();
+  synced_changes_ = changes;
   const std::string wal = path_.string() + "-wal";
   const int fd = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? Status::Ok() : Internal("opening " + wal + " to sync it");

@@ -27,6 +27,8 @@ class SqliteDb {
   // Opens `path`. Errors: kNotFound (missing, unless create_if_missing), kInvalidArgument (not a
   // SQLite database), kPermissionDenied (cannot be read or, unless read_only, written).
   static Result<SqliteDb> Open(const std::filesystem::path& path, const OpenOptions& options);
+  // An empty database in memory: what a file that does not exist yet looks like.
+  static Result<SqliteDb> OpenInMemory();
 
   SqliteDb(SqliteDb&&) noexcept = default;
   SqliteDb& operator=(SqliteDb&&) noexcept = default;
@@ -61,6 +63,7 @@ class SqliteDb {
 
   std::unique_ptr<sqlite3, Closer> db_;
   std::filesystem::path path_;
+  int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last SyncWal
 };
 
 // A prepared statement. Bind indexes start at 1, column indexes at 0. Not thread-safe.

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "connectors/sqlite/capture.h"
+#include "core/key.h"
 
 namespace lockstep::connectors::sqlite {
 namespace {
@@ -15,6 +16,11 @@ bool TookIncomingState(const core::Record& merged, const core::Record& incoming)
     const core::Field* mine = merged.Find(field.first);
     return mine != nullptr && *mine == field.second;
   });
+}
+
+bool HasSiblings(const core::Record& record) {
+  return std::any_of(record.fields().begin(), record.fields().end(),
+                     [](const auto& field) { return field.second.versions.size() > 1; });
 }
 
 core::Hlc LatestHlc(const core::Record& record) {
@@ -43,15 +49,28 @@ auto InWrite(store::ReplicaStore& store, Body body) -> decltype(body()) {
 Result<std::unique_ptr<SqliteSource>> SqliteSource::Open(const std::filesystem::path& path,
                                                          bool create_if_missing,
                                                          const base::Clock& clock) {
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db,
-                            store::SqliteDb::Open(path, {.create_if_missing = create_if_missing}));
-  return std::unique_ptr<SqliteSource>(new SqliteSource(std::move(db), clock));
+  std::error_code ec;
+  const bool missing = create_if_missing && !std::filesystem::exists(path, ec);
+  auto db = missing ? store::SqliteDb::OpenInMemory() : store::SqliteDb::Open(path, {});
+  if (!db.has_value()) return db.error();
+  return std::unique_ptr<SqliteSource>(new SqliteSource(std::move(*db), path, missing, clock));
+}
+
+Status SqliteSource::CreateIfMissing() {
+  // Inside a caller's transaction (a dry run) the in-memory stand-in does the work instead.
+  if (!missing_ || sqlite3_get_autocommit(db_.handle()) == 0) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(db_, store::SqliteDb::Open(path_, {.create_if_missing = true}));
+  missing_ = false;
+  return Status::Ok();
 }
 
 Status SqliteSource::OpenStore() {
   if (store_) return Status::Ok();
+  LOCKSTEP_RETURN_IF_ERROR(CreateIfMissing());
   // Lockstep's own writes must never be captured again (no echo); users' writes still are.
   LOCKSTEP_RETURN_IF_ERROR(db_.DisableTriggers());
+  // Batches dirty pages of three B-trees; a cache that holds them avoids spilling mid-batch.
+  LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA cache_size = -65536"));
   // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process or the
   // OS loses nothing committed and never corrupts; a power cut may undo the last commits, which
   // the peers' cursors then simply send again. That halves the cost of small batches.
@@ -64,6 +83,7 @@ Status SqliteSource::OpenStore() {
 }
 
 Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::string& policy) {
+  LOCKSTEP_RETURN_IF_ERROR(CreateIfMissing());
   if (sqlite3_get_autocommit(db_.handle()) != 0) {
     // Outside a caller's transaction (a dry run holds one), WAL lets readers and one writer work
     // side by side; it is a property of the file and stays on.
@@ -91,11 +111,16 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
       LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(db_, wanted.name));
     }
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store_->Collections());
-    const bool new_collection = std::none_of(known.begin(), known.end(), [&](const auto& c) {
-      return c.name == wanted.name;
-    });
-    LOCKSTEP_ASSIGN_OR_RETURN(store::Collection collection,
-                              store_->EnsureCollection(wanted.name, policy, existing->create_sql));
+    auto found = std::find_if(known.begin(), known.end(),
+                              [&](const auto& c) { return c.name == wanted.name; });
+    const bool new_collection = found == known.end();
+    store::Collection collection;
+    if (new_collection) {
+      LOCKSTEP_ASSIGN_OR_RETURN(collection,
+                                store_->EnsureCollection(wanted.name, policy, existing->create_sql));
+    } else {
+      collection = std::move(*found);
+    }
     if (!policy.empty() && collection.policy != policy) {
       LOCKSTEP_RETURN_IF_ERROR(store_->SetPolicy(collection.id, policy));
       collection.policy = policy;
@@ -158,19 +183,32 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
   });
   ApplyStats stats;
   stats.received = changes.size();
+  // Keys above the largest this store holds are new: no need to look them up. Pages of a first
+  // sync arrive in key order, so this spares almost every lookup when it matters most.
+  std::map<int64_t, std::optional<std::string>> max_keys;
   for (size_t index : order) {
     const store::Change& change = changes[index];
     SyncedTable* table = Table(change.collection);
     if (table == nullptr) continue;  // a collection this database does not sync
     const core::Record& incoming = change.stored.record;
     const int64_t collection = table->collection().id;
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
-                              store_->Get(collection, incoming.key()));
+    auto max_key = max_keys.find(collection);
+    if (max_key == max_keys.end()) {
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> largest, store_->MaxKey(collection));
+      max_key = max_keys.emplace(collection, std::move(largest)).first;
+    }
+    std::optional<store::StoredRecord> stored;
+    if (max_key->second.has_value() && incoming.key() <= *max_key->second) {
+      LOCKSTEP_ASSIGN_OR_RETURN(stored, store_->Get(collection, incoming.key()));
+    }
     if (!stored.has_value()) stored = store::StoredRecord{core::Record(incoming.key()), {}, 0};
+    const bool had_siblings = HasSiblings(stored->record);
     core::MergeEffects effects = core::MergeInto(stored->record, incoming, table->policy());
     if (!effects.changed()) continue;
-    LOCKSTEP_RETURN_IF_ERROR(store_->clock().Update(LatestHlc(incoming)).status().WithContext(
-        "record " + change.collection + " from peer " + from.ToString()));
+    if (auto updated = store_->clock().Update(LatestHlc(incoming)); !updated.has_value()) {
+      return updated.error().WithContext("record " + core::KeyToString(incoming.key()) + " of " +
+                                         change.collection + " from " + from.ToString());
+    }
     const bool verbatim = TookIncomingState(stored->record, incoming);
     LOCKSTEP_RETURN_IF_ERROR(
         store_->Put(collection, *stored, effects.changed_fields, verbatim ? &from : nullptr));
@@ -178,6 +216,10 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
     for (const core::Conflict& conflict : effects.conflicts) {
       LOCKSTEP_RETURN_IF_ERROR(store_->LogConflict(change.collection, conflict));
       stats.conflicts += conflict.losers.size();
+    }
+    // A write that replaced every sibling (a resolution made elsewhere) settles them here too.
+    if (had_siblings && !HasSiblings(stored->record)) {
+      LOCKSTEP_RETURN_IF_ERROR(store_->MarkResolved(change.collection, incoming.key()));
     }
     ++stats.changed;
   }

@@ -30,7 +30,7 @@ class SqliteSource {
                                                     bool create_if_missing,
                                                     const base::Clock& clock);
 
-  const std::filesystem::path& path() const { return db_.path(); }
+  const std::filesystem::path& path() const { return path_; }
   store::SqliteDb& db() { return db_; }
   // REQUIRES: OpenStore() or Attach() succeeded.
   store::ReplicaStore& store() { return *store_; }
@@ -40,7 +40,8 @@ class SqliteSource {
     return ReadTableSchema(db_, table);
   }
 
-  // Opens (creating if needed) the replica store: metadata tables and the node's identity.
+  // Opens (creating the file if it is still missing) the replica store: metadata tables and the
+  // node's identity.
   Status OpenStore();
 
   // Puts `schemas` under sync: creates tables missing here from the schema's CREATE statement,
@@ -61,13 +62,20 @@ class SqliteSource {
   SyncedTable* Table(const std::string& name);
 
  private:
-  SqliteSource(store::SqliteDb db, const base::Clock& clock) : db_(std::move(db)), clock_(clock) {}
+  SqliteSource(store::SqliteDb db, std::filesystem::path path, bool missing,
+               const base::Clock& clock)
+      : db_(std::move(db)), path_(std::move(path)), missing_(missing), clock_(clock) {}
+  Status CreateIfMissing();
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
   Status StampAll();
   Result<ApplyStats> ApplyInTransaction(std::span<const store::Change> changes,
                                         const core::NodeId& from, const store::Cursor& cursor);
 
   store::SqliteDb db_;
+  std::filesystem::path path_;
+  // A file that does not exist yet is an empty in-memory database until the first write, so
+  // that a refused sync or a dry run never leaves an empty file behind.
+  bool missing_;
   const base::Clock& clock_;
   std::unique_ptr<store::ReplicaStore> store_;
   std::map<std::string, std::unique_ptr<SyncedTable>> tables_;

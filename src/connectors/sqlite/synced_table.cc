@@ -35,17 +35,6 @@ Result<std::unique_ptr<Statement>> PrepareOwned(store::SqliteDb& db, const std::
   return std::make_unique<Statement>(std::move(stmt));
 }
 
-// Whether a value read from the user's table is the value the record shows. SQLite's column
-// affinity may store 1 as 1.0 (a REAL column): that is the same value, not a new write.
-bool SameValue(const Value& shown, const Value& stored) {
-  if (shown == stored) return true;
-  if (!shown.is_numeric() || !stored.is_numeric() || shown.type() == stored.type()) return false;
-  auto as_double = [](const Value& v) {
-    return v.type() == ValueType::kInt ? static_cast<double>(v.as_int()) : v.as_float();
-  };
-  return as_double(shown) == as_double(stored);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, TableSchema schema,
@@ -143,9 +132,9 @@ Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string
     for (size_t i = 0; i < schema_.columns.size(); ++i) {
       const std::string& name = schema_.columns[i].name;
       const core::Field* field = alive ? stored->record.Find(name) : nullptr;
-      if (field != nullptr && SameValue(core::VisibleValue(*field, name, policy_), (*row)[i])) {
-        continue;
-      }
+      // Exact equality: 1 and 1.0 differ in SQLite (typeof), so changing one into the other is a
+      // write like any other.
+      if (field != nullptr && core::VisibleValue(*field, name, policy_) == (*row)[i]) continue;
       write.fields.emplace_back(name, (*row)[i]);
     }
     if (alive && write.fields.empty()) return false;  // an update that changed nothing
@@ -162,7 +151,7 @@ Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string
 Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
   size_t writes = 0;
   for (;;) {
-    // One chunk: the latest capture time of each distinct key, in key order.
+    // One chunk: the latest capture time of each distinct key.
     std::map<std::string, std::pair<std::vector<Value>, int64_t>> keys;
     int64_t last_id = -1;
     for (;;) {
@@ -182,7 +171,15 @@ Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
     }
     captured_->Reset();
     if (last_id < 0) return writes;
-    for (const auto& [encoded, entry] : keys) {
+    // Stamp in order of capture time (then key). The clock never goes back, so a key stamped
+    // after a later write would take that write's time and could beat a newer write elsewhere.
+    std::vector<const decltype(keys)::value_type*> order;
+    order.reserve(keys.size());
+    for (const auto& item : keys) order.push_back(&item);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto* x, const auto* y) { return x->second.second < y->second.second; });
+    for (const auto* captured : order) {
+      const auto& [encoded, entry] = *captured;
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::vector<Value>> row, ReadRow(entry.first));
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
                                 store.Get(collection_.id, encoded));
