@@ -31,6 +31,7 @@ test: deps
 	@cmake --build build/asan -j $(JOBS)
 	@cd build/asan && ctest --output-on-failure -j $(JOBS) --timeout 600
 	@$(MAKE) --no-print-directory format-check
+	@if command -v clang++ >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz; fi
 
 # A plain debug build, for gdb.
 debug: deps
@@ -43,6 +44,18 @@ bench: deps
 	  -DLOCKSTEP_BUILD_BENCH=ON -DLOCKSTEP_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build/bench -j $(JOBS)
 	@for b in build/bench/bench/*_bench; do "$$b"; done
+
+# A short run of every libFuzzer target on a corpus kept in build/fuzz (needs clang).
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	@CXX=clang++ cmake -S . -B build/fuzz -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DLOCKSTEP_BUILD_FUZZ=ON -DLOCKSTEP_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build/fuzz -j $(JOBS) --target record_decoder_fuzz
+	@mkdir -p build/fuzz/corpus/record_decoder
+	@cd build/fuzz && ./fuzz/record_decoder_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=0 corpus/record_decoder 2>fuzz.log \
+	  && echo "fuzz: record decoder, $(FUZZ_SECONDS) s, no crash" \
+	  || { tail -40 fuzz.log; exit 1; }
 
 format:
 	@$(CLANG_FORMAT) -i $(SOURCES)
