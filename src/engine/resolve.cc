@@ -72,6 +72,7 @@ Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::stri
                               core::ApplyLocalWrite(stored->record, write, table.policy()));
     LOCKSTEP_RETURN_IF_ERROR(store.Put(table.collection().id, *stored, changed, nullptr));
     LOCKSTEP_RETURN_IF_ERROR(table.WriteRow(stored->record));
+    LOCKSTEP_RETURN_IF_ERROR(table.Flush());
     return store.MarkResolved(table_name, key);
   };
   Status status = resolve();

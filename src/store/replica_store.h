@@ -95,7 +95,8 @@ class ReplicaStore {
   Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
-  // Writes `stored`, moving `changed_fields` (and the record) to the next seq. `origin` is the
+  // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
+  // batched: they reach SQLite by Commit() at the latest; Get() sees them before that. `origin` is the
   // peer whose state the record now equals, or nullptr.
   // REQUIRES: inside a write; `changed_fields` name fields of stored.record, sorted.
   Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
@@ -120,6 +121,7 @@ class ReplicaStore {
                                                             clock_(physical) {}
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
+  Status FlushPuts();
   Status LoadIdentity();
   Status LoadCounters();
   Status SaveCounters();
@@ -140,8 +142,21 @@ class ReplicaStore {
   SavedCounters saved_;  // as last loaded or saved
   std::map<core::NodeId, int64_t> peer_numbers_;
 
+  // Records written but not yet handed to SQLite, at most kPutBatch.
+  struct PendingPut {
+    int64_t collection;
+    std::string key;
+    uint64_t seq;
+    std::string record;
+    std::string seqs;
+    std::optional<int64_t> origin;
+  };
+  static constexpr size_t kPutBatch = 64;
+  std::vector<PendingPut> pending_;
+
   std::unique_ptr<Statement> get_;
   std::unique_ptr<Statement> put_;
+  std::unique_ptr<Statement> put_many_;
   std::unique_ptr<Statement> changes_;
   std::unique_ptr<Statement> conflict_;
 };

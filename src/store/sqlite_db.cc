@@ -59,17 +59,17 @@ Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOpt
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   SqliteDb result(std::move(db), path);
   // SQLite opens lazily: reading the schema is what reveals a file that is not a database.
+  // A lock held past the busy timeout (a busy writer in rollback-journal mode) can fail either
+  // step: that is a database to retry, not one that is not a database.
+  auto refused = [&](const Status& error) {
+    if (error.code() == StatusCode::kUnavailable)
+      return Unavailable(path.string() + ": " + error.message());
+    return InvalidArgument(path.string() + ": not a SQLite database (" + error.message() + ")");
+  };
   auto probe = result.Prepare("SELECT count(*) FROM sqlite_master");
-  if (!probe.has_value()) {
-    return InvalidArgument(path.string() + ": not a SQLite database (" + probe.error().message() +
-                           ")");
-  }
+  if (!probe.has_value()) return refused(probe.error());
   auto stepped = probe->Step();
-  if (!stepped.has_value()) {
-    return Status(stepped.error().code() == StatusCode::kUnavailable ? StatusCode::kUnavailable
-                                                                     : StatusCode::kInvalidArgument,
-                  path.string() + ": not a SQLite database (" + stepped.error().message() + ")");
-  }
+  if (!stepped.has_value()) return refused(stepped.error());
   return result;
 }
 

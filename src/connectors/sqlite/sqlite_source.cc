@@ -160,6 +160,7 @@ Result<ApplyStats> SqliteSource::Apply(std::span<const store::Change> changes,
   auto stats = ApplyInTransaction(changes, from, cursor);
   if (!stats.has_value()) {
     store_->Rollback();
+    for (auto& [name, table] : tables_) table->Discard();
     return stats.error().WithContext("applying changes to " + path().string());
   }
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
@@ -223,6 +224,7 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
     }
     ++stats.changed;
   }
+  for (auto& [name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
   LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, cursor));
   return stats;
 }

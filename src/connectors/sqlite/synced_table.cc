@@ -14,6 +14,8 @@ using store::QuoteIdentifier;
 using store::Statement;
 
 constexpr int64_t kCaptureChunk = 10'000;
+constexpr size_t kRowBatch = 64;
+constexpr size_t kMaxParameters = 32'766;  // SQLITE_MAX_VARIABLE_NUMBER since 3.32
 
 std::string ColumnList(const std::vector<Column>& columns) {
   std::string list;
@@ -66,11 +68,17 @@ Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, T
 
   LOCKSTEP_ASSIGN_OR_RETURN(table->select_, PrepareOwned(db, "SELECT " + columns + " FROM " + name +
                                                                  " WHERE " + KeyMatch(s.key, 1)));
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      table->upsert_,
-      PrepareOwned(db, "INSERT INTO " + name + " (" + columns + ") VALUES (" + placeholders +
-                           ") ON CONFLICT (" + key_list + ") DO " +
-                           (update.empty() ? "NOTHING" : "UPDATE SET " + update)));
+  // Several rows per upsert, as many as SQLite's limit on parameters allows (up to kRowBatch).
+  table->rows_per_upsert_ = std::max<size_t>(
+      1, std::min(kRowBatch, kMaxParameters / std::max<size_t>(1, s.columns.size())));
+  auto upsert = [&](size_t rows) {
+    std::string values;
+    for (size_t i = 0; i < rows; ++i) values += (i == 0 ? "(" : ", (") + placeholders + ")";
+    return "INSERT INTO " + name + " (" + columns + ") VALUES " + values + " ON CONFLICT (" +
+           key_list + ") DO " + (update.empty() ? "NOTHING" : "UPDATE SET " + update);
+  };
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_, PrepareOwned(db, upsert(1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_many_, PrepareOwned(db, upsert(table->rows_per_upsert_)));
   LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
                             PrepareOwned(db, "DELETE FROM " + name + " WHERE " + KeyMatch(s.key, 1)));
   LOCKSTEP_ASSIGN_OR_RETURN(
@@ -84,6 +92,7 @@ Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, T
 }
 
 Result<std::optional<std::vector<Value>>> SyncedTable::ReadRow(std::span<const Value> key) {
+  LOCKSTEP_RETURN_IF_ERROR(Flush());
   for (size_t i = 0; i < key.size(); ++i) select_->Bind(static_cast<int>(i + 1), key[i]);
   auto row = select_->Step();
   if (!row.has_value() || !*row) {
@@ -105,19 +114,43 @@ Status SyncedTable::WriteRow(const core::Record& record) {
                     " columns, the table's primary key " + std::to_string(schema_.key.size()));
   }
   if (!core::Exists(record, policy_)) {
+    LOCKSTEP_RETURN_IF_ERROR(Flush());  // an upsert of the same row may be waiting
     for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
     return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
   }
+  const size_t first = pending_rows_.size();
   for (size_t i = 0; i < schema_.columns.size(); ++i) {
     const core::Field* field = record.Find(schema_.columns[i].name);
-    upsert_->Bind(static_cast<int>(i + 1),
-                  field == nullptr ? Value::Null()
-                                   : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+    pending_rows_.push_back(field == nullptr
+                                ? Value::Null()
+                                : core::VisibleValue(*field, schema_.columns[i].name, policy_));
   }
   // The key columns come from the key itself: a record may lack a field for them only if it was
   // written by a peer that never set them, which a key column always is.
-  for (size_t i = 0; i < key.size(); ++i) upsert_->Bind(static_cast<int>(key_positions_[i] + 1), key[i]);
-  return upsert_->Run().WithContext("writing to '" + schema_.name + "'");
+  for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
+  const size_t rows = pending_rows_.size() / schema_.columns.size();
+  return rows >= rows_per_upsert_ ? Flush() : Status::Ok();
+}
+
+Status SyncedTable::Flush() {
+  const size_t width = schema_.columns.size();
+  size_t done = 0;
+  const size_t total = pending_rows_.size() / width;
+  while (done < total) {
+    const size_t rows = total - done >= rows_per_upsert_ ? rows_per_upsert_ : 1;
+    store::Statement& stmt = rows == rows_per_upsert_ ? *upsert_many_ : *upsert_;
+    for (size_t i = 0; i < rows * width; ++i) {
+      stmt.Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+    }
+    Status status = stmt.Run();
+    if (!status.ok()) {
+      pending_rows_.clear();
+      return status.WithContext("writing to '" + schema_.name + "'");
+    }
+    done += rows;
+  }
+  pending_rows_.clear();
+  return Status::Ok();
 }
 
 Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string& key,

@@ -25,8 +25,12 @@ class SyncedTable {
   const store::Collection& collection() const { return collection_; }
   const core::MergePolicy& policy() const { return policy_; }
 
-  // Makes the record's visible state the row's: an upsert of every column, or a delete.
+  // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
+  // are batched, several rows per statement; Flush() (or any read of the table) sends them.
   Status WriteRow(const core::Record& record);
+  Status Flush();
+  // Drops batched upserts: their transaction is being rolled back.
+  void Discard() { pending_rows_.clear(); }
 
   // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`. Returns the number of writes made.
   Result<size_t> StampCaptured(store::ReplicaStore& store);
@@ -54,6 +58,9 @@ class SyncedTable {
   std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
   std::unique_ptr<store::Statement> select_;
   std::unique_ptr<store::Statement> upsert_;
+  std::unique_ptr<store::Statement> upsert_many_;
+  size_t rows_per_upsert_ = 1;
+  std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
   std::unique_ptr<store::Statement> delete_;
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;
