@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <random>
+#include <thread>
 #include <system_error>
 
 namespace lockstep::store {
@@ -56,8 +59,9 @@ Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOpt
   std::unique_ptr<sqlite3, Closer> db(raw);
   if (rc != SQLITE_OK) return FromRc(rc, raw, path.string());
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   SqliteDb result(std::move(db), path);
+  result.busy_ = std::make_unique<BusyWait>(BusyWait{options.busy_timeout_ms, 0});
+  sqlite3_busy_handler(raw, &SqliteDb::OnBusy, result.busy_.get());
   // SQLite opens lazily: reading the schema is what reveals a file that is not a database.
   // A lock held past the busy timeout (a busy writer in rollback-journal mode) can fail either
   // step: that is a database to retry, not one that is not a database.
@@ -71,6 +75,21 @@ Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOpt
   auto stepped = probe->Step();
   if (!stepped.has_value()) return refused(stepped.error());
   return result;
+}
+
+// SQLite's own busy timeout sleeps ever longer, up to 100 ms, between attempts: against a
+// program that commits back to back, each attempt lands while the lock is taken again and
+// Lockstep can starve. Short, jittered sleeps find the gaps between its transactions.
+int SqliteDb::OnBusy(void* context, int attempt) {
+  auto* wait = static_cast<BusyWait*>(context);
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  if (attempt == 0) wait->started_ms = now;
+  if (now - wait->started_ms >= wait->timeout_ms) return 0;
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  std::this_thread::sleep_for(std::chrono::microseconds(200 + jitter() % 800));
+  return 1;
 }
 
 Result<SqliteDb> SqliteDb::OpenInMemory() {

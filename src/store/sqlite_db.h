@@ -31,7 +31,14 @@ class SqliteDb {
   static Result<SqliteDb> OpenInMemory();
 
   SqliteDb(SqliteDb&&) noexcept = default;
-  SqliteDb& operator=(SqliteDb&&) noexcept = default;
+  SqliteDb& operator=(SqliteDb&& other) noexcept {
+    db_.reset();  // close while its busy handler's state is still alive
+    busy_ = std::move(other.busy_);
+    db_ = std::move(other.db_);
+    path_ = std::move(other.path_);
+    synced_changes_ = other.synced_changes_;
+    return *this;
+  }
 
   // Runs one or more statements that return no rows.
   Status Exec(std::string_view sql);
@@ -58,9 +65,18 @@ class SqliteDb {
   struct Closer {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
   };
+  // How long to keep retrying a locked database, and since when; heap-held because SQLite keeps
+  // a pointer to it while the SqliteDb itself may move.
+  struct BusyWait {
+    int timeout_ms = 0;
+    int64_t started_ms = 0;
+  };
+  static int OnBusy(void* wait, int attempt);
+
   SqliteDb(std::unique_ptr<sqlite3, Closer> db, std::filesystem::path path)
       : db_(std::move(db)), path_(std::move(path)) {}
 
+  std::unique_ptr<BusyWait> busy_;  // declared before db_, so the connection closes first
   std::unique_ptr<sqlite3, Closer> db_;
   std::filesystem::path path_;
   int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last SyncWal

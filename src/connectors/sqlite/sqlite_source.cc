@@ -98,7 +98,8 @@ Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::str
     tables_.clear();
     return status.WithContext("attaching " + path().string());
   }
-  return store_->Commit();
+  LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
+  return StampPending();
 }
 
 Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
@@ -135,7 +136,7 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
     }
     tables_[wanted.name] = std::move(table);
   }
-  return StampAll();
+  return Status::Ok();
 }
 
 Status SqliteSource::StampAll() {
@@ -146,7 +147,20 @@ Status SqliteSource::StampAll() {
 }
 
 Status SqliteSource::StampPending() {
-  return InWrite(*store_, [&] { return StampAll(); });
+  // A transaction per chunk: a backlog of captures (a sync killed early, a busy day) is worked
+  // off in steps that each survive a crash, and users' writers wait at most one chunk.
+  for (;;) {
+    bool stamped = false;
+    Status status = InWrite(*store_, [&]() -> Status {
+      for (auto& [name, table] : tables_) {
+        LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
+        stamped = stamped || chunk.has_value();
+      }
+      return Status::Ok();
+    });
+    if (!status.ok()) return status.WithContext("stamping changes in " + path().string());
+    if (!stamped) return Status::Ok();
+  }
 }
 
 SyncedTable* SqliteSource::Table(const std::string& name) {

@@ -46,11 +46,12 @@ class SqliteSource {
 
   // Puts `schemas` under sync: creates tables missing here from the schema's CREATE statement,
   // registers their collections (setting `policy` when not empty), installs capture triggers,
-  // makes the existing rows of newly attached tables local writes, and stamps pending captures.
+  // makes the existing rows of newly attached tables local writes (one transaction), then stamps
+  // pending captures (StampPending).
   // Switches the database to WAL so that users' programs keep writing while Lockstep reads.
   Status Attach(std::span<const TableSchema> schemas, const std::string& policy);
 
-  // Turns captured changes into local writes, in a transaction of its own.
+  // Turns captured changes into local writes, in transactions of up to 10,000 changes each.
   Status StampPending();
 
   // Merges `changes` (from the peer `from`, whose change log they come from up to `cursor`) in one

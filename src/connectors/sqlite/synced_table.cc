@@ -184,6 +184,15 @@ Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string
 Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
   size_t writes = 0;
   for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, StampCapturedChunk(store));
+    if (!chunk.has_value()) return writes;
+    writes += *chunk;
+  }
+}
+
+Result<std::optional<size_t>> SyncedTable::StampCapturedChunk(store::ReplicaStore& store) {
+  size_t writes = 0;
+  {
     // One chunk: the latest capture time of each distinct key.
     std::map<std::string, std::pair<std::vector<Value>, int64_t>> keys;
     int64_t last_id = -1;
@@ -203,7 +212,7 @@ Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
       entry.second = std::max(entry.second, captured_->ColumnInt(1));
     }
     captured_->Reset();
-    if (last_id < 0) return writes;
+    if (last_id < 0) return std::optional<size_t>();
     // Stamp in order of capture time (then key). The clock never goes back, so a key stamped
     // after a later write would take that write's time and could beat a newer write elsewhere.
     std::vector<const decltype(keys)::value_type*> order;
@@ -222,6 +231,7 @@ Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {
     }
     LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindInt(1, last_id).Run());
   }
+  return std::optional<size_t>(writes);
 }
 
 Result<size_t> SyncedTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {

@@ -34,6 +34,9 @@ class SyncedTable {
 
   // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`. Returns the number of writes made.
   Result<size_t> StampCaptured(store::ReplicaStore& store);
+  // One chunk of StampCaptured (up to 10,000 captured changes): the writes made, or nullopt when
+  // nothing was captured. REQUIRES: inside a write of `store`.
+  Result<std::optional<size_t>> StampCapturedChunk(store::ReplicaStore& store);
 
   // Makes every existing row a local write stamped `now_millis`: the first attach of a table.
   // REQUIRES: inside a write of `store`; no record of this collection is stored yet.
