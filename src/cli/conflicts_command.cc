@@ -104,8 +104,9 @@ void AddConflictsCommand(CLI::App& app, Runner& run) {
       "resolve", "Resolve a conflict kept by the manual policy; the choice replicates");
   resolve->add_option("database", args->database, "SQLite database file")->required();
   resolve->add_option("key", args->key, "TABLE:KEY as 'conflicts list' prints it")->required();
-  resolve->add_option("--take", args->take,
-                      "local, remote, or a value (42, 1.5, 'text', x'00ff', NULL)")
+  resolve
+      ->add_option("--take", args->take,
+                   "local, remote, or a value (42, 1.5, 'text', x'00ff', NULL)")
       ->required();
   resolve->add_option("--field", args->field, "resolve only this field");
   resolve->callback([args, &run] { run = [args] { return RunResolve(*args); }; });

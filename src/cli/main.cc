@@ -17,9 +17,12 @@ int Fail(const Status& status) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kNotFound:
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kPermissionDenied: return 2;
-    case StatusCode::kUnavailable: return 3;
-    default: return 1;
+    case StatusCode::kPermissionDenied:
+      return 2;
+    case StatusCode::kUnavailable:
+      return 3;
+    default:
+      return 1;
   }
 }
 

@@ -19,19 +19,23 @@ struct SyncArgs {
 };
 
 void PrintText(const engine::LocalSyncReport& report) {
-  for (const std::string& created : report.created) std::cout << "created table " << created << "\n";
-  for (const std::string& skipped : report.skipped) std::cout << "skipped table " << skipped << "\n";
+  for (const std::string& created : report.created)
+    std::cout << "created table " << created << "\n";
+  for (const std::string& skipped : report.skipped)
+    std::cout << "skipped table " << skipped << "\n";
   const char* verb = report.dry_run ? "would change" : "changed";
   if (report.changed() == 0) {
-    std::cout << "nothing to sync: the databases are in step" << (report.dry_run ? " (dry run)" : "")
-              << "\n";
+    std::cout << "nothing to sync: the databases are in step"
+              << (report.dry_run ? " (dry run)" : "") << "\n";
     return;
   }
   for (const engine::Transfer& t : report.transfers) {
     if (t.changed == 0) continue;
     std::cout << t.from << " -> " << t.to << ": " << verb << " " << t.changed << " record"
               << (t.changed == 1 ? "" : "s");
-    if (t.conflicts > 0) std::cout << ", " << t.conflicts << " conflict" << (t.conflicts == 1 ? "" : "s") << " resolved";
+    if (t.conflicts > 0)
+      std::cout << ", " << t.conflicts << " conflict" << (t.conflicts == 1 ? "" : "s")
+                << " resolved";
     std::cout << "\n";
   }
   if (report.conflicts() > 0) {
@@ -43,7 +47,10 @@ void PrintText(const engine::LocalSyncReport& report) {
 void PrintJson(const engine::LocalSyncReport& report) {
   nlohmann::json transfers = nlohmann::json::array();
   for (const engine::Transfer& t : report.transfers) {
-    transfers.push_back({{"from", t.from}, {"to", t.to}, {"sent", t.sent}, {"changed", t.changed},
+    transfers.push_back({{"from", t.from},
+                         {"to", t.to},
+                         {"sent", t.sent},
+                         {"changed", t.changed},
                          {"conflicts", t.conflicts}});
   }
   nlohmann::json out = {{"tables", report.tables},     {"created", report.created},
@@ -83,7 +90,8 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
   sync->add_option("databases", args->databases, "SQLite database files (the first must exist)")
       ->required()
       ->expected(2, -1);
-  sync->add_option("--tables", args->tables, "tables to sync (default: every table with a primary key)")
+  sync->add_option("--tables", args->tables,
+                   "tables to sync (default: every table with a primary key)")
       ->delimiter(',');
   sync->add_option("--direction", args->direction,
                    "both, push (first to the others) or pull (the others into the first)")

@@ -27,7 +27,8 @@ std::vector<std::pair<Dot, Hlc>> Writes(const Record& record) {
 }
 
 size_t IndexOf(const std::vector<std::pair<Dot, Hlc>>& writes, const Version& version) {
-  auto it = std::lower_bound(writes.begin(), writes.end(), std::make_pair(version.dot, version.hlc));
+  auto it =
+      std::lower_bound(writes.begin(), writes.end(), std::make_pair(version.dot, version.hlc));
   return static_cast<size_t>(it - writes.begin());
 }
 
@@ -94,8 +95,8 @@ Result<Field> DecodeField(ByteReader& in, const std::vector<std::pair<Dot, Hlc>>
     previous = static_cast<size_t>(index);
     used[previous] = true;
     LOCKSTEP_ASSIGN_OR_RETURN(Value value, DecodeValue(in));
-    field.versions.push_back(Version{std::move(value), writes[previous].first,
-                                     writes[previous].second});
+    field.versions.push_back(
+        Version{std::move(value), writes[previous].first, writes[previous].second});
   }
   return field;
 }

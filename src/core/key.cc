@@ -139,7 +139,9 @@ std::string EncodeKey(std::span<const Value> columns) {
   std::string out;
   for (const Value& value : columns) {
     switch (value.type()) {
-      case ValueType::kNull: out.push_back(kNull); break;
+      case ValueType::kNull:
+        out.push_back(kNull);
+        break;
       case ValueType::kInt:
         out.push_back(kInt);
         PutBigEndian(out, static_cast<uint64_t>(value.as_int()) ^ kSignBit);

@@ -25,7 +25,8 @@ struct Plan {
 };
 
 Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncOptions& options) {
-  if (!options.tables.empty()) return std::set<std::string>(options.tables.begin(), options.tables.end());
+  if (!options.tables.empty())
+    return std::set<std::string>(options.tables.begin(), options.tables.end());
   std::set<std::string> names;
   for (auto& source : sources) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
@@ -43,8 +44,8 @@ Status CheckPoliciesAgree(Sources& sources, const Plan& plan) {
     for (const TableSchema& schema : plan.schemas) {
       auto it = policies.find(schema.name);
       if (it == policies.end()) continue;
-      auto [first, inserted] = seen.emplace(schema.name, std::make_pair(it->second,
-                                                                        source->path().string()));
+      auto [first, inserted] =
+          seen.emplace(schema.name, std::make_pair(it->second, source->path().string()));
       if (!inserted && first->second.first != it->second) {
         return FailedPrecondition("table '" + schema.name + "' resolves conflicts by '" +
                                   first->second.first + "' in " + first->second.second +
@@ -93,7 +94,8 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
 Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
   Transfer transfer{from.path().string(), to.path().string()};
   store::ReplicaStore& sender = from.store();
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved, to.store().GetCursor(sender.node()));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved,
+                            to.store().GetCursor(sender.node()));
   // A cursor into another epoch of the sender's log, or beyond its end (the sender was restored
   // from a backup), is void: start over. Merging is idempotent, so that costs time, not data.
   uint64_t cursor = 0;
@@ -122,7 +124,8 @@ Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
   for (auto& source : sources) {
     for (const TableSchema& schema : plan.schemas) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, source->Schema(schema.name));
-      if (!existing.has_value()) report.created.push_back(schema.name + " in " + source->path().string());
+      if (!existing.has_value())
+        report.created.push_back(schema.name + " in " + source->path().string());
     }
     LOCKSTEP_RETURN_IF_ERROR(source->Attach(plan.schemas, options.policy));
   }

@@ -20,9 +20,9 @@ enum class Direction {
 struct LocalSyncOptions {
   std::vector<std::string> tables;  // empty: every table with a primary key
   Direction direction = Direction::kBoth;
-  std::string policy;               // empty: each collection keeps its policy (lww when new)
-  bool dry_run = false;             // do everything, then roll every database back
-  size_t batch_size = 10'000;       // records per transaction
+  std::string policy;          // empty: each collection keeps its policy (lww when new)
+  bool dry_run = false;        // do everything, then roll every database back
+  size_t batch_size = 10'000;  // records per transaction
 };
 
 // What moved from one database to another.

@@ -12,7 +12,7 @@ namespace lockstep::engine {
 struct Resolution {
   enum class Take { kLocal, kRemote, kValue };
   Take take = Take::kValue;
-  Value value;  // for kValue
+  Value value;                       // for kValue
   std::optional<std::string> field;  // empty: every field that has siblings
 };
 

@@ -107,8 +107,8 @@ Status DropMetadata(SqliteDb& db) {
       LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       const std::string type(stmt.ColumnText(0));
-      drops.push_back("DROP " + std::string(type == "table" ? "TABLE" : "TRIGGER") +
-                      " IF EXISTS " + QuoteIdentifier(stmt.ColumnText(1)));
+      drops.push_back("DROP " + std::string(type == "table" ? "TABLE" : "TRIGGER") + " IF EXISTS " +
+                      QuoteIdentifier(stmt.ColumnText(1)));
     }
   }
   for (const std::string& drop : drops) LOCKSTEP_RETURN_IF_ERROR(db.Exec(drop));

@@ -100,9 +100,9 @@ Status ReplicaStore::LoadIdentity() {
 }
 
 Status ReplicaStore::LoadCounters() {
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement stmt, db_.Prepare("SELECT name, value FROM _lockstep_meta "
-                                  "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT name, value FROM _lockstep_meta "
+                                        "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
   for (;;) {
     LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
@@ -121,10 +121,9 @@ Status ReplicaStore::SaveCounters() {
   // A transaction that wrote nothing stays a transaction that wrote nothing: no WAL frame, no sync.
   if (now == saved_) return Status::Ok();
   saved_ = now;
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES "
-                  "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3)"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES "
+                                        "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3)"));
   return stmt.BindInt(1, static_cast<int64_t>(dot_counter_))
       .BindInt(2, static_cast<int64_t>(seq_))
       .BindInt(3, static_cast<int64_t>(clock_.last().raw))
@@ -155,8 +154,7 @@ Status ReplicaStore::Commit() {
 void ReplicaStore::Rollback() {
   pending_.clear();
   // Errors are ignored on purpose: a failed rollback leaves SQLite's own rollback on close.
-  (void)db_.Exec(in_savepoint_ ? "ROLLBACK TO lockstep_write; RELEASE lockstep_write"
-                               : "ROLLBACK");
+  (void)db_.Exec(in_savepoint_ ? "ROLLBACK TO lockstep_write; RELEASE lockstep_write" : "ROLLBACK");
 }
 
 core::Dot ReplicaStore::NextDot() { return core::Dot{node_, ++dot_counter_}; }
@@ -182,7 +180,8 @@ Result<Collection> ReplicaStore::EnsureCollection(const std::string& name,
       Statement insert,
       db_.Prepare("INSERT INTO _lockstep_collections(name, policy, create_sql) VALUES (?, ?, ?) "
                   "ON CONFLICT(name) DO NOTHING"));
-  LOCKSTEP_RETURN_IF_ERROR(insert.BindText(1, name).BindText(2, policy).BindText(3, create_sql).Run());
+  LOCKSTEP_RETURN_IF_ERROR(
+      insert.BindText(1, name).BindText(2, policy).BindText(3, create_sql).Run());
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Collection> all, Collections());
   for (Collection& collection : all) {
     if (collection.name == name) return std::move(collection);
@@ -191,8 +190,8 @@ Result<Collection> ReplicaStore::EnsureCollection(const std::string& name,
 }
 
 Status ReplicaStore::SetPolicy(int64_t collection, const std::string& policy) {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("UPDATE _lockstep_collections SET policy = ? WHERE id = ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt, db_.Prepare("UPDATE _lockstep_collections SET policy = ? WHERE id = ?"));
   return stmt.BindText(1, policy).BindInt(2, collection).Run();
 }
 
@@ -212,10 +211,10 @@ Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::s
     if (!stored.has_value()) return stored.error();
     return std::optional<StoredRecord>(std::move(*stored));
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * stmt,
-      Cached(get_, "SELECT record, field_seqs, seq FROM _lockstep_records "
-                   "WHERE collection = ? AND key = ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Cached(get_,
+                                   "SELECT record, field_seqs, seq FROM _lockstep_records "
+                                   "WHERE collection = ? AND key = ?"));
   stmt->BindInt(1, collection).BindBlob(2, key);
   auto row = stmt->Step();
   if (!row.has_value() || !*row) {
@@ -241,8 +240,7 @@ Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
 }
 
 Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
-                         std::span<const std::string> changed_fields,
-                         const core::NodeId* origin) {
+                         std::span<const std::string> changed_fields, const core::NodeId* origin) {
   const uint64_t seq = ++seq_;
   const auto& fields = stored.record.fields();
   stored.field_seqs.resize(fields.size(), 0);
@@ -253,8 +251,12 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
     if (f < fields.size() && fields[f].first == name) stored.field_seqs[f] = seq;
   }
   stored.seq = seq;
-  PendingPut put{collection, stored.record.key(), seq, core::EncodeRecord(stored.record),
-                 EncodeSeqs(stored.field_seqs, seq), std::nullopt};
+  PendingPut put{collection,
+                 stored.record.key(),
+                 seq,
+                 core::EncodeRecord(stored.record),
+                 EncodeSeqs(stored.field_seqs, seq),
+                 std::nullopt};
   if (origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
   }
@@ -337,8 +339,7 @@ Result<std::optional<int64_t>> ReplicaStore::PeerNumber(const core::NodeId& peer
                               db_.Prepare("INSERT INTO _lockstep_peers(node) VALUES (?)"));
     LOCKSTEP_RETURN_IF_ERROR(insert.BindBlob(1, AsBytes(peer)).Run());
   }
-  const int64_t number =
-      found ? find.ColumnInt(0) : sqlite3_last_insert_rowid(db_.handle());
+  const int64_t number = found ? find.ColumnInt(0) : sqlite3_last_insert_rowid(db_.handle());
   // Cached only once committed numbers are certain: a rollback could undo a fresh one.
   if (found) peer_numbers_[peer] = number;
   return std::optional<int64_t>(number);

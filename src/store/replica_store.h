@@ -96,9 +96,9 @@ class ReplicaStore {
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
-  // batched: they reach SQLite by Commit() at the latest; Get() sees them before that. `origin` is the
-  // peer whose state the record now equals, or nullptr.
-  // REQUIRES: inside a write; `changed_fields` name fields of stored.record, sorted.
+  // batched: they reach SQLite by Commit() at the latest; Get() sees them before that. `origin` is
+  // the peer whose state the record now equals, or nullptr. REQUIRES: inside a write;
+  // `changed_fields` name fields of stored.record, sorted.
   Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
              const core::NodeId* origin);
 
@@ -117,8 +117,8 @@ class ReplicaStore {
   Status MarkResolved(const std::string& collection, std::string_view key);
 
  private:
-  ReplicaStore(SqliteDb& db, const base::Clock& physical) : db_(db), physical_(physical),
-                                                            clock_(physical) {}
+  ReplicaStore(SqliteDb& db, const base::Clock& physical)
+      : db_(db), physical_(physical), clock_(physical) {}
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();

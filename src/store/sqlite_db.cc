@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <chrono>
 #include <random>
-#include <thread>
 #include <system_error>
+#include <thread>
 
 namespace lockstep::store {
 namespace {
@@ -15,20 +15,29 @@ namespace {
 StatusCode CodeFor(int rc) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return StatusCode::kUnavailable;
-    case SQLITE_NOTADB: return StatusCode::kInvalidArgument;
-    case SQLITE_CORRUPT: return StatusCode::kDataLoss;
-    case SQLITE_FULL: return StatusCode::kResourceExhausted;
+    case SQLITE_LOCKED:
+      return StatusCode::kUnavailable;
+    case SQLITE_NOTADB:
+      return StatusCode::kInvalidArgument;
+    case SQLITE_CORRUPT:
+      return StatusCode::kDataLoss;
+    case SQLITE_FULL:
+      return StatusCode::kResourceExhausted;
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: return StatusCode::kPermissionDenied;
-    case SQLITE_CANTOPEN: return StatusCode::kNotFound;
+    case SQLITE_AUTH:
+      return StatusCode::kPermissionDenied;
+    case SQLITE_CANTOPEN:
+      return StatusCode::kNotFound;
     case SQLITE_CONSTRAINT:
     case SQLITE_MISMATCH:
-    case SQLITE_TOOBIG: return StatusCode::kInvalidArgument;
+    case SQLITE_TOOBIG:
+      return StatusCode::kInvalidArgument;
     case SQLITE_ABORT:
-    case SQLITE_INTERRUPT: return StatusCode::kAborted;
-    default: return StatusCode::kInternal;
+    case SQLITE_INTERRUPT:
+      return StatusCode::kAborted;
+    default:
+      return StatusCode::kInternal;
   }
 }
 
@@ -49,8 +58,8 @@ Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOpt
     return InvalidArgument(path.string() + ": is a directory, not a SQLite database");
   }
   if (exists && access(path.c_str(), R_OK | (options.read_only ? 0 : W_OK)) != 0) {
-    return PermissionDenied(path.string() + (options.read_only ? ": not readable"
-                                                               : ": not writable"));
+    return PermissionDenied(path.string() +
+                            (options.read_only ? ": not readable" : ": not writable"));
   }
   int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create_if_missing && !options.read_only) flags |= SQLITE_OPEN_CREATE;
@@ -94,8 +103,8 @@ int SqliteDb::OnBusy(void* context, int attempt) {
 
 Result<SqliteDb> SqliteDb::OpenInMemory() {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, nullptr);
   std::unique_ptr<sqlite3, Closer> db(raw);
   if (rc != SQLITE_OK) return FromRc(rc, raw, "opening an in-memory database");
   return SqliteDb(std::move(db), ":memory:");
@@ -146,11 +155,17 @@ Status SqliteDb::Error(std::string_view what) const {
 
 Statement& Statement::Bind(int index, const Value& value) {
   switch (value.type()) {
-    case ValueType::kNull: return BindNull(index);
-    case ValueType::kInt: return BindInt(index, value.as_int());
-    case ValueType::kFloat: sqlite3_bind_double(stmt_.get(), index, value.as_float()); break;
-    case ValueType::kText: return BindText(index, value.as_text());
-    case ValueType::kBlob: return BindBlob(index, value.as_blob());
+    case ValueType::kNull:
+      return BindNull(index);
+    case ValueType::kInt:
+      return BindInt(index, value.as_int());
+    case ValueType::kFloat:
+      sqlite3_bind_double(stmt_.get(), index, value.as_float());
+      break;
+    case ValueType::kText:
+      return BindText(index, value.as_text());
+    case ValueType::kBlob:
+      return BindBlob(index, value.as_blob());
   }
   return *this;
 }
@@ -201,11 +216,16 @@ void Statement::Reset() {
 
 Value Statement::Column(int index) const {
   switch (sqlite3_column_type(stmt_.get(), index)) {
-    case SQLITE_INTEGER: return Value::Int(sqlite3_column_int64(stmt_.get(), index));
-    case SQLITE_FLOAT: return Value::Float(sqlite3_column_double(stmt_.get(), index));
-    case SQLITE_TEXT: return Value::Text(std::string(ColumnText(index)));
-    case SQLITE_BLOB: return Value::Bytes(std::string(ColumnBlob(index)));
-    default: return Value::Null();
+    case SQLITE_INTEGER:
+      return Value::Int(sqlite3_column_int64(stmt_.get(), index));
+    case SQLITE_FLOAT:
+      return Value::Float(sqlite3_column_double(stmt_.get(), index));
+    case SQLITE_TEXT:
+      return Value::Text(std::string(ColumnText(index)));
+    case SQLITE_BLOB:
+      return Value::Bytes(std::string(ColumnBlob(index)));
+    default:
+      return Value::Null();
   }
 }
 

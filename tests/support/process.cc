@@ -88,7 +88,8 @@ ProcessResult Lockstep(const std::vector<std::string>& args) {
 
 std::string Sql(const std::filesystem::path& db, const std::string& sql) {
   ProcessResult result = Run({"sqlite3", "-cmd", ".timeout 10000", db.string(), sql});
-  EXPECT_EQ(result.exit_code, 0) << "sqlite3 " << db << " failed: " << result.err << "\nSQL: " << sql;
+  EXPECT_EQ(result.exit_code, 0) << "sqlite3 " << db << " failed: " << result.err
+                                 << "\nSQL: " << sql;
   return result.out;
 }
 

@@ -87,8 +87,8 @@ Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::str
   if (sqlite3_get_autocommit(db_.handle()) != 0) {
     // Outside a caller's transaction (a dry run holds one), WAL lets readers and one writer work
     // side by side; it is a property of the file and stays on.
-    LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_mode = WAL").WithContext(
-        "switching " + path().string() + " to WAL"));
+    LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_mode = WAL")
+                                 .WithContext("switching " + path().string() + " to WAL"));
   }
   LOCKSTEP_RETURN_IF_ERROR(OpenStore());
   LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
@@ -105,10 +105,11 @@ Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::str
 Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
                                          const std::string& policy) {
   for (const TableSchema& wanted : schemas) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, ReadTableSchema(db_, wanted.name));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing,
+                              ReadTableSchema(db_, wanted.name));
     if (!existing.has_value()) {
-      LOCKSTEP_RETURN_IF_ERROR(db_.Exec(wanted.create_sql).WithContext("creating table '" +
-                                                                       wanted.name + "'"));
+      LOCKSTEP_RETURN_IF_ERROR(
+          db_.Exec(wanted.create_sql).WithContext("creating table '" + wanted.name + "'"));
       LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(db_, wanted.name));
     }
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store_->Collections());
@@ -117,8 +118,8 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
     const bool new_collection = found == known.end();
     store::Collection collection;
     if (new_collection) {
-      LOCKSTEP_ASSIGN_OR_RETURN(collection,
-                                store_->EnsureCollection(wanted.name, policy, existing->create_sql));
+      LOCKSTEP_ASSIGN_OR_RETURN(
+          collection, store_->EnsureCollection(wanted.name, policy, existing->create_sql));
     } else {
       collection = std::move(*found);
     }
@@ -128,9 +129,9 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
     }
     LOCKSTEP_ASSIGN_OR_RETURN(core::MergePolicy merge_policy, core::ParsePolicy(collection.policy));
     LOCKSTEP_RETURN_IF_ERROR(InstallCapture(db_, *existing));
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        std::unique_ptr<SyncedTable> table,
-        SyncedTable::Prepare(db_, std::move(*existing), std::move(collection), std::move(merge_policy)));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SyncedTable> table,
+                              SyncedTable::Prepare(db_, std::move(*existing), std::move(collection),
+                                                   std::move(merge_policy)));
     if (new_collection) {
       LOCKSTEP_RETURN_IF_ERROR(table->StampAllRows(*store_, clock_.NowMillis()).status());
     }

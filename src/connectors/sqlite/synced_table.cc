@@ -19,7 +19,8 @@ constexpr size_t kMaxParameters = 32'766;  // SQLITE_MAX_VARIABLE_NUMBER since 3
 
 std::string ColumnList(const std::vector<Column>& columns) {
   std::string list;
-  for (const Column& column : columns) list += (list.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+  for (const Column& column : columns)
+    list += (list.empty() ? "" : ", ") + QuoteIdentifier(column.name);
   return list;
 }
 
@@ -57,7 +58,8 @@ Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, T
   std::string placeholders;
   for (size_t i = 0; i < s.columns.size(); ++i) placeholders += (i == 0 ? "?" : ", ?");
   std::string key_list;
-  for (const std::string& key : s.key) key_list += (key_list.empty() ? "" : ", ") + QuoteIdentifier(key);
+  for (const std::string& key : s.key)
+    key_list += (key_list.empty() ? "" : ", ") + QuoteIdentifier(key);
   std::string update;
   for (const std::string& column : s.non_key) {
     update += (update.empty() ? "" : ", ") + QuoteIdentifier(column) + " = excluded." +
@@ -79,12 +81,11 @@ Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, T
   };
   LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_, PrepareOwned(db, upsert(1)));
   LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_many_, PrepareOwned(db, upsert(table->rows_per_upsert_)));
-  LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
-                            PrepareOwned(db, "DELETE FROM " + name + " WHERE " + KeyMatch(s.key, 1)));
   LOCKSTEP_ASSIGN_OR_RETURN(
-      table->captured_,
-      PrepareOwned(db, "SELECT id, ts" + keys + " FROM " + capture + " ORDER BY id LIMIT " +
-                           std::to_string(kCaptureChunk)));
+      table->delete_, PrepareOwned(db, "DELETE FROM " + name + " WHERE " + KeyMatch(s.key, 1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->captured_, PrepareOwned(db, "SELECT id, ts" + keys + " FROM " +
+                                                                   capture + " ORDER BY id LIMIT " +
+                                                                   std::to_string(kCaptureChunk)));
   LOCKSTEP_ASSIGN_OR_RETURN(table->forget_captured_,
                             PrepareOwned(db, "DELETE FROM " + capture + " WHERE id <= ?"));
   LOCKSTEP_ASSIGN_OR_RETURN(table->scan_, PrepareOwned(db, "SELECT " + columns + " FROM " + name));
@@ -102,7 +103,8 @@ Result<std::optional<std::vector<Value>>> SyncedTable::ReadRow(std::span<const V
   }
   std::vector<Value> values;
   values.reserve(schema_.columns.size());
-  for (size_t i = 0; i < schema_.columns.size(); ++i) values.push_back(select_->Column(static_cast<int>(i)));
+  for (size_t i = 0; i < schema_.columns.size(); ++i)
+    values.push_back(select_->Column(static_cast<int>(i)));
   select_->Reset();
   return std::optional<std::vector<Value>>(std::move(values));
 }
@@ -205,7 +207,8 @@ Result<std::optional<size_t>> SyncedTable::StampCapturedChunk(store::ReplicaStor
       if (!*row) break;
       last_id = captured_->ColumnInt(0);
       std::vector<Value> key;
-      for (size_t i = 0; i < schema_.key.size(); ++i) key.push_back(captured_->Column(static_cast<int>(i + 2)));
+      for (size_t i = 0; i < schema_.key.size(); ++i)
+        key.push_back(captured_->Column(static_cast<int>(i + 2)));
       std::string encoded = core::EncodeKey(key);
       auto& entry = keys[std::move(encoded)];
       entry.first = std::move(key);
@@ -218,8 +221,9 @@ Result<std::optional<size_t>> SyncedTable::StampCapturedChunk(store::ReplicaStor
     std::vector<const decltype(keys)::value_type*> order;
     order.reserve(keys.size());
     for (const auto& item : keys) order.push_back(&item);
-    std::stable_sort(order.begin(), order.end(),
-                     [](const auto* x, const auto* y) { return x->second.second < y->second.second; });
+    std::stable_sort(order.begin(), order.end(), [](const auto* x, const auto* y) {
+      return x->second.second < y->second.second;
+    });
     for (const auto* captured : order) {
       const auto& [encoded, entry] = *captured;
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::vector<Value>> row, ReadRow(entry.first));
@@ -245,7 +249,8 @@ Result<size_t> SyncedTable::StampAllRows(store::ReplicaStore& store, int64_t now
     if (!*stepped) break;
     std::vector<Value> row;
     row.reserve(schema_.columns.size());
-    for (size_t i = 0; i < schema_.columns.size(); ++i) row.push_back(scan_->Column(static_cast<int>(i)));
+    for (size_t i = 0; i < schema_.columns.size(); ++i)
+      row.push_back(scan_->Column(static_cast<int>(i)));
     std::vector<Value> key;
     for (size_t position : key_positions_) key.push_back(row[position]);
     // A new collection has no stored records: no need to look any up.

@@ -32,7 +32,8 @@ class SyncedTable {
   // Drops batched upserts: their transaction is being rolled back.
   void Discard() { pending_rows_.clear(); }
 
-  // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`. Returns the number of writes made.
+  // Turns the keys captured by the triggers into local writes. REQUIRES: inside a write of `store`.
+  // Returns the number of writes made.
   Result<size_t> StampCaptured(store::ReplicaStore& store);
   // One chunk of StampCaptured (up to 10,000 captured changes): the writes made, or nullopt when
   // nothing was captured. REQUIRES: inside a write of `store`.

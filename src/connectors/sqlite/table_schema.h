@@ -16,10 +16,10 @@ struct Column {
 
 struct TableSchema {
   std::string name;
-  std::vector<Column> columns;          // writable columns in table order (no generated ones)
-  std::vector<std::string> key;         // primary key columns, in key order
-  std::vector<std::string> non_key;     // the other writable columns
-  std::string create_sql;               // the CREATE TABLE statement from sqlite_master
+  std::vector<Column> columns;       // writable columns in table order (no generated ones)
+  std::vector<std::string> key;      // primary key columns, in key order
+  std::vector<std::string> non_key;  // the other writable columns
+  std::string create_sql;            // the CREATE TABLE statement from sqlite_master
 };
 
 // The user's tables that can be synced: every table except SQLite's and Lockstep's own, in name
