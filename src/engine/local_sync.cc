@@ -91,6 +91,29 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
   return plan;
 }
 
+// After `from` sent its changes to `to`, every record `to` wrote may be one it took verbatim
+// from `from`. If `from` had already seen all of `to`'s log before, its cursor into that log can
+// jump to the end: reading it back would only find the echoes of what `from` just sent.
+Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, size_t verbatim,
+                  size_t stamped) {
+  store::ReplicaStore& receiver = to.store();
+  if (stamped > 0 || receiver.last_seq() != receiver_last + verbatim) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> known,
+                            from.store().GetCursor(receiver.node()));
+  // No cursor yet is as good as one at the start, when the receiver's log was empty.
+  const bool seen_all = known.has_value()
+                            ? known->epoch == receiver.epoch() && known->seq == receiver_last
+                            : receiver_last == 0;
+  if (!seen_all) return Status::Ok();
+  LOCKSTEP_RETURN_IF_ERROR(from.store().BeginWrite());
+  Status status = from.store().SetCursor(receiver.node(), {receiver.epoch(), receiver.last_seq()});
+  if (!status.ok()) {
+    from.store().Rollback();
+    return status;
+  }
+  return from.store().Commit();
+}
+
 Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
   Transfer transfer{from.path().string(), to.path().string()};
   store::ReplicaStore& sender = from.store();
@@ -104,6 +127,9 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
   }
   const core::NodeId receiver = to.store().node();
   LOCKSTEP_RETURN_IF_ERROR(from.db().SyncWal());
+  const uint64_t receiver_last = to.store().last_seq();
+  size_t verbatim = 0;
+  size_t stamped = 0;
   for (;;) {
     LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
                               sender.ChangesAfter(cursor, batch_size, &receiver));
@@ -114,8 +140,11 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     transfer.sent += stats.received;
     transfer.changed += stats.changed;
     transfer.conflicts += stats.conflicts;
+    verbatim += stats.verbatim;
+    stamped += stats.stamped;
     cursor = page.scanned_to;
   }
+  LOCKSTEP_RETURN_IF_ERROR(SkipEchoes(from, to, receiver_last, verbatim, stamped));
   return transfer;
 }
 

@@ -21,7 +21,7 @@ CREATE TABLE _lockstep_records(
   field_seqs BLOB NOT NULL,
   origin INTEGER,
   PRIMARY KEY (collection, key)) WITHOUT ROWID;
-CREATE INDEX _lockstep_records_by_seq ON _lockstep_records(seq);
+CREATE INDEX _lockstep_records_by_seq ON _lockstep_records(seq, origin);
 CREATE TABLE _lockstep_peers(id INTEGER PRIMARY KEY, node BLOB NOT NULL UNIQUE);
 CREATE TABLE _lockstep_cursors(
   peer BLOB PRIMARY KEY,

@@ -298,24 +298,36 @@ Status ReplicaStore::FlushPuts() {
 Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
                                               const core::NodeId* skip_origin) {
   LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * stmt,
-      Cached(changes_,
-             "SELECT c.name, r.record, r.field_seqs, r.seq, r.origin FROM _lockstep_records r "
-             "JOIN _lockstep_collections c ON c.id = r.collection "
-             "WHERE r.seq > ? ORDER BY r.seq LIMIT ?"));
   std::optional<int64_t> skip;
   if (skip_origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(skip, PeerNumber(*skip_origin, false));
   }
+  // Both queries must see one snapshot, or a commit between them could be skipped unread.
+  const bool own_snapshot = sqlite3_get_autocommit(db_.handle()) != 0;
+  if (own_snapshot) LOCKSTEP_RETURN_IF_ERROR(db_.Exec("BEGIN"));
+  auto page = ReadChanges(after, limit, skip);
+  if (own_snapshot) (void)db_.Exec(page.has_value() ? "COMMIT" : "ROLLBACK");
+  return page;
+}
+
+Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
+                                             std::optional<int64_t> skip) {
+  // The origin test is answered from the seq index, so skipped records cost an index entry,
+  // not a row: scanning past a whole first sync's worth of echoes stays cheap.
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(changes_,
+             "SELECT c.name, r.record, r.field_seqs, r.seq FROM _lockstep_records r "
+             "JOIN _lockstep_collections c ON c.id = r.collection "
+             "WHERE r.seq > ?1 AND (?3 IS NULL OR r.origin IS NOT ?3) ORDER BY r.seq LIMIT ?2"));
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
+  if (skip.has_value()) stmt->BindInt(3, *skip);
   ChangePage page{{}, after};
   for (;;) {
     auto row = stmt->Step();
     if (!row.has_value()) return row.error();
     if (!*row) break;
     page.scanned_to = static_cast<uint64_t>(stmt->ColumnInt(3));
-    if (skip.has_value() && !stmt->ColumnIsNull(4) && stmt->ColumnInt(4) == *skip) continue;
     auto stored = DecodeStored(stmt->ColumnBlob(1), stmt->ColumnBlob(2), page.scanned_to);
     if (!stored.has_value()) {
       stmt->Reset();
@@ -324,6 +336,14 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
     page.changes.push_back({std::string(stmt->ColumnText(0)), std::move(*stored)});
   }
   stmt->Reset();
+  if (page.changes.size() < limit) {
+    // The scan reached the end of the log: everything up to its last seq has been looked at.
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement last, db_.Prepare("SELECT max(seq) FROM _lockstep_records"));
+    LOCKSTEP_ASSIGN_OR_RETURN(bool found, last.Step());
+    if (found && !last.ColumnIsNull(0)) {
+      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));
+    }
+  }
   return page;
 }
 

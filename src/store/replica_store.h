@@ -122,6 +122,7 @@ class ReplicaStore {
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
+  Result<ChangePage> ReadChanges(uint64_t after, size_t limit, std::optional<int64_t> skip);
   Status LoadIdentity();
   Status LoadCounters();
   Status SaveCounters();

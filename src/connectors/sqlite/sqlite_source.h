@@ -20,6 +20,8 @@ namespace lockstep::connectors::sqlite {
 struct ApplyStats {
   size_t received = 0;   // records in the batch
   size_t changed = 0;    // records whose state changed here
+  size_t verbatim = 0;   // of those, records that took the sender's state exactly
+  size_t stamped = 0;    // local writes stamped first (users' edits made meanwhile)
   size_t conflicts = 0;  // losing values logged
 };
 
@@ -68,7 +70,7 @@ class SqliteSource {
       : db_(std::move(db)), path_(std::move(path)), missing_(missing), clock_(clock) {}
   Status CreateIfMissing();
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
-  Status StampAll();
+  Result<size_t> StampAll();
   Result<ApplyStats> ApplyInTransaction(std::span<const store::Change> changes,
                                         const core::NodeId& from, const store::Cursor& cursor);
 

@@ -1,0 +1,181 @@
+#include "protocol/session.h"
+
+#include <utility>
+
+namespace lockstep::protocol {
+namespace {
+
+// Sending is from the dialer's point of view: push means the dialer sends, pull the listener.
+bool Sends(Session::Role role, Direction direction) {
+  if (direction == Direction::kBoth) return true;
+  return (role == Session::Role::kDialer) == (direction == Direction::kPush);
+}
+
+}  // namespace
+
+Session::Session(Role role, SessionHandler& handler, const Options& options, int64_t now_ms)
+    : role_(role),
+      handler_(handler),
+      options_(options),
+      state_(role == Role::kListener ? State::kAwaitHello : State::kAwaitWelcome),
+      now_ms_(now_ms),
+      last_received_ms_(now_ms),
+      last_sent_ms_(now_ms) {}
+
+void Session::Start(const Hello& hello) {
+  Send(hello);
+  // Until the Welcome says otherwise, the dialer's own Hello is what it will send from.
+  send_cursor_ = acked_ = {};
+}
+
+Status Session::Receive(std::string_view bytes, int64_t now_ms) {
+  if (closed()) return close_status_;
+  now_ms_ = last_received_ms_ = now_ms;
+  reader_.Append(bytes);
+  for (;;) {
+    auto next = reader_.Next();
+    if (!next.has_value()) return Fail(next.error(), /*tell_peer=*/true);
+    if (!next->has_value()) return Status::Ok();
+    LOCKSTEP_RETURN_IF_ERROR(Handle(**next, now_ms));
+    if (closed()) return close_status_;
+  }
+}
+
+Status Session::Handle(const Message& message, int64_t now_ms) {
+  if (const auto* error = std::get_if<ErrorMessage>(&message)) {
+    return Fail(Status(error->code, "peer: " + error->message), /*tell_peer=*/false);
+  }
+  if (std::holds_alternative<Goodbye>(message)) {
+    state_ = State::kClosed;
+    close_status_ = Status::Ok();
+    return Status::Ok();
+  }
+  switch (state_) {
+    case State::kAwaitHello:
+      if (const auto* hello = std::get_if<Hello>(&message)) return HandleHello(*hello);
+      break;
+    case State::kAwaitWelcome:
+      if (const auto* welcome = std::get_if<Welcome>(&message)) return HandleWelcome(*welcome);
+      break;
+    case State::kStreaming:
+      if (const auto* batch = std::get_if<ChangeBatch>(&message)) return HandleBatch(*batch);
+      if (const auto* ack = std::get_if<Ack>(&message)) return HandleAck(*ack, now_ms);
+      if (const auto* ping = std::get_if<Ping>(&message)) {
+        Send(Pong{ping->nonce});
+        return Status::Ok();
+      }
+      if (std::holds_alternative<Pong>(message)) return Status::Ok();
+      break;
+    case State::kClosed: return close_status_;
+  }
+  return Fail(InvalidArgument("unexpected " + std::string(MessageName(message))),
+              /*tell_peer=*/true);
+}
+
+Status Session::HandleHello(const Hello& hello) {
+  if (hello.protocol_version != kProtocolVersion) {
+    return Fail(FailedPrecondition("protocol version " + std::to_string(hello.protocol_version) +
+                                   " is not supported (this node speaks " +
+                                   std::to_string(kProtocolVersion) + ")"),
+                /*tell_peer=*/true);
+  }
+  auto welcome = handler_.Accept(hello);
+  if (!welcome.has_value()) return Fail(welcome.error(), /*tell_peer=*/true);
+  welcome->protocol_version = kProtocolVersion;
+  Send(*welcome);
+  StartStreaming(welcome->direction, hello.cursor);
+  return Status::Ok();
+}
+
+Status Session::HandleWelcome(const Welcome& welcome) {
+  if (welcome.protocol_version != kProtocolVersion) {
+    return Fail(FailedPrecondition("listener speaks protocol version " +
+                                   std::to_string(welcome.protocol_version)),
+                /*tell_peer=*/true);
+  }
+  Status welcomed = handler_.Welcomed(welcome);
+  if (!welcomed.ok()) return Fail(welcomed, /*tell_peer=*/true);
+  StartStreaming(welcome.direction, welcome.cursor);
+  return Status::Ok();
+}
+
+void Session::StartStreaming(Direction direction, const Cursor& send_from) {
+  state_ = State::kStreaming;
+  sending_ = Sends(role_, direction);
+  receiving_ = Sends(role_ == Role::kDialer ? Role::kListener : Role::kDialer, direction);
+  send_cursor_ = acked_ = send_from;
+}
+
+Status Session::HandleBatch(const ChangeBatch& batch) {
+  if (!receiving_) {
+    return Fail(PermissionDenied("changes sent against the session's direction"),
+                /*tell_peer=*/true);
+  }
+  Status applied = handler_.Apply(batch);
+  if (!applied.ok()) return Fail(applied, /*tell_peer=*/true);
+  Send(Ack{batch.id, batch.end});
+  return Status::Ok();
+}
+
+Status Session::HandleAck(const Ack& ack, int64_t now_ms) {
+  // Acks come in the order batches were sent: anything else is a confused or hostile peer.
+  if (unacked_.empty() || unacked_.front().id != ack.batch_id ||
+      !(unacked_.front().end == ack.cursor)) {
+    return Fail(InvalidArgument("ack of batch " + std::to_string(ack.batch_id) +
+                                " that is not the oldest unacknowledged one"),
+                /*tell_peer=*/true);
+  }
+  acked_ = ack.cursor;
+  unacked_.pop_front();
+  return Pump(now_ms);
+}
+
+Status Session::Pump(int64_t now_ms) {
+  if (closed()) return close_status_;
+  now_ms_ = now_ms;
+  if (now_ms - last_received_ms_ >= options_.dead_after_ms) {
+    return Fail(Unavailable("peer silent for " + std::to_string(now_ms - last_received_ms_) +
+                            " ms"),
+                /*tell_peer=*/true);
+  }
+  if (state_ != State::kStreaming) return Status::Ok();
+  while (sending_ && unacked_.size() < options_.window) {
+    auto batch = handler_.ReadChanges(send_cursor_, options_.batch_records);
+    if (!batch.has_value()) return Fail(batch.error(), /*tell_peer=*/true);
+    if (batch->end == send_cursor_) break;  // nothing new
+    batch->id = next_batch_id_++;
+    unacked_.push_back({batch->id, batch->end});
+    send_cursor_ = batch->end;
+    Send(*batch);
+  }
+  if (now_ms - last_sent_ms_ >= options_.heartbeat_ms) Send(Ping{next_ping_++});
+  return Status::Ok();
+}
+
+void Session::Close(const Status& why) {
+  if (closed()) return;
+  if (why.ok()) {
+    Send(Goodbye{"done"});
+    state_ = State::kClosed;
+    close_status_ = Status::Ok();
+    return;
+  }
+  (void)Fail(why, /*tell_peer=*/true);
+}
+
+Status Session::Fail(Status status, bool tell_peer) {
+  if (closed()) return close_status_;
+  if (tell_peer) Send(ErrorMessage{status.code(), status.message()});
+  state_ = State::kClosed;
+  close_status_ = std::move(status);
+  return close_status_;
+}
+
+void Session::Send(const Message& message) {
+  output_ += EncodeFrame(message);
+  last_sent_ms_ = now_ms_;  // drives heartbeats
+}
+
+std::string Session::TakeOutput() { return std::exchange(output_, {}); }
+
+}  // namespace lockstep::protocol

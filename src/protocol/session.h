@@ -1,0 +1,137 @@
+// One sync session over one connection, as a state machine: bytes in, bytes and handler calls
+// out. It does no I/O and reads no clock (the caller passes the time), so tests drive it with
+// two sessions wired back to back, and a fuzzer can feed it anything.
+//
+// Transitions (`Receive` handles messages, `Pump` the window, heartbeats and timeouts):
+//
+//   state          event                                 action                       next
+//   ------------   -----------------------------------   --------------------------   -----------
+//   AwaitHello     Hello, our protocol version           handler.Accept → Welcome     Streaming
+//   AwaitHello     Hello, other version                  Error{failed_precondition}   Closed
+//   AwaitHello     Accept fails (token, permission)      Error{its code}              Closed
+//   AwaitWelcome   Welcome                               handler.Welcomed             Streaming
+//   Await*         any other message                     Error{invalid_argument}      Closed
+//   Streaming      ChangeBatch, we receive               handler.Apply → Ack          Streaming
+//   Streaming      ChangeBatch, we do not receive        Error{permission_denied}     Closed
+//   Streaming      Ack of the oldest unacked batch       window slot freed → Pump     Streaming
+//   Streaming      Ack of anything else                  Error{invalid_argument}      Closed
+//   Streaming      Ping                                  Pong                         Streaming
+//   Streaming      Pong                                  (liveness only)              Streaming
+//   Streaming      Pump, we send, window not full        handler.ReadChanges → batch  Streaming
+//   any open       Error from the peer                   close with the peer's status Closed
+//   any open       Goodbye                               close, ok                    Closed
+//   any open       malformed bytes                       Error{data_loss}             Closed
+//   any open       handler.Apply/ReadChanges fails       Error{its code}              Closed
+//   any open       nothing received for dead_after       Error{unavailable}           Closed
+//   Streaming      nothing sent for heartbeat            Ping                         Streaming
+//
+// Memory stays bounded: at most `window` batches of at most `batch_records` records are unacked,
+// and the frame reader holds at most one frame.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "protocol/frame_codec.h"
+#include "protocol/messages.h"
+
+namespace lockstep::protocol {
+
+// What a session needs from the engine; implemented there, called only from Session.
+class SessionHandler {
+ public:
+  virtual ~SessionHandler() = default;
+
+  // Listener: decides on a dialer's Hello. The Welcome grants collections and a direction and
+  // carries this node's cursor into the dialer's log. An error (kUnauthenticated,
+  // kPermissionDenied, ...) is sent to the dialer and closes the session.
+  virtual Result<Welcome> Accept(const Hello& hello) = 0;
+
+  // Dialer: the listener accepted. An error closes the session.
+  virtual Status Welcomed(const Welcome& welcome) = 0;
+
+  // This node's changes after `after` for the peer, at most `limit` records. The batch's `end`
+  // is where the peer's cursor stands once it has applied them; end == after means nothing new.
+  virtual Result<ChangeBatch> ReadChanges(const Cursor& after, size_t limit) = 0;
+
+  // Applies the peer's batch together with its end cursor, all or nothing.
+  virtual Status Apply(const ChangeBatch& batch) = 0;
+};
+
+class Session {
+ public:
+  enum class Role { kDialer, kListener };
+  enum class State { kAwaitHello, kAwaitWelcome, kStreaming, kClosed };
+
+  struct Options {
+    size_t window = 4;             // unacked batches in flight
+    size_t batch_records = 1'000;  // records per batch
+    int64_t heartbeat_ms = 5'000;  // ping when nothing was sent for this long
+    int64_t dead_after_ms = 20'000;  // close when nothing was received for this long
+  };
+
+  // A listener waits for a Hello; a dialer must call Start. `handler` must outlive the session.
+  Session(Role role, SessionHandler& handler, const Options& options, int64_t now_ms);
+
+  // Dialer: sends `hello`. REQUIRES: role kDialer, called once, first.
+  void Start(const Hello& hello);
+
+  // Feeds bytes read from the connection. Returns an error when the session closed because of
+  // them (an Error frame for the peer is then queued when it helps the peer).
+  Status Receive(std::string_view bytes, int64_t now_ms);
+
+  // Sends what the window allows, pings an idle peer, closes a silent one. Call on a timer and
+  // whenever the local log has new changes (live mode).
+  Status Pump(int64_t now_ms);
+
+  // Ends the session, telling the peer why: Goodbye for ok, Error otherwise.
+  void Close(const Status& why);
+
+  // Bytes to write to the connection, handed over once.
+  std::string TakeOutput();
+
+  State state() const { return state_; }
+  bool closed() const { return state_ == State::kClosed; }
+  // Why the session closed: ok after a Goodbye either way, else the error.
+  const Status& close_status() const { return close_status_; }
+  // Whether everything sent so far has been acknowledged.
+  bool idle() const { return unacked_.empty(); }
+  // How far the peer has acknowledged our log.
+  const Cursor& acked() const { return acked_; }
+
+ private:
+  Status Handle(const Message& message, int64_t now_ms);
+  Status HandleHello(const Hello& hello);
+  Status HandleWelcome(const Welcome& welcome);
+  Status HandleBatch(const ChangeBatch& batch);
+  Status HandleAck(const Ack& ack, int64_t now_ms);
+  Status Fail(Status status, bool tell_peer);
+  void Send(const Message& message);
+  void StartStreaming(Direction direction, const Cursor& send_from);
+
+  const Role role_;
+  SessionHandler& handler_;
+  const Options options_;
+  State state_;
+  Status close_status_;
+  FrameReader reader_;
+  std::string output_;
+  bool sending_ = false;    // this side sends its changes
+  bool receiving_ = false;  // this side accepts the peer's changes
+  Cursor send_cursor_;      // the end of the last batch sent
+  Cursor acked_;            // the end of the last batch acknowledged
+  uint64_t next_batch_id_ = 1;
+  struct Unacked {
+    uint64_t id;
+    Cursor end;
+  };
+  std::deque<Unacked> unacked_;
+  int64_t now_ms_;  // the time the caller last passed in
+  int64_t last_received_ms_;
+  int64_t last_sent_ms_;
+  uint64_t next_ping_ = 1;
+};
+
+}  // namespace lockstep::protocol
