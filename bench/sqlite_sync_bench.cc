@@ -528,8 +528,10 @@ Sample ApplyRun(const Options& options, const ChangeLog& log) {
   auto dest = Take(SqliteSource::Open(path, true, base::SystemClock::Get()), "open destination");
   Check(dest->Attach(std::span(&log.schema, 1), ""), "attach destination");
   size_t changed = 0;
+  // Apply may move records out of its input: each run gets its own copy, made before timing.
+  std::vector<store::ChangePage> pages = log.pages;
   const Sample sample = Measure(RUSAGE_SELF, [&] {
-    for (const store::ChangePage& page : log.pages) {
+    for (store::ChangePage& page : pages) {
       auto stats = Take(dest->Apply(page.changes, log.node, {log.epoch, page.scanned_to}), "apply");
       changed += stats.changed;
     }

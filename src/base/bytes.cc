@@ -12,11 +12,14 @@ Status Truncated(std::string_view what) {
 }  // namespace
 
 void ByteWriter::PutVarint(uint64_t value) {
+  char bytes[10];
+  size_t size = 0;
   while (value >= 0x80) {
-    PutByte(static_cast<uint8_t>(value) | 0x80);
+    bytes[size++] = static_cast<char>(static_cast<uint8_t>(value) | 0x80);
     value >>= 7;
   }
-  PutByte(static_cast<uint8_t>(value));
+  bytes[size++] = static_cast<char>(value);
+  out_.append(bytes, size);
 }
 
 void ByteWriter::PutSignedVarint(int64_t value) {

@@ -209,6 +209,7 @@ Result<VersionVector> DecodeVersionVector(ByteReader& in) {
 
 std::string EncodeRecord(const Record& record) {
   std::string bytes;
+  bytes.reserve(64 + 24 * record.fields().size());  // a typical record needs no regrowth
   ByteWriter out(bytes);
   EncodeRecordTo(record, out);
   return bytes;

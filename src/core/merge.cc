@@ -140,6 +140,27 @@ MergeEffects MergeInto(Record& local, const Record& incoming, const MergePolicy&
   return MergeFields(local, incoming, policy);
 }
 
+MergeEffects MergeInto(Record& local, Record&& incoming, const MergePolicy& policy) {
+  const bool has_empty_field =
+      std::any_of(incoming.fields().begin(), incoming.fields().end(),
+                  [](const auto& field) { return field.second.versions.empty(); });
+  if (!local.fields().empty() || !local.vv().empty() || has_empty_field) {
+    return MergeFields(local, incoming, policy);
+  }
+  // Nothing here yet: the merge keeps every incoming version, so take the record whole. This is
+  // the first sync of a table, where it spares a copy of every field of every record.
+  MergeEffects effects;
+  for (const auto& [name, field] : incoming.fields()) {
+    effects.changed_fields.push_back(name);
+    if (field.versions.size() > 1 && policy.For(name) != FieldPolicy::kCounter) {
+      ReportSiblings(incoming.key(), name, field, policy, effects.conflicts);
+    }
+  }
+  effects.vv_changed = !incoming.vv().empty();
+  local = std::move(incoming);
+  return effects;
+}
+
 Result<MergeEffects> MergeDeltaInto(Record& local, const RecordDelta& delta,
                                     const MergePolicy& policy) {
   if (!local.vv().Covers(delta.base)) {

@@ -45,6 +45,8 @@ struct MergeEffects {
 // Folds `incoming` (a full record with the same key) into `local`. A field missing from
 // `incoming` is left as it is. REQUIRES: local.key() == incoming.key() (or local is new).
 MergeEffects MergeInto(Record& local, const Record& incoming, const MergePolicy& policy);
+// The same, moving from `incoming` where that saves copies (when `local` is new).
+MergeEffects MergeInto(Record& local, Record&& incoming, const MergePolicy& policy);
 
 // Folds a delta into `local`. Fails with kFailedPrecondition, changing nothing, when `local` has
 // not seen the writes of the fields the delta omits (local.vv() does not cover delta.base): the

@@ -19,8 +19,8 @@
 
 namespace lockstep::protocol {
 
-inline constexpr size_t kMaxFrameBytes = 16 << 20;         // 16 MiB on the wire
-inline constexpr size_t kMaxBatchBytes = 256 << 20;        // 256 MiB once decompressed
+inline constexpr size_t kMaxFrameBytes = 16 << 20;   // 16 MiB on the wire
+inline constexpr size_t kMaxBatchBytes = 256 << 20;  // 256 MiB once decompressed
 inline constexpr size_t kMaxBatchRecords = 1'000'000;
 
 // The bytes of one frame carrying `message`, length prefix included.

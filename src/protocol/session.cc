@@ -66,7 +66,8 @@ Status Session::Handle(const Message& message, int64_t now_ms) {
       }
       if (std::holds_alternative<Pong>(message)) return Status::Ok();
       break;
-    case State::kClosed: return close_status_;
+    case State::kClosed:
+      return close_status_;
   }
   return Fail(InvalidArgument("unexpected " + std::string(MessageName(message))),
               /*tell_peer=*/true);
@@ -134,9 +135,9 @@ Status Session::Pump(int64_t now_ms) {
   if (closed()) return close_status_;
   now_ms_ = now_ms;
   if (now_ms - last_received_ms_ >= options_.dead_after_ms) {
-    return Fail(Unavailable("peer silent for " + std::to_string(now_ms - last_received_ms_) +
-                            " ms"),
-                /*tell_peer=*/true);
+    return Fail(
+        Unavailable("peer silent for " + std::to_string(now_ms - last_received_ms_) + " ms"),
+        /*tell_peer=*/true);
   }
   if (state_ != State::kStreaming) return Status::Ok();
   while (sending_ && unacked_.size() < options_.window) {

@@ -43,6 +43,7 @@ Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs
   LOCKSTEP_ASSIGN_OR_RETURN(stored.field_seqs,
                             DecodeSeqs(seqs, stored.record.fields().size(), seq));
   stored.seq = seq;
+  stored.encoded = std::string(record);
   return stored;
 }
 
@@ -240,7 +241,8 @@ Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
 }
 
 Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
-                         std::span<const std::string> changed_fields, const core::NodeId* origin) {
+                         std::span<const std::string> changed_fields, const core::NodeId* origin,
+                         std::string encoding) {
   const uint64_t seq = ++seq_;
   const auto& fields = stored.record.fields();
   stored.field_seqs.resize(fields.size(), 0);
@@ -251,10 +253,11 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
     if (f < fields.size() && fields[f].first == name) stored.field_seqs[f] = seq;
   }
   stored.seq = seq;
+  if (encoding.empty()) encoding = core::EncodeRecord(stored.record);
   PendingPut put{collection,
                  stored.record.key(),
                  seq,
-                 core::EncodeRecord(stored.record),
+                 std::move(encoding),
                  EncodeSeqs(stored.field_seqs, seq),
                  std::nullopt};
   if (origin != nullptr) {
@@ -338,7 +341,8 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
   stmt->Reset();
   if (page.changes.size() < limit) {
     // The scan reached the end of the log: everything up to its last seq has been looked at.
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement last, db_.Prepare("SELECT max(seq) FROM _lockstep_records"));
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement last,
+                              db_.Prepare("SELECT max(seq) FROM _lockstep_records"));
     LOCKSTEP_ASSIGN_OR_RETURN(bool found, last.Step());
     if (found && !last.ColumnIsNull(0)) {
       page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));

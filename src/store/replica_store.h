@@ -24,6 +24,7 @@ struct StoredRecord {
   core::Record record;
   std::vector<uint64_t> field_seqs;
   uint64_t seq = 0;
+  std::string encoded;  // the record's canonical encoding as read, empty when not read
 };
 
 struct Collection {
@@ -99,8 +100,10 @@ class ReplicaStore {
   // batched: they reach SQLite by Commit() at the latest; Get() sees them before that. `origin` is
   // the peer whose state the record now equals, or nullptr. REQUIRES: inside a write;
   // `changed_fields` name fields of stored.record, sorted.
+  // `encoding`, when given, is the record's canonical encoding, known to the caller (a record
+  // taken unchanged from a peer): it spares encoding it again.
   Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
-             const core::NodeId* origin);
+             const core::NodeId* origin, std::string encoding = {});
 
   // Records whose seq is above `after`, in seq order, at most `limit` of them looked at,
   // skipping those whose origin is `skip_origin` (the peer they would go to: it has them).

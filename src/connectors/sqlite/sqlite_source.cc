@@ -178,8 +178,8 @@ SyncedTable* SqliteSource::Table(const std::string& name) {
   return it == tables_.end() ? nullptr : it->second.get();
 }
 
-Result<ApplyStats> SqliteSource::Apply(std::span<const store::Change> changes,
-                                       const core::NodeId& from, const store::Cursor& cursor) {
+Result<ApplyStats> SqliteSource::Apply(std::span<store::Change> changes, const core::NodeId& from,
+                                       const store::Cursor& cursor) {
   LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
   auto stats = ApplyInTransaction(changes, from, cursor);
   if (!stats.has_value()) {
@@ -191,7 +191,7 @@ Result<ApplyStats> SqliteSource::Apply(std::span<const store::Change> changes,
   return stats;
 }
 
-Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Change> changes,
+Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<store::Change> changes,
                                                     const core::NodeId& from,
                                                     const store::Cursor& cursor) {
   // Users' writes made since the last stamp become writes first, so a merge sees them.
@@ -213,10 +213,10 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
   // sync arrive in key order, so this spares almost every lookup when it matters most.
   std::map<int64_t, std::optional<std::string>> max_keys;
   for (size_t index : order) {
-    const store::Change& change = changes[index];
+    store::Change& change = changes[index];
     SyncedTable* table = Table(change.collection);
     if (table == nullptr) continue;  // a collection this database does not sync
-    const core::Record& incoming = change.stored.record;
+    core::Record& incoming = change.stored.record;
     const int64_t collection = table->collection().id;
     auto max_key = max_keys.find(collection);
     if (max_key == max_keys.end()) {
@@ -227,17 +227,29 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
     if (max_key->second.has_value() && incoming.key() <= *max_key->second) {
       LOCKSTEP_ASSIGN_OR_RETURN(stored, store_->Get(collection, incoming.key()));
     }
-    if (!stored.has_value()) stored = store::StoredRecord{core::Record(incoming.key()), {}, 0};
-    const bool had_siblings = HasSiblings(stored->record);
-    core::MergeEffects effects = core::MergeInto(stored->record, incoming, table->policy());
+    const core::Hlc latest = LatestHlc(incoming);
+    core::MergeEffects effects;
+    bool verbatim = true;
+    bool had_siblings = false;
+    std::string encoding;
+    if (!stored.has_value()) {
+      // New here: the record is taken whole, moved rather than copied, and so is its encoding.
+      stored = store::StoredRecord{core::Record(incoming.key()), {}, 0, {}};
+      effects = core::MergeInto(stored->record, std::move(incoming), table->policy());
+      encoding = std::move(change.stored.encoded);
+    } else {
+      had_siblings = HasSiblings(stored->record);
+      effects = core::MergeInto(stored->record, incoming, table->policy());
+      verbatim = TookIncomingState(stored->record, incoming);
+    }
+    const std::string& key = stored->record.key();
     if (!effects.changed()) continue;
-    if (auto updated = store_->clock().Update(LatestHlc(incoming)); !updated.has_value()) {
-      return updated.error().WithContext("record " + core::KeyToString(incoming.key()) + " of " +
+    if (auto updated = store_->clock().Update(latest); !updated.has_value()) {
+      return updated.error().WithContext("record " + core::KeyToString(key) + " of " +
                                          change.collection + " from " + from.ToString());
     }
-    const bool verbatim = TookIncomingState(stored->record, incoming);
-    LOCKSTEP_RETURN_IF_ERROR(
-        store_->Put(collection, *stored, effects.changed_fields, verbatim ? &from : nullptr));
+    LOCKSTEP_RETURN_IF_ERROR(store_->Put(collection, *stored, effects.changed_fields,
+                                         verbatim ? &from : nullptr, std::move(encoding)));
     LOCKSTEP_RETURN_IF_ERROR(table->WriteRow(stored->record));
     for (const core::Conflict& conflict : effects.conflicts) {
       LOCKSTEP_RETURN_IF_ERROR(store_->LogConflict(change.collection, conflict));
@@ -245,7 +257,7 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<const store::Chang
     }
     // A write that replaced every sibling (a resolution made elsewhere) settles them here too.
     if (had_siblings && !HasSiblings(stored->record)) {
-      LOCKSTEP_RETURN_IF_ERROR(store_->MarkResolved(change.collection, incoming.key()));
+      LOCKSTEP_RETURN_IF_ERROR(store_->MarkResolved(change.collection, key));
     }
     ++stats.changed;
     stats.verbatim += verbatim ? 1 : 0;

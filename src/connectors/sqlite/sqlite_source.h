@@ -57,8 +57,9 @@ class SqliteSource {
   Status StampPending();
 
   // Merges `changes` (from the peer `from`, whose change log they come from up to `cursor`) in one
-  // transaction with the new cursor: the records, the user's rows, the conflict log.
-  Result<ApplyStats> Apply(std::span<const store::Change> changes, const core::NodeId& from,
+  // transaction with the new cursor: the records, the user's rows, the conflict log. The records
+  // of `changes` may be moved from.
+  Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
                            const store::Cursor& cursor);
 
   // The synced table called `name`, or nullptr.
@@ -71,8 +72,8 @@ class SqliteSource {
   Status CreateIfMissing();
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
   Result<size_t> StampAll();
-  Result<ApplyStats> ApplyInTransaction(std::span<const store::Change> changes,
-                                        const core::NodeId& from, const store::Cursor& cursor);
+  Result<ApplyStats> ApplyInTransaction(std::span<store::Change> changes, const core::NodeId& from,
+                                        const store::Cursor& cursor);
 
   store::SqliteDb db_;
   std::filesystem::path path_;

@@ -176,7 +176,7 @@ Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string
   }
   write.dot = store.NextDot();
   write.hlc = store.clock().TickAt(millis);
-  if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0};
+  if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0, {}};
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
                             core::ApplyLocalWrite(stored->record, write, policy_));
   LOCKSTEP_RETURN_IF_ERROR(store.Put(collection_.id, *stored, changed, nullptr));
