@@ -99,14 +99,15 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
   store::ReplicaStore& receiver = to.store();
   if (stamped > 0 || receiver.last_seq() != receiver_last + verbatim) return Status::Ok();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> known,
-                            from.store().GetCursor(receiver.node()));
+                            from.store().GetCursor(receiver.node(), from.CursorScope()));
   // No cursor yet is as good as one at the start, when the receiver's log was empty.
   const bool seen_all = known.has_value()
                             ? known->epoch == receiver.epoch() && known->seq == receiver_last
                             : receiver_last == 0;
   if (!seen_all) return Status::Ok();
   LOCKSTEP_RETURN_IF_ERROR(from.store().BeginWrite());
-  Status status = from.store().SetCursor(receiver.node(), {receiver.epoch(), receiver.last_seq()});
+  Status status = from.store().SetCursor(receiver.node(), from.CursorScope(),
+                                          {receiver.epoch(), receiver.last_seq()});
   if (!status.ok()) {
     from.store().Rollback();
     return status;
@@ -118,7 +119,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
   Transfer transfer{from.path().string(), to.path().string()};
   store::ReplicaStore& sender = from.store();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved,
-                            to.store().GetCursor(sender.node()));
+                            to.store().GetCursor(sender.node(), to.CursorScope()));
   // A cursor into another epoch of the sender's log, or beyond its end (the sender was restored
   // from a backup), is void: start over. Merging is idempotent, so that costs time, not data.
   uint64_t cursor = 0;

@@ -6,7 +6,7 @@
 
 #include "base/bytes.h"
 #include "core/codec.h"
-#include "lockstep.pb.h"
+#include "protocol/lockstep.pb.h"
 
 namespace lockstep::protocol {
 namespace {
@@ -89,6 +89,7 @@ void EncodeBatch(const ChangeBatch& batch, wire::ChangeBatch* out) {
   out->set_record_count(static_cast<uint32_t>(batch.changes.size()));
   out->set_uncompressed_size(plain.size());
   out->set_records(std::move(compressed));
+  out->set_caught_up(batch.caught_up);
 }
 
 Result<ChangeBatch> DecodeBatch(const wire::ChangeBatch& in) {
@@ -105,7 +106,7 @@ Result<ChangeBatch> DecodeBatch(const wire::ChangeBatch& in) {
   if (ZSTD_isError(size) || size != plain.size()) {
     return DataLoss("change batch does not decompress to its declared size");
   }
-  ChangeBatch batch{in.batch_id(), FromWire(in.end()), {}};
+  ChangeBatch batch{in.batch_id(), FromWire(in.end()), {}, in.caught_up()};
   base::ByteReader reader(plain);
   batch.changes.reserve(in.record_count());
   for (uint32_t i = 0; i < in.record_count(); ++i) {

@@ -68,6 +68,7 @@ struct ChangeBatch {
   uint64_t id = 0;
   Cursor end;
   std::vector<Change> changes;
+  bool caught_up = false;  // the sender had nothing newer (see lockstep.proto)
   friend bool operator==(const ChangeBatch&, const ChangeBatch&) = default;
 };
 

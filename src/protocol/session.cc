@@ -114,6 +114,7 @@ Status Session::HandleBatch(const ChangeBatch& batch) {
   }
   Status applied = handler_.Apply(batch);
   if (!applied.ok()) return Fail(applied, /*tell_peer=*/true);
+  peer_caught_up_ = batch.caught_up;
   Send(Ack{batch.id, batch.end});
   return Status::Ok();
 }
@@ -143,14 +144,24 @@ Status Session::Pump(int64_t now_ms) {
   while (sending_ && unacked_.size() < options_.window) {
     auto batch = handler_.ReadChanges(send_cursor_, options_.batch_records);
     if (!batch.has_value()) return Fail(batch.error(), /*tell_peer=*/true);
-    if (batch->end == send_cursor_) break;  // nothing new
+    const bool nothing_new = batch->end == send_cursor_ && batch->changes.empty();
+    if (nothing_new && said_caught_up_) break;
+    // Nothing new, not yet said: an empty batch tells the peer we are caught up.
+    batch->caught_up = nothing_new;
+    said_caught_up_ = nothing_new;
     batch->id = next_batch_id_++;
     unacked_.push_back({batch->id, batch->end});
     send_cursor_ = batch->end;
     Send(*batch);
+    if (nothing_new) break;
   }
   if (now_ms - last_sent_ms_ >= options_.heartbeat_ms) Send(Ping{next_ping_++});
   return Status::Ok();
+}
+
+bool Session::synced() const {
+  return state_ == State::kStreaming && (!receiving_ || peer_caught_up_) &&
+         (!sending_ || (said_caught_up_ && unacked_.empty()));
 }
 
 void Session::Close(const Status& why) {

@@ -18,6 +18,7 @@
 //   Streaming      Ping                                  Pong                         Streaming
 //   Streaming      Pong                                  (liveness only)              Streaming
 //   Streaming      Pump, we send, window not full        handler.ReadChanges → batch  Streaming
+//   Streaming      Pump, nothing new, not yet said so    empty batch, caught_up       Streaming
 //   any open       Error from the peer                   close with the peer's status Closed
 //   any open       Goodbye                               close, ok                    Closed
 //   any open       malformed bytes                       Error{data_loss}             Closed
@@ -98,6 +99,9 @@ class Session {
   const Status& close_status() const { return close_status_; }
   // Whether everything sent so far has been acknowledged.
   bool idle() const { return unacked_.empty(); }
+  // Whether both directions are caught up: the peer said it had nothing newer and we applied all
+  // it sent, and we said so and it acknowledged everything. A one-shot sync ends here.
+  bool synced() const;
   // How far the peer has acknowledged our log.
   const Cursor& acked() const { return acked_; }
 
@@ -120,6 +124,8 @@ class Session {
   std::string output_;
   bool sending_ = false;    // this side sends its changes
   bool receiving_ = false;  // this side accepts the peer's changes
+  bool said_caught_up_ = false;  // our last batch carried caught_up
+  bool peer_caught_up_ = false;  // the peer's last batch carried caught_up
   Cursor send_cursor_;      // the end of the last batch sent
   Cursor acked_;            // the end of the last batch acknowledged
   uint64_t next_batch_id_ = 1;

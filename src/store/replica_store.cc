@@ -369,19 +369,31 @@ Result<std::optional<int64_t>> ReplicaStore::PeerNumber(const core::NodeId& peer
   return std::optional<int64_t>(number);
 }
 
-Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer) {
+namespace {
+
+std::string CursorKey(const core::NodeId& peer, std::string_view scope) {
+  std::string key(AsBytes(peer));
+  key += scope;
+  return key;
+}
+
+}  // namespace
+
+Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer,
+                                                      std::string_view scope) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
                             db_.Prepare("SELECT epoch, seq FROM _lockstep_cursors WHERE peer = ?"));
-  stmt.BindBlob(1, AsBytes(peer));
+  stmt.BindBlob(1, CursorKey(peer, scope));
   LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<Cursor>();
   return std::optional<Cursor>(Cursor{stmt.ColumnInt(0), static_cast<uint64_t>(stmt.ColumnInt(1))});
 }
 
-Status ReplicaStore::SetCursor(const core::NodeId& peer, const Cursor& cursor) {
+Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
+                               const Cursor& cursor) {
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement stmt, db_.Prepare("INSERT OR REPLACE INTO _lockstep_cursors VALUES (?, ?, ?)"));
-  return stmt.BindBlob(1, AsBytes(peer))
+  return stmt.BindBlob(1, CursorKey(peer, scope))
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
       .Run();

@@ -110,8 +110,11 @@ class ReplicaStore {
   Result<ChangePage> ChangesAfter(uint64_t after, size_t limit, const core::NodeId* skip_origin);
   uint64_t last_seq() const { return seq_; }
 
-  Result<std::optional<Cursor>> GetCursor(const core::NodeId& peer);
-  Status SetCursor(const core::NodeId& peer, const Cursor& cursor);
+  // Cursors are kept per peer and per set of collections (`scope`, their sorted names joined by
+  // commas): records of collections outside the set are skipped, so a cursor says nothing about
+  // them, and syncing another set later starts that set from the beginning.
+  Result<std::optional<Cursor>> GetCursor(const core::NodeId& peer, std::string_view scope);
+  Status SetCursor(const core::NodeId& peer, std::string_view scope, const Cursor& cursor);
 
   Status LogConflict(const std::string& collection, const core::Conflict& conflict);
   // The conflict log, oldest first.

@@ -173,6 +173,12 @@ Status SqliteSource::StampPending() {
   }
 }
 
+std::string SqliteSource::CursorScope() const {
+  std::string scope;
+  for (const auto& [name, table] : tables_) scope += (scope.empty() ? "" : ",") + name;
+  return scope;
+}
+
 SyncedTable* SqliteSource::Table(const std::string& name) {
   auto it = tables_.find(name);
   return it == tables_.end() ? nullptr : it->second.get();
@@ -263,7 +269,7 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<store::Change> cha
     stats.verbatim += verbatim ? 1 : 0;
   }
   for (auto& [name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
-  LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, cursor));
+  LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, CursorScope(), cursor));
   return stats;
 }
 

@@ -62,6 +62,9 @@ class SqliteSource {
   Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
                            const store::Cursor& cursor);
 
+  // The names of the synced tables, sorted and joined by commas: the scope of cursors.
+  std::string CursorScope() const;
+
   // The synced table called `name`, or nullptr.
   SyncedTable* Table(const std::string& name);
 
