@@ -45,17 +45,21 @@ bench: deps
 	@cmake --build build/bench -j $(JOBS)
 	@for b in build/bench/bench/*_bench; do "$$b"; done
 
-# A short run of every libFuzzer target on a corpus kept in build/fuzz (needs clang).
+# A short run of every libFuzzer target, each on its own corpus kept in build/fuzz (needs clang).
 FUZZ_SECONDS ?= 20
+FUZZ_DIR ?= build/fuzz
+FUZZ_TARGETS := record_decoder frame_reader
 fuzz: deps
-	@CXX=clang++ cmake -S . -B build/fuzz -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DLOCKSTEP_BUILD_FUZZ=ON -DLOCKSTEP_BUILD_TESTS=OFF >/dev/null
-	@cmake --build build/fuzz -j $(JOBS) --target record_decoder_fuzz
-	@mkdir -p build/fuzz/corpus/record_decoder
-	@cd build/fuzz && ./fuzz/record_decoder_fuzz -max_total_time=$(FUZZ_SECONDS) \
-	  -print_final_stats=0 corpus/record_decoder 2>fuzz.log \
-	  && echo "fuzz: record decoder, $(FUZZ_SECONDS) s, no crash" \
-	  || { tail -40 fuzz.log; exit 1; }
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZ_TARGETS:%=%_fuzz)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  (cd $(FUZZ_DIR) && ./fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=0 corpus/$$t 2>fuzz-$$t.log) \
+	  && echo "fuzz: $$t, $(FUZZ_SECONDS) s, no crash" \
+	  || { tail -40 $(FUZZ_DIR)/fuzz-$$t.log; exit 1; }; \
+	done
 
 format:
 	@$(CLANG_FORMAT) -i $(SOURCES)

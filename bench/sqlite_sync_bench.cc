@@ -532,7 +532,9 @@ Sample ApplyRun(const Options& options, const ChangeLog& log) {
   std::vector<store::ChangePage> pages = log.pages;
   const Sample sample = Measure(RUSAGE_SELF, [&] {
     for (store::ChangePage& page : pages) {
-      auto stats = Take(dest->Apply(page.changes, log.node, {log.epoch, page.scanned_to}), "apply");
+      auto stats = Take(
+          dest->Apply(page.changes, log.node, dest->CursorScope(), {log.epoch, page.scanned_to}),
+          "apply");
       changed += stats.changed;
     }
   });

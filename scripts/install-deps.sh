@@ -13,6 +13,8 @@ packages=(
   # networking, TLS, wire format, compression, hashing, encryption at rest
   libboost1.81-dev libssl-dev libprotobuf-dev protobuf-compiler libzstd-dev libxxhash-dev
   libsodium-dev
+  # the openssl CLI checks certificates from outside in the security tests
+  openssl
   # configuration, command line, logging, JSON
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   # tests, property tests, benchmarks

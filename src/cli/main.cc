@@ -18,6 +18,7 @@ int Fail(const Status& status) {
     case StatusCode::kNotFound:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kPermissionDenied:
+    case StatusCode::kUnauthenticated:
       return 2;
     case StatusCode::kUnavailable:
       return 3;
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
   lockstep::cli::AddSyncCommand(app, run);
   lockstep::cli::AddConflictsCommand(app, run);
   lockstep::cli::AddDetachCommand(app, run);
+  lockstep::cli::AddServeCommand(app, run);
+  lockstep::cli::AddTokenCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

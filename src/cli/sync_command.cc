@@ -1,10 +1,14 @@
 // `lockstep sync A.db B.db [more.db ...]`: one-shot sync of SQLite databases, both ways.
+#include <cctype>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "cli/command.h"
 #include "engine/local_sync.h"
+#include "engine/network_sync.h"
+#include "security/identity.h"
 
 namespace lockstep::cli {
 namespace {
@@ -16,7 +20,68 @@ struct SyncArgs {
   std::string conflict;
   bool dry_run = false;
   bool json = false;
+  // With a lockstep:// URL:
+  std::string token;
+  std::string token_file;
+  std::string trust;
+  std::string ca;
+  bool plaintext = false;
 };
+
+Result<std::string> ReadToken(const SyncArgs& args) {
+  if (!args.token.empty()) return args.token;
+  if (args.token_file.empty())
+    return InvalidArgument("syncing with a hub needs --token or --token-file");
+  std::ifstream in(args.token_file);
+  std::string token;
+  if (!in || !std::getline(in, token)) {
+    return NotFound("cannot read a token from " + args.token_file);
+  }
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  return token;
+}
+
+int RunNetworkSync(const SyncArgs& args) {
+  if (args.databases.size() != 2)
+    return Fail(InvalidArgument("sync with a hub takes one database"));
+  if (args.dry_run) return Fail(InvalidArgument("--dry-run works between local databases only"));
+  engine::NetworkSyncOptions options;
+  options.url = args.databases[1];
+  options.tables = args.tables;
+  options.direction = args.direction == "push"   ? protocol::Direction::kPush
+                      : args.direction == "pull" ? protocol::Direction::kPull
+                                                 : protocol::Direction::kBoth;
+  auto token = ReadToken(args);
+  if (!token.has_value()) return Fail(token.error());
+  options.token = *token;
+  options.tls.plaintext = args.plaintext;
+  options.tls.ca_file = args.ca;
+  if (!args.trust.empty()) {
+    auto pin = security::ParseFingerprint(args.trust);
+    if (!pin.has_value()) return Fail(pin.error().WithContext("--trust"));
+    options.tls.pinned_fingerprint = *pin;
+  }
+  auto counts = engine::SyncWithListener(args.databases[0], options, base::SystemClock::Get());
+  if (!counts.has_value()) return Fail(counts.error());
+  if (args.json) {
+    nlohmann::json out = {{"sent", counts->sent},
+                          {"received", counts->received},
+                          {"changed", counts->changed},
+                          {"conflicts", counts->conflicts}};
+    std::cout << out.dump(2) << "\n";
+  } else if (counts->sent == 0 && counts->received == 0) {
+    std::cout << "nothing to sync: " << args.databases[0] << " and " << args.databases[1]
+              << " are in step\n";
+  } else {
+    std::cout << args.databases[0] << " -> " << args.databases[1] << ": sent " << counts->sent
+              << " records\n"
+              << args.databases[1] << " -> " << args.databases[0] << ": received "
+              << counts->received << " records, changed " << counts->changed;
+    if (counts->conflicts > 0) std::cout << ", " << counts->conflicts << " conflicts resolved";
+    std::cout << "\n";
+  }
+  return 0;
+}
 
 void PrintText(const engine::LocalSyncReport& report) {
   for (const std::string& created : report.created)
@@ -61,6 +126,7 @@ void PrintJson(const engine::LocalSyncReport& report) {
 }
 
 int RunSync(const SyncArgs& args) {
+  if (args.databases.size() >= 2 && net::IsUrl(args.databases[1])) return RunNetworkSync(args);
   engine::LocalSyncOptions options;
   options.tables = args.tables;
   options.policy = args.conflict;
@@ -87,7 +153,9 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
       "sync",
       "Sync SQLite databases once, both ways by default. The first run attaches them (their\n"
       "existing rows become writes); later runs move only what changed.");
-  sync->add_option("databases", args->databases, "SQLite database files (the first must exist)")
+  sync->add_option("databases", args->databases,
+                   "SQLite database files (the first must exist), or one file and a hub's\n"
+                   "lockstep://HOST:PORT")
       ->required()
       ->expected(2, -1);
   sync->add_option("--tables", args->tables,
@@ -101,6 +169,11 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
                    "prefer:NODE, keep_update, delete_wins, FIELD=POLICY; comma-separated");
   sync->add_flag("--dry-run", args->dry_run, "show what would change, write nothing");
   sync->add_flag("--json", args->json, "print the summary as JSON");
+  sync->add_option("--token", args->token, "with a lockstep:// URL: the token the hub gave");
+  sync->add_option("--token-file", args->token_file, "or the file holding it");
+  sync->add_option("--trust", args->trust, "the hub's certificate fingerprint, SHA256:...");
+  sync->add_option("--ca", args->ca, "or a CA file that signed the hub's certificate");
+  sync->add_flag("--plaintext", args->plaintext, "plain TCP to a hub on a loopback address");
   sync->callback([args, &run] { run = [args] { return RunSync(*args); }; });
 }
 

@@ -107,7 +107,7 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
   if (!seen_all) return Status::Ok();
   LOCKSTEP_RETURN_IF_ERROR(from.store().BeginWrite());
   Status status = from.store().SetCursor(receiver.node(), from.CursorScope(),
-                                          {receiver.epoch(), receiver.last_seq()});
+                                         {receiver.epoch(), receiver.last_seq()});
   if (!status.ok()) {
     from.store().Rollback();
     return status;
@@ -135,9 +135,9 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
                               sender.ChangesAfter(cursor, batch_size, &receiver));
     if (page.scanned_to == cursor) break;
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        connectors::sqlite::ApplyStats stats,
-        to.Apply(page.changes, sender.node(), store::Cursor{sender.epoch(), page.scanned_to}));
+    LOCKSTEP_ASSIGN_OR_RETURN(connectors::sqlite::ApplyStats stats,
+                              to.Apply(page.changes, sender.node(), to.CursorScope(),
+                                       store::Cursor{sender.epoch(), page.scanned_to}));
     transfer.sent += stats.received;
     transfer.changed += stats.changed;
     transfer.conflicts += stats.conflicts;

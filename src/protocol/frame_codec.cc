@@ -251,7 +251,12 @@ Result<std::optional<Message>> FrameReader::Next() {
   for (size_t i = 0; i < kLengthBytes; ++i) {
     length = (length << 8) | static_cast<uint8_t>(pending[i]);
   }
-  if (length == 0 || length > kMaxFrameBytes) {
+  // An empty payload is a Frame with no message: malformed, not too large.
+  if (length == 0) {
+    failed_ = DataLoss("frame of 0 bytes");
+    return failed_;
+  }
+  if (length > kMaxFrameBytes) {
     failed_ = ResourceExhausted("frame of " + std::to_string(length) + " bytes (the limit is " +
                                 std::to_string(kMaxFrameBytes) + ")");
     return failed_;

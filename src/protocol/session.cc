@@ -1,5 +1,7 @@
 #include "protocol/session.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace lockstep::protocol {
@@ -9,6 +11,14 @@ namespace {
 bool Sends(Session::Role role, Direction direction) {
   if (direction == Direction::kBoth) return true;
   return (role == Session::Role::kDialer) == (direction == Direction::kPush);
+}
+
+// The direction granted, kept within the one asked for: a grant never makes a side send or
+// receive what its own configuration rules out. nullopt when the two share no direction.
+std::optional<Direction> Within(Direction asked, Direction granted) {
+  if (asked == Direction::kBoth || asked == granted) return granted;
+  if (granted == Direction::kBoth) return asked;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -23,6 +33,7 @@ Session::Session(Role role, SessionHandler& handler, const Options& options, int
       last_sent_ms_(now_ms) {}
 
 void Session::Start(const Hello& hello) {
+  asked_ = hello.direction;
   Send(hello);
   // Until the Welcome says otherwise, the dialer's own Hello is what it will send from.
   send_cursor_ = acked_ = {};
@@ -82,9 +93,17 @@ Status Session::HandleHello(const Hello& hello) {
   }
   auto welcome = handler_.Accept(hello);
   if (!welcome.has_value()) return Fail(welcome.error(), /*tell_peer=*/true);
+  const std::optional<Direction> direction = Within(hello.direction, welcome->direction);
+  if (!direction) return Fail(PermissionDenied("no direction granted"), /*tell_peer=*/true);
   welcome->protocol_version = kProtocolVersion;
+  welcome->direction = *direction;
   Send(*welcome);
-  StartStreaming(welcome->direction, hello.cursor);
+  // The dialer's cursor says how far it merged the collections it asked for; once others are
+  // granted, records of theirs before the cursor may never have reached it: start over.
+  const bool as_asked =
+      std::is_permutation(welcome->collections.begin(), welcome->collections.end(),
+                          hello.collections.begin(), hello.collections.end());
+  StartStreaming(*direction, as_asked ? hello.cursor : Cursor{});
   return Status::Ok();
 }
 
@@ -94,9 +113,14 @@ Status Session::HandleWelcome(const Welcome& welcome) {
                                    std::to_string(welcome.protocol_version)),
                 /*tell_peer=*/true);
   }
+  const std::optional<Direction> direction = Within(asked_, welcome.direction);
+  if (!direction) {
+    return Fail(PermissionDenied("listener granted a direction that was not asked for"),
+                /*tell_peer=*/true);
+  }
   Status welcomed = handler_.Welcomed(welcome);
   if (!welcomed.ok()) return Fail(welcomed, /*tell_peer=*/true);
-  StartStreaming(welcome.direction, welcome.cursor);
+  StartStreaming(*direction, welcome.cursor);
   return Status::Ok();
 }
 

@@ -7,9 +7,13 @@
 //   state          event                                 action                       next
 //   ------------   -----------------------------------   --------------------------   -----------
 //   AwaitHello     Hello, our protocol version           handler.Accept → Welcome     Streaming
+//                  (sending starts at the Hello's cursor if the collections granted are those
+//                  asked for, else at the beginning of the log)
 //   AwaitHello     Hello, other version                  Error{failed_precondition}   Closed
 //   AwaitHello     Accept fails (token, permission)      Error{its code}              Closed
+//   AwaitHello     Accept grants no direction asked for  Error{permission_denied}     Closed
 //   AwaitWelcome   Welcome                               handler.Welcomed             Streaming
+//   AwaitWelcome   Welcome grants no direction asked for Error{permission_denied}     Closed
 //   Await*         any other message                     Error{invalid_argument}      Closed
 //   Streaming      ChangeBatch, we receive               handler.Apply → Ack          Streaming
 //   Streaming      ChangeBatch, we do not receive        Error{permission_denied}     Closed
@@ -25,6 +29,9 @@
 //   any open       handler.Apply/ReadChanges fails       Error{its code}              Closed
 //   any open       nothing received for dead_after       Error{unavailable}           Closed
 //   Streaming      nothing sent for heartbeat            Ping                         Streaming
+//
+// A direction granted wider than asked (both, to a pull-only dialer) is narrowed to the ask, on
+// both sides, so no side ever sends or accepts changes its own configuration rules out.
 //
 // Memory stays bounded: at most `window` batches of at most `batch_records` records are unacked,
 // and the frame reader holds at most one frame.
@@ -122,12 +129,13 @@ class Session {
   Status close_status_;
   FrameReader reader_;
   std::string output_;
-  bool sending_ = false;    // this side sends its changes
-  bool receiving_ = false;  // this side accepts the peer's changes
-  bool said_caught_up_ = false;  // our last batch carried caught_up
-  bool peer_caught_up_ = false;  // the peer's last batch carried caught_up
-  Cursor send_cursor_;      // the end of the last batch sent
-  Cursor acked_;            // the end of the last batch acknowledged
+  Direction asked_ = Direction::kBoth;  // dialer: the direction its Hello asked for
+  bool sending_ = false;                // this side sends its changes
+  bool receiving_ = false;              // this side accepts the peer's changes
+  bool said_caught_up_ = false;         // our last batch carried caught_up
+  bool peer_caught_up_ = false;         // the peer's last batch carried caught_up
+  Cursor send_cursor_;                  // the end of the last batch sent
+  Cursor acked_;                        // the end of the last batch acknowledged
   uint64_t next_batch_id_ = 1;
   struct Unacked {
     uint64_t id;

@@ -399,6 +399,19 @@ Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
       .Run();
 }
 
+Result<std::optional<core::NodeId>> ReplicaStore::ListenerAt(std::string_view url) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node,
+                            GetMeta(db_, "listener " + std::string(url)));
+  if (!node.has_value() || node->type() != ValueType::kBlob || node->as_blob().size() != 16) {
+    return std::optional<core::NodeId>();
+  }
+  return std::optional<core::NodeId>(core::NodeId::FromBytes(node->as_blob()));
+}
+
+Status ReplicaStore::RememberListener(std::string_view url, const core::NodeId& node) {
+  return SetMeta(db_, "listener " + std::string(url), Value::Bytes(std::string(AsBytes(node))));
+}
+
 Status ReplicaStore::LogConflict(const std::string& collection, const core::Conflict& conflict) {
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,

@@ -116,6 +116,11 @@ class ReplicaStore {
   Result<std::optional<Cursor>> GetCursor(const core::NodeId& peer, std::string_view scope);
   Status SetCursor(const core::NodeId& peer, std::string_view scope, const Cursor& cursor);
 
+  // The node that answered at `url` last time, so that a dialer can name its cursor before the
+  // listener has introduced itself.
+  Result<std::optional<core::NodeId>> ListenerAt(std::string_view url);
+  Status RememberListener(std::string_view url, const core::NodeId& node);
+
   Status LogConflict(const std::string& collection, const core::Conflict& conflict);
   // The conflict log, oldest first.
   Result<std::vector<LoggedConflict>> Conflicts();

@@ -185,9 +185,9 @@ SyncedTable* SqliteSource::Table(const std::string& name) {
 }
 
 Result<ApplyStats> SqliteSource::Apply(std::span<store::Change> changes, const core::NodeId& from,
-                                       const store::Cursor& cursor) {
+                                       std::string_view scope, const store::Cursor& cursor) {
   LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
-  auto stats = ApplyInTransaction(changes, from, cursor);
+  auto stats = ApplyInTransaction(changes, from, scope, cursor);
   if (!stats.has_value()) {
     store_->Rollback();
     for (auto& [name, table] : tables_) table->Discard();
@@ -199,6 +199,7 @@ Result<ApplyStats> SqliteSource::Apply(std::span<store::Change> changes, const c
 
 Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<store::Change> changes,
                                                     const core::NodeId& from,
+                                                    std::string_view scope,
                                                     const store::Cursor& cursor) {
   // Users' writes made since the last stamp become writes first, so a merge sees them.
   LOCKSTEP_ASSIGN_OR_RETURN(size_t stamped, StampAll());
@@ -269,7 +270,7 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<store::Change> cha
     stats.verbatim += verbatim ? 1 : 0;
   }
   for (auto& [name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
-  LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, CursorScope(), cursor));
+  LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, scope, cursor));
   return stats;
 }
 

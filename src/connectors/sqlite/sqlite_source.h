@@ -57,10 +57,10 @@ class SqliteSource {
   Status StampPending();
 
   // Merges `changes` (from the peer `from`, whose change log they come from up to `cursor`) in one
-  // transaction with the new cursor: the records, the user's rows, the conflict log. The records
-  // of `changes` may be moved from.
+  // transaction with the new cursor (kept for `scope`, see ReplicaStore::GetCursor): the records,
+  // the user's rows, the conflict log. The records of `changes` may be moved from.
   Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
-                           const store::Cursor& cursor);
+                           std::string_view scope, const store::Cursor& cursor);
 
   // The names of the synced tables, sorted and joined by commas: the scope of cursors.
   std::string CursorScope() const;
@@ -76,7 +76,7 @@ class SqliteSource {
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
   Result<size_t> StampAll();
   Result<ApplyStats> ApplyInTransaction(std::span<store::Change> changes, const core::NodeId& from,
-                                        const store::Cursor& cursor);
+                                        std::string_view scope, const store::Cursor& cursor);
 
   store::SqliteDb db_;
   std::filesystem::path path_;

@@ -1,0 +1,64 @@
+#include "engine/network_sync.h"
+
+#include "security/identity.h"
+#include "security/tokens.h"
+
+namespace lockstep::engine {
+
+Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
+                                       const NetworkSyncOptions& options,
+                                       const base::Clock& clock) {
+  LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
+  LOCKSTEP_ASSIGN_OR_RETURN(auto source, connectors::sqlite::SqliteSource::Open(path, true, clock));
+  // The tables this database already syncs, or every table with a primary key.
+  std::vector<std::string> tables = options.tables;
+  if (tables.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(tables, connectors::sqlite::ListUserTables(source->db()));
+  }
+  std::vector<connectors::sqlite::TableSchema> schemas;
+  std::vector<std::string> syncable;
+  for (const std::string& table : tables) {
+    auto schema = source->Schema(table);
+    if (!schema.has_value()) {
+      if (!options.tables.empty()) return schema.error();
+      continue;  // found by looking, a table without a primary key is left out
+    }
+    if (schema->has_value()) schemas.push_back(**schema);
+    syncable.push_back(table);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(source->Attach(schemas, ""));
+  DialerHandler handler(*source, options.url, syncable);
+  LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
+                            handler.MakeHello(options.token, options.direction));
+  net::DialOptions dial;
+  dial.target = target;
+  dial.tls = options.tls;
+  LOCKSTEP_RETURN_IF_ERROR(net::SyncOnce(dial, handler, hello));
+  LOCKSTEP_RETURN_IF_ERROR(source->db().SyncWal());
+  return handler.counts();
+}
+
+Status Serve(const ServeOptions& options, const base::Clock& clock,
+             const std::function<void(uint16_t port, const std::string& fingerprint)>& ready) {
+  LOCKSTEP_ASSIGN_OR_RETURN(security::Identity identity,
+                            security::LoadOrCreateIdentity(options.data_dir));
+  LOCKSTEP_RETURN_IF_ERROR(security::TokenStore::Open(options.data_dir).status());
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      auto hub, connectors::sqlite::SqliteSource::Open(options.data_dir / "hub.db", true, clock));
+  LOCKSTEP_RETURN_IF_ERROR(hub->Attach({}, ""));
+
+  net::Server::Options server_options;
+  server_options.listen = options.listen;
+  server_options.tls.plaintext = options.plaintext;
+  server_options.tls.cert_file = identity.cert_file;
+  server_options.tls.key_file = identity.key_file;
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      std::unique_ptr<net::Server> server,
+      net::Server::Listen(server_options, [&]() -> std::unique_ptr<protocol::SessionHandler> {
+        return std::make_unique<HubHandler>(*hub, options.data_dir);
+      }));
+  ready(server->port(), options.plaintext ? std::string() : identity.fingerprint);
+  return server->Run();
+}
+
+}  // namespace lockstep::engine

@@ -1,0 +1,40 @@
+// Sync over the network: `lockstep sync DB lockstep://HOST:PORT` (one-shot, dialing a listener)
+// and `lockstep serve` (the hub, listening).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "engine/source_session.h"
+#include "net/transport.h"
+
+namespace lockstep::engine {
+
+struct NetworkSyncOptions {
+  std::string url;                  // lockstep://HOST:PORT
+  std::string token;                // a secret: never logged
+  std::vector<std::string> tables;  // empty: every collection the token allows
+  protocol::Direction direction = protocol::Direction::kBoth;
+  net::TlsOptions tls;
+};
+
+// Syncs the SQLite database at `path` with the listener at `options.url` until both are caught
+// up. The database is created when missing and gets the listener's tables it lacks.
+Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
+                                       const NetworkSyncOptions& options, const base::Clock& clock);
+
+struct ServeOptions {
+  net::Endpoint listen;
+  std::filesystem::path data_dir;  // the hub's store (hub.db), identity and tokens
+  bool plaintext = false;
+};
+
+// Runs the hub until SIGINT or SIGTERM. `ready` is called once listening, with the bound port
+// and the certificate fingerprint clients pin (empty in plaintext mode).
+Status Serve(const ServeOptions& options, const base::Clock& clock,
+             const std::function<void(uint16_t port, const std::string& fingerprint)>& ready);
+
+}  // namespace lockstep::engine

@@ -1,0 +1,185 @@
+#include "engine/source_session.h"
+
+#include <algorithm>
+
+namespace lockstep::engine {
+namespace {
+
+std::vector<std::string> SortedUnique(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string joined;
+  for (const std::string& name : names) joined += (joined.empty() ? "" : ",") + name;
+  return joined;
+}
+
+// The schemas to attach for `names`: this source's own where it has the table, else the peer's.
+Result<std::vector<connectors::sqlite::TableSchema>> SchemasToAttach(
+    connectors::sqlite::SqliteSource& source, const std::vector<std::string>& names,
+    const std::vector<protocol::Schema>& offered) {
+  std::vector<connectors::sqlite::TableSchema> schemas;
+  for (const std::string& name : names) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::sqlite::TableSchema> local,
+                              source.Schema(name));
+    if (local.has_value()) {
+      schemas.push_back(std::move(*local));
+      continue;
+    }
+    auto peer = std::find_if(offered.begin(), offered.end(),
+                             [&](const protocol::Schema& s) { return s.collection == name; });
+    if (peer == offered.end() || peer->create_sql.empty()) {
+      return NotFound("collection '" + name + "' exists on neither side");
+    }
+    connectors::sqlite::TableSchema schema;
+    schema.name = name;
+    schema.create_sql = peer->create_sql;
+    schemas.push_back(std::move(schema));
+  }
+  return schemas;
+}
+
+}  // namespace
+
+void SourceHandler::Grant(const core::NodeId& peer, std::vector<std::string> collections) {
+  peer_ = peer;
+  collections_ = SortedUnique(std::move(collections));
+  scope_ = Join(collections_);
+}
+
+Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
+    const std::vector<std::string>& names) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, source_.store().Collections());
+  std::vector<protocol::Schema> schemas;
+  for (const std::string& name : names) {
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const store::Collection& c) { return c.name == name; });
+    if (it != known.end()) schemas.push_back({name, it->create_sql, it->policy});
+  }
+  return schemas;
+}
+
+Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor& after,
+                                                         size_t limit) {
+  store::ReplicaStore& store = source_.store();
+  // A cursor into another epoch of this log (or another store) is void: start over.
+  const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
+  LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page, store.ChangesAfter(from, limit, &peer_));
+  protocol::ChangeBatch batch;
+  batch.end = {store.epoch(), page.scanned_to};
+  if (page.scanned_to == from) batch.end = after;  // nothing new: the cursor stays as it was
+  for (store::Change& change : page.changes) {
+    if (!std::binary_search(collections_.begin(), collections_.end(), change.collection)) {
+      continue;  // outside this session's grant: the peer neither gets nor needs it
+    }
+    batch.changes.push_back(
+        {std::move(change.collection), core::RecordDelta{std::move(change.stored.record), {}}});
+  }
+  counts_.sent += batch.changes.size();
+  return batch;
+}
+
+Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
+  std::vector<store::Change> changes;
+  changes.reserve(batch.changes.size());
+  for (const protocol::Change& change : batch.changes) {
+    if (!std::binary_search(collections_.begin(), collections_.end(), change.collection)) {
+      return PermissionDenied("change to collection '" + change.collection +
+                              "', which this session was not granted");
+    }
+    if (!change.delta.base.empty()) {
+      return InvalidArgument("partial record deltas are not accepted by this node yet");
+    }
+    changes.push_back({change.collection, store::StoredRecord{change.delta.record, {}, 0, {}}});
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      connectors::sqlite::ApplyStats stats,
+      source_.Apply(changes, peer_, scope_, store::Cursor{batch.end.epoch, batch.end.seq}));
+  counts_.received += stats.received;
+  counts_.changed += stats.changed;
+  counts_.conflicts += stats.conflicts;
+  return Status::Ok();
+}
+
+Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
+                                                 protocol::Direction direction) {
+  store::ReplicaStore& store = source_.store();
+  protocol::Hello hello;
+  hello.node = store.node();
+  hello.token = token;
+  hello.collections = SortedUnique(tables_);
+  hello.direction = direction;
+  LOCKSTEP_ASSIGN_OR_RETURN(hello.schemas, SchemasOf(hello.collections));
+  // Our cursor into the listener's log, if we know who answers there.
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<core::NodeId> listener, store.ListenerAt(url_));
+  if (listener.has_value()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
+                              store.GetCursor(*listener, Join(hello.collections)));
+    if (cursor.has_value()) hello.cursor = {cursor->epoch, cursor->seq};
+  }
+  return hello;
+}
+
+Result<protocol::Welcome> DialerHandler::Accept(const protocol::Hello&) {
+  return Internal("a dialer does not accept sessions");
+}
+
+Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
+  LOCKSTEP_ASSIGN_OR_RETURN(auto schemas,
+                            SchemasToAttach(source_, welcome.collections, welcome.schemas));
+  LOCKSTEP_RETURN_IF_ERROR(source_.Attach(schemas, ""));
+  Grant(welcome.node, welcome.collections);
+  store::ReplicaStore& store = source_.store();
+  LOCKSTEP_RETURN_IF_ERROR(store.BeginWrite());
+  Status remembered = store.RememberListener(url_, welcome.node);
+  if (!remembered.ok()) {
+    store.Rollback();
+    return remembered;
+  }
+  return store.Commit();
+}
+
+Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
+  LOCKSTEP_ASSIGN_OR_RETURN(security::TokenStore tokens, security::TokenStore::Open(data_dir_));
+  LOCKSTEP_ASSIGN_OR_RETURN(security::TokenGrant grant, tokens.Verify(hello.token));
+  std::vector<std::string> wanted = SortedUnique(hello.collections);
+  if (wanted.empty()) {
+    // Everything the token allows that the hub holds.
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> held, source_.store().Collections());
+    for (const store::Collection& c : held) {
+      if (security::TokenStore::Covers(grant, c.name)) wanted.push_back(c.name);
+    }
+  }
+  for (const std::string& name : wanted) {
+    if (!security::TokenStore::Covers(grant, name)) {
+      return PermissionDenied("the token does not cover collection '" + name + "'");
+    }
+  }
+  protocol::Direction direction = hello.direction;
+  if (grant.mode == security::TokenMode::kRead) {
+    if (direction == protocol::Direction::kPush) {
+      return PermissionDenied("the token is read-only: it cannot push");
+    }
+    direction = protocol::Direction::kPull;
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(auto schemas, SchemasToAttach(source_, wanted, hello.schemas));
+  LOCKSTEP_RETURN_IF_ERROR(source_.Attach(schemas, ""));
+  Grant(hello.node, wanted);
+
+  protocol::Welcome welcome;
+  welcome.node = source_.store().node();
+  welcome.collections = collections_;
+  welcome.direction = direction;
+  LOCKSTEP_ASSIGN_OR_RETURN(welcome.schemas, SchemasOf(collections_));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
+                            source_.store().GetCursor(hello.node, scope_));
+  if (cursor.has_value()) welcome.cursor = {cursor->epoch, cursor->seq};
+  return welcome;
+}
+
+Status HubHandler::Welcomed(const protocol::Welcome&) { return Internal("a hub does not dial"); }
+
+}  // namespace lockstep::engine

@@ -1,0 +1,81 @@
+// The engine's side of a network session: a SQLite source's change log sent to the peer, the
+// peer's batches merged into it. One handler for the dialer, one for the hub.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "connectors/sqlite/sqlite_source.h"
+#include "protocol/session.h"
+#include "security/tokens.h"
+
+namespace lockstep::engine {
+
+// What one session moved.
+struct SessionCounts {
+  size_t sent = 0;       // records sent
+  size_t received = 0;   // records received
+  size_t changed = 0;    // records that changed here
+  size_t conflicts = 0;  // losing values logged here
+};
+
+// Reading and applying, shared by both ends once the collections are granted. Not thread-safe.
+class SourceHandler : public protocol::SessionHandler {
+ public:
+  Result<protocol::ChangeBatch> ReadChanges(const protocol::Cursor& after, size_t limit) override;
+  Status Apply(const protocol::ChangeBatch& batch) override;
+
+  const SessionCounts& counts() const { return counts_; }
+  const std::vector<std::string>& collections() const { return collections_; }
+
+ protected:
+  explicit SourceHandler(connectors::sqlite::SqliteSource& source) : source_(source) {}
+  // After the handshake: who the peer is and which collections this session carries.
+  void Grant(const core::NodeId& peer, std::vector<std::string> collections);
+  // Schemas of `names` as this source has them, for a peer that lacks them.
+  Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
+
+  connectors::sqlite::SqliteSource& source_;
+  core::NodeId peer_;
+  std::vector<std::string> collections_;  // sorted
+  std::string scope_;                     // collections_ joined by commas
+  SessionCounts counts_;
+};
+
+// The node that dials: its Hello, and what it does with the listener's Welcome.
+class DialerHandler final : public SourceHandler {
+ public:
+  // `url` names the listener, to remember who answered there; `tables` are the collections to
+  // sync (empty: every one the token allows).
+  DialerHandler(connectors::sqlite::SqliteSource& source, std::string url,
+                std::vector<std::string> tables)
+      : SourceHandler(source), url_(std::move(url)), tables_(std::move(tables)) {}
+
+  // The Hello to send. REQUIRES: the source's store is open.
+  Result<protocol::Hello> MakeHello(const std::string& token, protocol::Direction direction);
+
+  Result<protocol::Welcome> Accept(const protocol::Hello& hello) override;
+  Status Welcomed(const protocol::Welcome& welcome) override;
+
+ private:
+  std::string url_;
+  std::vector<std::string> tables_;
+};
+
+// The hub: checks the token, grants collections, creates the tables it lacks from the dialer's
+// schemas.
+class HubHandler final : public SourceHandler {
+ public:
+  // Tokens are read from `data_dir` at every Hello, so tokens made while the hub runs work.
+  HubHandler(connectors::sqlite::SqliteSource& hub, std::filesystem::path data_dir)
+      : SourceHandler(hub), data_dir_(std::move(data_dir)) {}
+
+  Result<protocol::Welcome> Accept(const protocol::Hello& hello) override;
+  Status Welcomed(const protocol::Welcome& welcome) override;
+
+ private:
+  std::filesystem::path data_dir_;
+};
+
+}  // namespace lockstep::engine

@@ -1,0 +1,298 @@
+#include "net/transport.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include "security/identity.h"
+
+namespace lockstep::net {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kTick = std::chrono::milliseconds(200);  // heartbeats, timeouts, window refills
+constexpr size_t kReadChunk = 64 << 10;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Drives one session over one connected stream until it closes; for a one-shot dialer, until
+// both sides are caught up.
+template <typename Stream>
+awaitable<Status> Drive(Stream& stream, protocol::Session& session, bool one_shot) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::vector<char> buffer(kReadChunk);
+  for (;;) {
+    const std::string out = session.TakeOutput();
+    if (!out.empty()) {
+      auto [error, written] = co_await asio::async_write(stream, asio::buffer(out), kAsTuple);
+      if (error && !session.closed()) {
+        co_return Unavailable("connection lost while sending: " + error.message());
+      }
+    }
+    if (session.closed()) co_return session.close_status();
+    if (one_shot && session.synced()) {
+      session.Close(Status::Ok());
+      continue;
+    }
+    timer.expires_after(kTick);
+    auto event = co_await (stream.async_read_some(asio::buffer(buffer), kAsTuple) ||
+                           timer.async_wait(kAsTuple));
+    const int64_t now = NowMs();
+    if (event.index() == 0) {
+      auto [error, read] = std::get<0>(event);
+      if (error) {
+        co_return Unavailable(error == asio::error::eof ? "the peer closed the connection"
+                                                        : "connection lost: " + error.message());
+      }
+      // Failures close the session (and queue an Error for the peer): the loop sends it.
+      (void)session.Receive(std::string_view(buffer.data(), read), now);
+    }
+    (void)session.Pump(now);
+  }
+}
+
+Status TlsSetupError(std::string_view what) { return InvalidArgument("TLS: " + std::string(what)); }
+
+// TLS 1.3 only: every peer is a Lockstep of this generation.
+Status RequireTls13(asio::ssl::context& context) {
+  if (SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_3_VERSION) != 1) {
+    return TlsSetupError("cannot require TLS 1.3");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Options options;
+  HandlerFactory factory;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::optional<asio::ssl::context> tls;
+  asio::signal_set signals{io, SIGINT, SIGTERM};
+  size_t connections = 0;
+
+  awaitable<void> AcceptLoop();
+  awaitable<void> Serve(tcp::socket socket);
+};
+
+awaitable<void> Server::Impl::AcceptLoop() {
+  for (;;) {
+    auto [error, socket] = co_await acceptor.async_accept(kAsTuple);
+    if (error == asio::error::operation_aborted) co_return;
+    if (error) continue;  // a connection that failed before we saw it
+    boost::system::error_code ignored;
+    const auto remote = socket.remote_endpoint(ignored);
+    if (connections >= options.max_connections ||
+        (options.tls.plaintext && !remote.address().is_loopback())) {
+      socket.close(ignored);
+      continue;
+    }
+    asio::co_spawn(io, Serve(std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> Server::Impl::Serve(tcp::socket socket) {
+  ++connections;
+  struct Leave {
+    size_t& count;
+    ~Leave() { --count; }
+  } leave{connections};
+  boost::system::error_code ignored;
+  const std::string peer = socket.remote_endpoint(ignored).address().to_string();
+  std::unique_ptr<protocol::SessionHandler> handler = factory();
+  protocol::Session session(protocol::Session::Role::kListener, *handler, options.session, NowMs());
+  Status ended;
+  if (options.tls.plaintext) {
+    ended = co_await Drive(socket, session, /*one_shot=*/false);
+  } else {
+    asio::ssl::stream<tcp::socket> stream(std::move(socket), *tls);
+    asio::steady_timer timer(io, std::chrono::milliseconds(options.handshake_timeout_ms));
+    auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::server, kAsTuple) ||
+                            timer.async_wait(kAsTuple));
+    if (shaken.index() == 1) {
+      ended = Unavailable("TLS handshake timed out");
+    } else if (auto [error] = std::get<0>(shaken); error) {
+      ended = Unauthenticated("TLS handshake failed: " + error.message());
+    } else {
+      ended = co_await Drive(stream, session, /*one_shot=*/false);
+    }
+  }
+  // One line per session; messages never contain secrets (tokens are not echoed anywhere).
+  std::cerr << "lockstep: session from " << peer
+            << " ended: " << (ended.ok() ? std::string("ok") : ended.ToString()) << "\n";
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+Result<std::unique_ptr<Server>> Server::Listen(const Options& options, HandlerFactory factory) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->factory = std::move(factory);
+  if (options.tls.plaintext && !IsLoopbackHost(options.listen.host)) {
+    return InvalidArgument("--plaintext listens only on a loopback address, not " +
+                           options.listen.host);
+  }
+  if (!options.tls.plaintext) {
+    impl->tls.emplace(asio::ssl::context::tls_server);
+    LOCKSTEP_RETURN_IF_ERROR(RequireTls13(*impl->tls));
+    boost::system::error_code error;
+    impl->tls->use_certificate_chain_file(options.tls.cert_file.string(), error);
+    if (!error)
+      impl->tls->use_private_key_file(options.tls.key_file.string(), asio::ssl::context::pem,
+                                      error);
+    if (error) return TlsSetupError("loading the node's certificate: " + error.message());
+  }
+  boost::system::error_code error;
+  tcp::resolver resolver(impl->io);
+  auto resolved = resolver.resolve(options.listen.host, std::to_string(options.listen.port),
+                                   tcp::resolver::passive, error);
+  if (error || resolved.empty()) {
+    return InvalidArgument("cannot resolve " + options.listen.ToString() + ": " + error.message());
+  }
+  const tcp::endpoint endpoint = *resolved.begin();
+  impl->acceptor.open(endpoint.protocol(), error);
+  if (!error) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+  if (!error) impl->acceptor.bind(endpoint, error);
+  if (!error) impl->acceptor.listen(asio::socket_base::max_listen_connections, error);
+  if (error) {
+    return Unavailable("cannot listen on " + options.listen.ToString() + ": " + error.message());
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+Status Server::Run() {
+  impl_->signals.async_wait([this](const boost::system::error_code&, int) { Stop(); });
+  asio::co_spawn(impl_->io, impl_->AcceptLoop(), asio::detached);
+  impl_->io.run();
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ignored;
+    impl->acceptor.close(ignored);
+    impl->io.stop();
+  });
+}
+
+namespace {
+
+awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& handler,
+                       const protocol::Hello& hello) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+      options.target.host, std::to_string(options.target.port), kAsTuple);
+  if (resolve_error) {
+    co_return Unavailable("cannot resolve " + options.target.host + ": " + resolve_error.message());
+  }
+  tcp::socket socket(executor);
+  asio::steady_timer timer(executor, std::chrono::milliseconds(options.connect_timeout_ms));
+  auto connected =
+      co_await (asio::async_connect(socket, endpoints, kAsTuple) || timer.async_wait(kAsTuple));
+  if (connected.index() == 1)
+    co_return Unavailable("connecting to " + options.target.ToString() + " timed out");
+  if (auto error = std::get<0>(std::get<0>(connected)); error) {
+    co_return Unavailable("cannot connect to " + options.target.ToString() + ": " +
+                          error.message());
+  }
+  protocol::Session session(protocol::Session::Role::kDialer, handler, options.session, NowMs());
+  session.Start(hello);
+  if (options.tls.plaintext) {
+    boost::system::error_code ignored;
+    if (!socket.remote_endpoint(ignored).address().is_loopback()) {
+      co_return InvalidArgument("--plaintext connects only to loopback addresses");
+    }
+    co_return co_await Drive(socket, session, /*one_shot=*/true);
+  }
+
+  asio::ssl::context context(asio::ssl::context::tls_client);
+  if (Status tls13 = RequireTls13(context); !tls13.ok()) co_return tls13;
+  bool pin_mismatch = false;
+  if (!options.tls.pinned_fingerprint.empty()) {
+    context.set_verify_mode(asio::ssl::verify_peer);
+  } else {
+    boost::system::error_code error;
+    context.load_verify_file(options.tls.ca_file.string(), error);
+    if (error) co_return TlsSetupError("loading CA file: " + error.message());
+    context.set_verify_mode(asio::ssl::verify_peer);
+  }
+  asio::ssl::stream<tcp::socket> stream(std::move(socket), context);
+  SSL_set_tlsext_host_name(stream.native_handle(), options.target.host.c_str());
+  if (!options.tls.pinned_fingerprint.empty()) {
+    // A pinned certificate is trusted for what it is, whoever signed it (usually itself).
+    stream.set_verify_callback([&](bool, asio::ssl::verify_context& verify) {
+      X509_STORE_CTX* store = verify.native_handle();
+      if (X509_STORE_CTX_get_error_depth(store) > 0) return true;
+      X509* cert = X509_STORE_CTX_get_current_cert(store);
+      unsigned char* der = nullptr;
+      const int length = i2d_X509(cert, &der);
+      if (length <= 0) return false;
+      const std::string fingerprint =
+          security::Fingerprint(std::string_view(reinterpret_cast<char*>(der), length));
+      OPENSSL_free(der);
+      pin_mismatch = fingerprint != options.tls.pinned_fingerprint;
+      return !pin_mismatch;
+    });
+  } else {
+    stream.set_verify_callback(asio::ssl::host_name_verification(options.target.host));
+  }
+  timer.expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
+  auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::client, kAsTuple) ||
+                          timer.async_wait(kAsTuple));
+  if (shaken.index() == 1) co_return Unavailable("TLS handshake timed out");
+  if (auto [error] = std::get<0>(shaken); error) {
+    if (pin_mismatch) {
+      co_return Unauthenticated(
+          "the listener's certificate does not match the --trust fingerprint");
+    }
+    co_return Unavailable("TLS handshake with " + options.target.ToString() +
+                          " failed: " + error.message());
+  }
+  co_return co_await Drive(stream, session, /*one_shot=*/true);
+}
+
+}  // namespace
+
+Status SyncOnce(const DialOptions& options, protocol::SessionHandler& handler,
+                const protocol::Hello& hello) {
+  if (options.tls.plaintext && !IsLoopbackHost(options.target.host)) {
+    return InvalidArgument("--plaintext connects only to loopback addresses, not " +
+                           options.target.host);
+  }
+  if (!options.tls.plaintext && options.tls.pinned_fingerprint.empty() &&
+      options.tls.ca_file.empty()) {
+    return InvalidArgument(
+        "say how to trust the listener: --trust SHA256:... (its fingerprint) or --ca FILE");
+  }
+  asio::io_context io{1};
+  Status result = Internal("session did not run");
+  asio::co_spawn(io, Dial(options, handler, hello), [&](std::exception_ptr failure, Status status) {
+    result = failure ? Internal("session failed unexpectedly") : std::move(status);
+  });
+  io.run();
+  return result;
+}
+
+}  // namespace lockstep::net
