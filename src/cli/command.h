@@ -15,6 +15,7 @@ void AddSyncCommand(CLI::App& app, Runner& run);
 void AddConflictsCommand(CLI::App& app, Runner& run);
 void AddDetachCommand(CLI::App& app, Runner& run);
 void AddServeCommand(CLI::App& app, Runner& run);
+void AddRunCommand(CLI::App& app, Runner& run);
 void AddTokenCommand(CLI::App& app, Runner& run);  // also `init`
 
 // Prints "lockstep: <message>" on one line to stderr and returns the exit code for `status`.

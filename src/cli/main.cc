@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   lockstep::cli::AddConflictsCommand(app, run);
   lockstep::cli::AddDetachCommand(app, run);
   lockstep::cli::AddServeCommand(app, run);
+  lockstep::cli::AddRunCommand(app, run);
   lockstep::cli::AddTokenCommand(app, run);
   try {
     app.parse(argc, argv);

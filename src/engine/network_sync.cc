@@ -52,11 +52,16 @@ Status Serve(const ServeOptions& options, const base::Clock& clock,
   server_options.tls.plaintext = options.plaintext;
   server_options.tls.cert_file = identity.cert_file;
   server_options.tls.key_file = identity.key_file;
+  net::Server* running = nullptr;  // set before any session starts
   LOCKSTEP_ASSIGN_OR_RETURN(
       std::unique_ptr<net::Server> server,
       net::Server::Listen(server_options, [&]() -> std::unique_ptr<protocol::SessionHandler> {
-        return std::make_unique<HubHandler>(*hub, options.data_dir);
+        auto handler = std::make_unique<HubHandler>(*hub, options.data_dir);
+        // What one node sends, the others should have at once, not at their next tick.
+        handler->OnChange([&running] { running->NotifyChanged(); });
+        return handler;
       }));
+  running = server.get();
   ready(server->port(), options.plaintext ? std::string() : identity.fingerprint);
   return server->Run();
 }

@@ -64,6 +64,8 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
 
 Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor& after,
                                                          size_t limit) {
+  // Users' writes since the last look become writes of this node first.
+  LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
   store::ReplicaStore& store = source_.store();
   // A cursor into another epoch of this log (or another store) is void: start over.
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
@@ -101,6 +103,7 @@ Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
   counts_.received += stats.received;
   counts_.changed += stats.changed;
   counts_.conflicts += stats.conflicts;
+  if (stats.changed > 0 && on_change_) on_change_();
   return Status::Ok();
 }
 

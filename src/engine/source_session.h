@@ -2,6 +2,7 @@
 // peer's batches merged into it. One handler for the dialer, one for the hub.
 #pragma once
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ class SourceHandler : public protocol::SessionHandler {
   Status Apply(const protocol::ChangeBatch& batch) override;
 
   const SessionCounts& counts() const { return counts_; }
+  // Called after a batch from the peer changed something here (a hub wakes its other sessions).
+  void OnChange(std::function<void()> callback) { on_change_ = std::move(callback); }
   const std::vector<std::string>& collections() const { return collections_; }
 
  protected:
@@ -41,6 +44,7 @@ class SourceHandler : public protocol::SessionHandler {
   std::vector<std::string> collections_;  // sorted
   std::string scope_;                     // collections_ joined by commas
   SessionCounts counts_;
+  std::function<void()> on_change_;
 };
 
 // The node that dials: its Hello, and what it does with the listener's Welcome.

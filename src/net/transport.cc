@@ -32,40 +32,95 @@ int64_t NowMs() {
       .count();
 }
 
-// Drives one session over one connected stream until it closes; for a one-shot dialer, until
-// both sides are caught up.
+// Wakes sessions when their node's store has changed: a cancel of a timer that never expires
+// ends every pending wait on it, and the generation catches a change made while a session was
+// busy rather than waiting. Used on the io thread only.
+struct ChangeSignal {
+  explicit ChangeSignal(const asio::any_io_executor& executor)
+      : timer(executor, asio::steady_timer::time_point::max()) {}
+  void Notify() {
+    ++generation;
+    timer.cancel();
+  }
+  asio::steady_timer timer;
+  uint64_t generation = 0;
+  bool stop = false;  // end sessions with a goodbye
+};
+
+// Reads into the session until the connection ends. Never raced against a timer: a read that
+// loses such a race may already have taken bytes off the stream, and they would be lost.
 template <typename Stream>
-awaitable<Status> Drive(Stream& stream, protocol::Session& session, bool one_shot) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+awaitable<void> ReadLoop(Stream& stream, protocol::Session& session, ChangeSignal& input,
+                         Status& ended) {
   std::vector<char> buffer(kReadChunk);
+  for (;;) {
+    auto [error, read] = co_await stream.async_read_some(asio::buffer(buffer), kAsTuple);
+    if (error) {
+      ended = Unavailable(error == asio::error::eof ? "the peer closed the connection"
+                                                    : "connection lost: " + error.message());
+      input.Notify();
+      co_return;
+    }
+    // Failures close the session and queue an Error for the peer: the write loop sends it.
+    (void)session.Receive(std::string_view(buffer.data(), read), NowMs());
+    input.Notify();
+    if (session.closed()) co_return;
+  }
+}
+
+// Sends what the session has to say, pumping it on a tick, on new input and on local changes.
+template <typename Stream>
+awaitable<Status> WriteLoop(Stream& stream, protocol::Session& session, bool one_shot,
+                            ChangeSignal& input, ChangeSignal& changes, const Status& read_ended) {
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  uint64_t seen_input = input.generation;
+  uint64_t seen_changes = changes.generation;
+  Status result;
   for (;;) {
     const std::string out = session.TakeOutput();
     if (!out.empty()) {
       auto [error, written] = co_await asio::async_write(stream, asio::buffer(out), kAsTuple);
       if (error && !session.closed()) {
-        co_return Unavailable("connection lost while sending: " + error.message());
+        result = Unavailable("connection lost while sending: " + error.message());
+        break;
       }
     }
-    if (session.closed()) co_return session.close_status();
-    if (one_shot && session.synced()) {
+    if (session.closed()) {
+      result = session.close_status();
+      break;
+    }
+    if (!read_ended.ok()) {
+      result = read_ended;
+      break;
+    }
+    if ((one_shot && session.synced()) || (changes.stop && session.idle())) {
       session.Close(Status::Ok());
       continue;
     }
-    timer.expires_after(kTick);
-    auto event = co_await (stream.async_read_some(asio::buffer(buffer), kAsTuple) ||
-                           timer.async_wait(kAsTuple));
-    const int64_t now = NowMs();
-    if (event.index() == 0) {
-      auto [error, read] = std::get<0>(event);
-      if (error) {
-        co_return Unavailable(error == asio::error::eof ? "the peer closed the connection"
-                                                        : "connection lost: " + error.message());
-      }
-      // Failures close the session (and queue an Error for the peer): the loop sends it.
-      (void)session.Receive(std::string_view(buffer.data(), read), now);
+    if (input.generation == seen_input && changes.generation == seen_changes) {
+      tick.expires_after(kTick);
+      co_await (tick.async_wait(kAsTuple) || input.timer.async_wait(kAsTuple) ||
+                changes.timer.async_wait(kAsTuple));
     }
-    (void)session.Pump(now);
+    seen_input = input.generation;
+    seen_changes = changes.generation;
+    (void)session.Pump(NowMs());
   }
+  boost::system::error_code ignored;
+  stream.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.lowest_layer().close(ignored);  // ends the read loop
+  co_return result;
+}
+
+// Drives one session over one connected stream until it closes; a one-shot dialer also ends it
+// once both sides are caught up.
+template <typename Stream>
+awaitable<Status> Drive(Stream& stream, protocol::Session& session, bool one_shot,
+                        ChangeSignal& changes) {
+  ChangeSignal input(co_await asio::this_coro::executor);
+  Status read_ended;
+  co_return co_await (ReadLoop(stream, session, input, read_ended) &&
+                      WriteLoop(stream, session, one_shot, input, changes, read_ended));
 }
 
 Status TlsSetupError(std::string_view what) { return InvalidArgument("TLS: " + std::string(what)); }
@@ -87,6 +142,7 @@ struct Server::Impl {
   tcp::acceptor acceptor{io};
   std::optional<asio::ssl::context> tls;
   asio::signal_set signals{io, SIGINT, SIGTERM};
+  ChangeSignal changes{io.get_executor()};
   size_t connections = 0;
 
   awaitable<void> AcceptLoop();
@@ -121,7 +177,7 @@ awaitable<void> Server::Impl::Serve(tcp::socket socket) {
   protocol::Session session(protocol::Session::Role::kListener, *handler, options.session, NowMs());
   Status ended;
   if (options.tls.plaintext) {
-    ended = co_await Drive(socket, session, /*one_shot=*/false);
+    ended = co_await Drive(socket, session, /*one_shot=*/false, changes);
   } else {
     asio::ssl::stream<tcp::socket> stream(std::move(socket), *tls);
     asio::steady_timer timer(io, std::chrono::milliseconds(options.handshake_timeout_ms));
@@ -132,7 +188,7 @@ awaitable<void> Server::Impl::Serve(tcp::socket socket) {
     } else if (auto [error] = std::get<0>(shaken); error) {
       ended = Unauthenticated("TLS handshake failed: " + error.message());
     } else {
-      ended = co_await Drive(stream, session, /*one_shot=*/false);
+      ended = co_await Drive(stream, session, /*one_shot=*/false, changes);
     }
   }
   // One line per session; messages never contain secrets (tokens are not echoed anywhere).
@@ -188,6 +244,10 @@ Status Server::Run() {
   return Status::Ok();
 }
 
+void Server::NotifyChanged() {
+  asio::post(impl_->io, [impl = impl_.get()] { impl->changes.Notify(); });
+}
+
 void Server::Stop() {
   asio::post(impl_->io, [impl = impl_.get()] {
     boost::system::error_code ignored;
@@ -199,7 +259,7 @@ void Server::Stop() {
 namespace {
 
 awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& handler,
-                       const protocol::Hello& hello) {
+                       const protocol::Hello& hello, bool one_shot, ChangeSignal& changes) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   auto [resolve_error, endpoints] = co_await resolver.async_resolve(
@@ -224,7 +284,7 @@ awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& han
     if (!socket.remote_endpoint(ignored).address().is_loopback()) {
       co_return InvalidArgument("--plaintext connects only to loopback addresses");
     }
-    co_return co_await Drive(socket, session, /*one_shot=*/true);
+    co_return co_await Drive(socket, session, one_shot, changes);
   }
 
   asio::ssl::context context(asio::ssl::context::tls_client);
@@ -270,13 +330,10 @@ awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& han
     co_return Unavailable("TLS handshake with " + options.target.ToString() +
                           " failed: " + error.message());
   }
-  co_return co_await Drive(stream, session, /*one_shot=*/true);
+  co_return co_await Drive(stream, session, one_shot, changes);
 }
 
-}  // namespace
-
-Status SyncOnce(const DialOptions& options, protocol::SessionHandler& handler,
-                const protocol::Hello& hello) {
+Status CheckDialOptions(const DialOptions& options) {
   if (options.tls.plaintext && !IsLoopbackHost(options.target.host)) {
     return InvalidArgument("--plaintext connects only to loopback addresses, not " +
                            options.target.host);
@@ -286,13 +343,72 @@ Status SyncOnce(const DialOptions& options, protocol::SessionHandler& handler,
     return InvalidArgument(
         "say how to trust the listener: --trust SHA256:... (its fingerprint) or --ca FILE");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunDial(const DialOptions& options, protocol::SessionHandler& handler,
+               const protocol::Hello& hello, bool one_shot, DialerControl* control) {
+  LOCKSTEP_RETURN_IF_ERROR(CheckDialOptions(options));
   asio::io_context io{1};
+  ChangeSignal changes(io.get_executor());
+  if (control != nullptr) {
+    control->Attach([&io, &changes] { asio::post(io, [&changes] { changes.Notify(); }); },
+                    [&io, &changes] {
+                      asio::post(io, [&changes] {
+                        changes.stop = true;
+                        changes.Notify();
+                      });
+                    });
+  }
   Status result = Internal("session did not run");
-  asio::co_spawn(io, Dial(options, handler, hello), [&](std::exception_ptr failure, Status status) {
-    result = failure ? Internal("session failed unexpectedly") : std::move(status);
-  });
+  asio::co_spawn(io, Dial(options, handler, hello, one_shot, changes),
+                 [&](std::exception_ptr failure, Status status) {
+                   result = failure ? Internal("session failed unexpectedly") : std::move(status);
+                 });
   io.run();
+  if (control != nullptr) control->Detach();
   return result;
+}
+
+Status SyncOnce(const DialOptions& options, protocol::SessionHandler& handler,
+                const protocol::Hello& hello) {
+  return RunDial(options, handler, hello, /*one_shot=*/true, nullptr);
+}
+
+Status RunLive(const DialOptions& options, protocol::SessionHandler& handler,
+               const protocol::Hello& hello, DialerControl& control) {
+  return RunDial(options, handler, hello, /*one_shot=*/false, &control);
+}
+
+void DialerControl::Attach(std::function<void()> notify, std::function<void()> stop) {
+  std::lock_guard lock(mu_);
+  notify_ = std::move(notify);
+  stop_ = std::move(stop);
+  if (stopped_) stop_();
+}
+
+void DialerControl::Detach() {
+  std::lock_guard lock(mu_);
+  notify_ = nullptr;
+  stop_ = nullptr;
+}
+
+void DialerControl::NotifyChanged() {
+  std::lock_guard lock(mu_);
+  if (notify_) notify_();
+}
+
+void DialerControl::Stop() {
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  if (stop_) stop_();
+}
+
+bool DialerControl::stopped() const {
+  std::lock_guard lock(mu_);
+  return stopped_;
 }
 
 }  // namespace lockstep::net

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "net/endpoint.h"
@@ -42,9 +43,12 @@ class Server {
 
   // The bound port (useful with port 0).
   uint16_t port() const;
-  // Serves until Stop(), SIGINT or SIGTERM. Sessions in flight are told goodbye.
+  // Serves until Stop(), SIGINT or SIGTERM.
   Status Run();
   void Stop();
+  // The node's store changed (a session applied a batch, a local write was stamped): every
+  // session sends what its peer lacks now rather than at its next tick.
+  void NotifyChanged();
 
  private:
   struct Impl;
@@ -64,5 +68,35 @@ struct DialOptions {
 // connection is lost (retry with backoff); the peer's own error otherwise.
 Status SyncOnce(const DialOptions& options, protocol::SessionHandler& handler,
                 const protocol::Hello& hello);
+
+// Steers a live session from other threads. Thread-safe.
+class DialerControl {
+ public:
+  // The local store changed: send now.
+  void NotifyChanged();
+  // Finish the batch in flight, say goodbye, return. Sticks: a later RunLive returns at once.
+  void Stop();
+  bool stopped() const;
+
+ private:
+  friend Status RunDial(const DialOptions&, protocol::SessionHandler&, const protocol::Hello&, bool,
+                        DialerControl*);
+  void Attach(std::function<void()> notify, std::function<void()> stop);
+  void Detach();
+
+  mutable std::mutex mu_;
+  std::function<void()> notify_;
+  std::function<void()> stop_;
+  bool stopped_ = false;
+};
+
+// Like SyncOnce, but the session stays open, sending local changes as `control` announces them
+// and applying the peer's as they come, until the connection ends or `control.Stop()`.
+Status RunLive(const DialOptions& options, protocol::SessionHandler& handler,
+               const protocol::Hello& hello, DialerControl& control);
+
+// Internal to transport.cc; declared for DialerControl's friendship.
+Status RunDial(const DialOptions& options, protocol::SessionHandler& handler,
+               const protocol::Hello& hello, bool one_shot, DialerControl* control);
 
 }  // namespace lockstep::net

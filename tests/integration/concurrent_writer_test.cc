@@ -1,19 +1,14 @@
 // Concurrency tests with real processes: a user's program (the sqlite3 CLI) keeps writing to a
 // database, one small transaction after another, while `lockstep sync` runs over and over. The
 // writer must never see "database is locked", and every one of its writes must reach the peer.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,15 +17,17 @@
 
 #include "support/process.h"
 
-extern char** environ;
-
 namespace lockstep::integration {
 namespace {
 
 using lockstep::testing::LockstepBinary;
+using lockstep::testing::Poll;
 using lockstep::testing::ProcessResult;
+using lockstep::testing::ReadFile;
 using lockstep::testing::ScratchDir;
+using lockstep::testing::SpawnWithFiles;
 using lockstep::testing::Sql;
+using lockstep::testing::WaitWithin;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -46,51 +43,6 @@ constexpr int kMinOverlappingSyncs = 3;
 // interleave with the writes, which is what this test is about.
 constexpr int64_t kBurst = 20;
 constexpr std::string_view kPause = ".shell sleep 0.005\n";
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Starts `argv` with stdin read from `in` and stdout, stderr written to `out`, `err`.
-pid_t SpawnWithFiles(const std::vector<std::string>& argv, const std::filesystem::path& in,
-                     const std::filesystem::path& out, const std::filesystem::path& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> raw;
-  for (const std::string& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
-  raw.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, raw[0], &actions, nullptr, raw.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
-
-// The exit code of `pid` (-signal when a signal ended it) if it has ended, else nullopt.
-std::optional<int> Poll(pid_t pid) {
-  int status = 0;
-  const pid_t done = waitpid(pid, &status, WNOHANG);
-  if (done != pid) return std::nullopt;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
-// Waits for `pid` at most `limit`, then kills it with SIGKILL. Returns its exit code, or nullopt
-// when it had to be killed.
-std::optional<int> WaitWithin(pid_t pid, SteadyClock::duration limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  for (;;) {
-    if (std::optional<int> code = Poll(pid)) return code;
-    if (SteadyClock::now() > deadline) {
-      kill(pid, SIGKILL);
-      (void)lockstep::testing::Wait(pid);
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-}
 
 // `lockstep sync a b`, bounded in time, its output in files beside `a`.
 ProcessResult SyncWithin(const std::filesystem::path& a, const std::filesystem::path& b) {

@@ -2,20 +2,14 @@
 // points while users keep editing both databases between the kills. Once a sync finally runs to
 // completion, both databases must hold exactly the rows the edits imply: none lost, none
 // duplicated, every value the one the edits and last-writer-wins call for.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <random>
@@ -26,16 +20,16 @@
 
 #include "support/process.h"
 
-extern char** environ;
-
 namespace lockstep::integration {
 namespace {
 
 using lockstep::testing::LockstepBinary;
 using lockstep::testing::ProcessResult;
+using lockstep::testing::RunWithin;
 using lockstep::testing::ScratchDir;
 using lockstep::testing::Spawn;
 using lockstep::testing::Sql;
+using lockstep::testing::WaitWithin;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -58,64 +52,9 @@ enum class Side { kA, kB };
 
 const char* Name(Side side) { return side == Side::kA ? "a" : "b"; }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Waits for `pid` at most `limit`. Returns its exit code (-signal when a signal ended it), or
-// nullopt when it is still running then, after killing it with SIGKILL if `kill_when_late`.
-std::optional<int> WaitWithin(pid_t pid, SteadyClock::duration limit, bool kill_when_late) {
-  const auto deadline = SteadyClock::now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    if (done < 0 && errno != EINTR) return std::nullopt;
-    if (SteadyClock::now() >= deadline) {
-      if (kill_when_late) {
-        kill(pid, SIGKILL);
-        (void)lockstep::testing::Wait(pid);
-      }
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-}
-
-// Runs `argv` with stdout and stderr in files under `dir`, for at most `limit`.
-ProcessResult RunWithin(const std::vector<std::string>& argv, const std::filesystem::path& dir,
-                        SteadyClock::duration limit) {
-  const auto out = dir / "run.out";
-  const auto err = dir / "run.err";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> raw;
-  for (const std::string& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
-  raw.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, raw[0], &actions, nullptr, raw.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ProcessResult result;
-  if (rc != 0) {
-    result.err = "spawn failed: " + argv[0];
-    return result;
-  }
-  const std::optional<int> code = WaitWithin(pid, limit, /*kill_when_late=*/true);
-  result.exit_code = code.value_or(-SIGKILL);
-  result.out = ReadFile(out);
-  result.err = ReadFile(err);
-  if (!code.has_value()) result.err += "\n(killed: still running after the time limit)";
-  return result;
-}
-
 // `lockstep sync a b` to completion, bounded in time; fails the test unless it exits 0.
 ProcessResult SyncToCompletion(const std::filesystem::path& a, const std::filesystem::path& b) {
-  ProcessResult result =
-      RunWithin({LockstepBinary(), "sync", a.string(), b.string()}, a.parent_path(), kSyncLimit);
+  ProcessResult result = RunWithin({LockstepBinary(), "sync", a.string(), b.string()}, kSyncLimit);
   EXPECT_EQ(result.exit_code, 0) << "lockstep sync failed\nstdout: " << result.out
                                  << "\nstderr: " << result.err;
   return result;

@@ -7,9 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
 #include <cstdlib>
-#include <random>
+#include <fstream>
+#include <iterator>
+#include <thread>
 
 extern char** environ;
 
@@ -29,9 +35,9 @@ int DecodeWaitStatus(int status) {
   return -1;
 }
 
-}  // namespace
-
-ProcessResult Run(const std::vector<std::string>& argv) {
+// Runs `argv` to completion, or until `deadline` when there is one (then kills it).
+ProcessResult RunUntil(const std::vector<std::string>& argv,
+                       std::optional<std::chrono::steady_clock::time_point> deadline) {
   int out_pipe[2];
   int err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -59,10 +65,19 @@ ProcessResult Run(const std::vector<std::string>& argv) {
   std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
   std::array<std::string*, 2> sinks{&result.out, &result.err};
   int open_fds = 2;
+  bool late = false;
   char buffer[65536];
-  while (open_fds > 0) {
-    if (poll(fds.data(), fds.size(), -1) < 0) break;
-    for (size_t i = 0; i < fds.size(); ++i) {
+  while (open_fds > 0 && !late) {
+    int timeout_ms = -1;
+    if (deadline.has_value()) {
+      const auto left = *deadline - std::chrono::steady_clock::now();
+      timeout_ms = static_cast<int>(
+          std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+    }
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready == 0) late = true;
+    for (size_t i = 0; i < fds.size() && ready > 0; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
       if (n > 0) {
@@ -74,8 +89,24 @@ ProcessResult Run(const std::vector<std::string>& argv) {
       }
     }
   }
+  for (pollfd& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
+  }
+  if (late) {
+    kill(pid, SIGKILL);
+    result.err += "\n(killed: still running after the time limit)";
+  }
   result.exit_code = Wait(pid);
   return result;
+}
+
+}  // namespace
+
+ProcessResult Run(const std::vector<std::string>& argv) { return RunUntil(argv, std::nullopt); }
+
+ProcessResult RunWithin(const std::vector<std::string>& argv,
+                        std::chrono::steady_clock::duration limit) {
+  return RunUntil(argv, std::chrono::steady_clock::now() + limit);
 }
 
 std::string LockstepBinary() { return LOCKSTEP_BINARY; }
@@ -106,12 +137,57 @@ pid_t Spawn(const std::vector<std::string>& argv) {
   return rc == 0 ? pid : -1;
 }
 
+pid_t SpawnWithFiles(const std::vector<std::string>& argv, const std::filesystem::path& in,
+                     const std::filesystem::path& out, const std::filesystem::path& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  auto raw = Argv(argv);
+  const int rc = posix_spawnp(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
 int Wait(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return -1;
   }
   return DecodeWaitStatus(status);
+}
+
+std::optional<int> Poll(pid_t pid) {
+  int status = 0;
+  pid_t done = 0;
+  do {
+    done = waitpid(pid, &status, WNOHANG);
+  } while (done < 0 && errno == EINTR);
+  if (done != pid) return std::nullopt;
+  return DecodeWaitStatus(status);
+}
+
+std::optional<int> WaitWithin(pid_t pid, std::chrono::steady_clock::duration limit,
+                              bool kill_when_late) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (std::optional<int> code = Poll(pid)) return code;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (kill_when_late) {
+        kill(pid, SIGKILL);
+        (void)Wait(pid);
+      }
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 ScratchDir::ScratchDir() {

@@ -3,7 +3,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,11 @@ struct ProcessResult {
 // Runs `argv` to completion with no stdin, capturing stdout and stderr.
 ProcessResult Run(const std::vector<std::string>& argv);
 
+// Like Run, but kills `argv` with SIGKILL once it has run for `limit`; the result then has
+// exit_code -SIGKILL and says so at the end of `err`.
+ProcessResult RunWithin(const std::vector<std::string>& argv,
+                        std::chrono::steady_clock::duration limit);
+
 // Runs the lockstep binary under test with `args`.
 ProcessResult Lockstep(const std::vector<std::string>& args);
 
@@ -27,8 +34,22 @@ std::string Sql(const std::filesystem::path& db, const std::string& sql);
 
 // Starts `argv` in the background with stdout and stderr sent to /dev/null; returns its pid.
 pid_t Spawn(const std::vector<std::string>& argv);
+// Starts `argv` in the background with stdin read from `in` and stdout, stderr written to `out`,
+// `err` (created or truncated); returns its pid, or -1 when it cannot be started.
+pid_t SpawnWithFiles(const std::vector<std::string>& argv, const std::filesystem::path& in,
+                     const std::filesystem::path& out, const std::filesystem::path& err);
 // Waits for `pid`; returns its exit code, or -signal when a signal ended it.
 int Wait(pid_t pid);
+// The exit code of `pid` (-signal when a signal ended it) if it has ended, else nullopt. Once it
+// has returned a code, `pid` is reaped and must not be polled again.
+std::optional<int> Poll(pid_t pid);
+// Waits for `pid` at most `limit`. Returns its exit code (-signal when a signal ended it), or
+// nullopt when it is still running then, after killing it with SIGKILL if `kill_when_late`.
+std::optional<int> WaitWithin(pid_t pid, std::chrono::steady_clock::duration limit,
+                              bool kill_when_late = true);
+
+// The contents of the file at `path`; empty when it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
 
 // The path of the lockstep binary under test.
 std::string LockstepBinary();
