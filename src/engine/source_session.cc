@@ -17,29 +17,39 @@ std::string Join(const std::vector<std::string>& names) {
   return joined;
 }
 
-// The schemas to attach for `names`: this source's own where it has the table, else the peer's.
-Result<std::vector<connectors::sqlite::TableSchema>> SchemasToAttach(
-    connectors::sqlite::SqliteSource& source, const std::vector<std::string>& names,
-    const std::vector<protocol::Schema>& offered) {
-  std::vector<connectors::sqlite::TableSchema> schemas;
+// Attaches the collections `names`: with this source's own table where it has one, else with the
+// table the peer offered. A collection new here takes the peer's conflict policy; one both sides
+// hold must resolve conflicts the same way on both, or their states would differ.
+Status AttachGranted(connectors::sqlite::SqliteSource& source,
+                     const std::vector<std::string>& names,
+                     const std::vector<protocol::Schema>& offered) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, source.store().Collections());
   for (const std::string& name : names) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::sqlite::TableSchema> local,
-                              source.Schema(name));
-    if (local.has_value()) {
-      schemas.push_back(std::move(*local));
-      continue;
-    }
     auto peer = std::find_if(offered.begin(), offered.end(),
                              [&](const protocol::Schema& s) { return s.collection == name; });
-    if (peer == offered.end() || peer->create_sql.empty()) {
+    auto mine = std::find_if(known.begin(), known.end(),
+                             [&](const store::Collection& c) { return c.name == name; });
+    if (mine != known.end() && peer != offered.end() && !peer->policy.empty() &&
+        peer->policy != mine->policy) {
+      return FailedPrecondition("collection '" + name + "' resolves conflicts by '" + mine->policy +
+                                "' here but by '" + peer->policy + "' at the peer");
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::sqlite::TableSchema> local,
+                              source.Schema(name));
+    connectors::sqlite::TableSchema schema;
+    if (local.has_value()) {
+      schema = std::move(*local);
+    } else if (peer != offered.end() && !peer->create_sql.empty()) {
+      schema.name = name;
+      schema.create_sql = peer->create_sql;
+    } else {
       return NotFound("collection '" + name + "' exists on neither side");
     }
-    connectors::sqlite::TableSchema schema;
-    schema.name = name;
-    schema.create_sql = peer->create_sql;
-    schemas.push_back(std::move(schema));
+    const std::string policy =
+        mine == known.end() && peer != offered.end() ? peer->policy : std::string();
+    LOCKSTEP_RETURN_IF_ERROR(source.Attach({&schema, 1}, policy));
   }
-  return schemas;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -131,9 +141,7 @@ Result<protocol::Welcome> DialerHandler::Accept(const protocol::Hello&) {
 }
 
 Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
-  LOCKSTEP_ASSIGN_OR_RETURN(auto schemas,
-                            SchemasToAttach(source_, welcome.collections, welcome.schemas));
-  LOCKSTEP_RETURN_IF_ERROR(source_.Attach(schemas, ""));
+  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, welcome.collections, welcome.schemas));
   Grant(welcome.node, welcome.collections);
   store::ReplicaStore& store = source_.store();
   LOCKSTEP_RETURN_IF_ERROR(store.BeginWrite());
@@ -168,8 +176,7 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
     }
     direction = protocol::Direction::kPull;
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(auto schemas, SchemasToAttach(source_, wanted, hello.schemas));
-  LOCKSTEP_RETURN_IF_ERROR(source_.Attach(schemas, ""));
+  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, wanted, hello.schemas));
   Grant(hello.node, wanted);
 
   protocol::Welcome welcome;
