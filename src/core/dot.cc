@@ -2,10 +2,10 @@
 
 #include <cstring>
 
+#include "base/base32.h"
+
 namespace lockstep::core {
 namespace {
-
-constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
 int DecodeSymbol(char c) {
   if (c >= 'a' && c <= 'z') return c - 'a';
@@ -17,19 +17,7 @@ int DecodeSymbol(char c) {
 }  // namespace
 
 std::string NodeId::ToString() const {
-  std::string text;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (uint8_t byte : bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      text += kAlphabet[(buffer >> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) text += kAlphabet[(buffer << (5 - bits)) & 31];
-  return text;
+  return base::Base32(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 Result<NodeId> NodeId::Parse(std::string_view base32) {

@@ -55,6 +55,7 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
   while (!stop.stopped()) {
     Status status;
     SessionCounts counts;
+    bool welcomed = false;
     auto source = OpenSource(config, clock);
     if (!source.has_value()) {
       status = source.error();
@@ -73,6 +74,7 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
                : peer.live        ? net::RunLive(dial, handler, *hello, control)
                                   : net::SyncOnce(dial, handler, *hello);
       counts = handler.counts();
+      welcomed = !handler.collections().empty();
     }
     if (stop.stopped()) return;
     if (status.ok()) {
@@ -82,6 +84,9 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
       if (!peer.live && stop.SleepFor(peer.every_ms)) return;
       continue;
     }
+    // A live session ends only in failure, so a lost connection after a working session starts
+    // the backoff over: otherwise every drop in a node's life would lengthen its next wait.
+    if (welcomed && status.code() == StatusCode::kUnavailable) backoff = kFirstBackoffMs;
     // Exponential backoff with full jitter, so that many nodes cut off together do not all
     // come back at the same instant.
     const int64_t wait = static_cast<int64_t>(jitter() % static_cast<uint64_t>(backoff)) + 1;

@@ -71,14 +71,17 @@ Result<PeerConfig> ParsePeer(const std::filesystem::path& file, const toml::tabl
   } else if (direction == "pull") {
     config.direction = protocol::Direction::kPull;
   } else if (direction != "both") {
-    return InvalidArgument(Where(file, peer) + ": direction must be both, push or pull");
+    // The line of the value at fault, not of its [[peer]] (present: value_or gave no default).
+    return InvalidArgument(Where(file, *peer.get("direction")) +
+                           ": direction must be both, push or pull");
   }
   const std::string mode = peer["mode"].value_or(std::string("live"));
   if (auto every = peer["every"].value<std::string>()) {
     LOCKSTEP_ASSIGN_OR_RETURN(config.every_ms, ParseDuration(*every));
     config.live = false;
   } else if (mode != "live") {
-    return InvalidArgument(Where(file, peer) + ": mode must be \"live\", or give every = \"5m\"");
+    return InvalidArgument(Where(file, *peer.get("mode")) +
+                           ": mode must be \"live\", or give every = \"5m\"");
   }
   return config;
 }

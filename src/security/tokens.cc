@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "base/base32.h"
 #include "security/digest.h"
 #include "security/secure_file.h"
 
@@ -14,24 +15,6 @@ namespace {
 constexpr std::string_view kTokenPrefix = "lst_";
 constexpr size_t kTokenRandomBytes = 32;
 constexpr size_t kMaxTokensFileBytes = 16 * 1024 * 1024;
-
-// Lowercase RFC 4648 base32 without padding, as node ids are shown.
-std::string Base32(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  std::string text;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : bytes) {
-    buffer = (buffer << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 5) {
-      text += kAlphabet[(buffer >> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) text += kAlphabet[(buffer << (5 - bits)) & 31];
-  return text;
-}
 
 bool IsValidName(std::string_view name) {
   if (name.empty()) return false;
@@ -142,7 +125,7 @@ Result<std::string> TokenStore::Create(const TokenGrant& grant) {
     }
   }
   LOCKSTEP_ASSIGN_OR_RETURN(std::string random, RandomBytes(kTokenRandomBytes));
-  std::string token = std::string(kTokenPrefix) + Base32(random);
+  std::string token = std::string(kTokenPrefix) + base::Base32(random);
   OPENSSL_cleanse(random.data(), random.size());
 
   std::vector<Entry> entries = entries_;
