@@ -65,7 +65,7 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
         auto tables = connectors::sqlite::ListUserTables((*source)->db());
         if (tables.has_value()) collections = std::move(*tables);
       }
-      DialerHandler handler(**source, peer.url, collections);
+      DialerHandler handler(**source, peer.url, collections, peer.collections.empty());
       auto hello = handler.MakeHello(peer.token, peer.direction);
       net::DialOptions dial;
       dial.tls = peer.tls;
@@ -87,6 +87,12 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
     // A live session ends only in failure, so a lost connection after a working session starts
     // the backoff over: otherwise every drop in a node's life would lengthen its next wait.
     if (welcomed && status.code() == StatusCode::kUnavailable) backoff = kFirstBackoffMs;
+    // Aborted: the session ended to take in a new collection; come back at once.
+    if (status.code() == StatusCode::kAborted) {
+      Log(peer.url + ": " + status.message());
+      backoff = kFirstBackoffMs;
+      continue;
+    }
     // Exponential backoff with full jitter, so that many nodes cut off together do not all
     // come back at the same instant.
     const int64_t wait = static_cast<int64_t>(jitter() % static_cast<uint64_t>(backoff)) + 1;

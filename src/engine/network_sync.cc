@@ -27,7 +27,7 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
     syncable.push_back(table);
   }
   LOCKSTEP_RETURN_IF_ERROR(source->Attach(schemas, ""));
-  DialerHandler handler(*source, options.url, syncable);
+  DialerHandler handler(*source, options.url, syncable, options.tables.empty());
   LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
                             handler.MakeHello(options.token, options.direction));
   net::DialOptions dial;

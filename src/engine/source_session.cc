@@ -74,6 +74,7 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
 
 Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor& after,
                                                          size_t limit) {
+  LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
   // Users' writes since the last look become writes of this node first.
   LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
   store::ReplicaStore& store = source_.store();
@@ -125,6 +126,7 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
   hello.token = token;
   hello.collections = SortedUnique(tables_);
   hello.direction = direction;
+  if (all_tables_) hello.features |= protocol::kFeatureAllCollections;
   LOCKSTEP_ASSIGN_OR_RETURN(hello.schemas, SchemasOf(hello.collections));
   // Our cursor into the listener's log, if we know who answers there.
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<core::NodeId> listener, store.ListenerAt(url_));
@@ -134,6 +136,23 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
     if (cursor.has_value()) hello.cursor = {cursor->epoch, cursor->seq};
   }
   return hello;
+}
+
+Status DialerHandler::CheckGrant() {
+  if (!all_tables_) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                            connectors::sqlite::ListUserTables(source_.db()));
+  // Against what was asked for, not what was granted: a table the listener refused is asked for
+  // again at every reconnect and refused with an error, which backs off; it must not loop here.
+  const std::vector<std::string> asked = SortedUnique(tables_);
+  for (const std::string& table : tables) {
+    if (std::binary_search(asked.begin(), asked.end(), table)) continue;
+    // A table without a primary key cannot be synced; it is no reason to reconnect.
+    if (source_.Schema(table).has_value()) {
+      return Aborted("table '" + table + "' appeared: reconnecting to sync it");
+    }
+  }
+  return Status::Ok();
 }
 
 Result<protocol::Welcome> DialerHandler::Accept(const protocol::Hello&) {
@@ -156,14 +175,16 @@ Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
 Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   LOCKSTEP_ASSIGN_OR_RETURN(security::TokenStore tokens, security::TokenStore::Open(data_dir_));
   LOCKSTEP_ASSIGN_OR_RETURN(security::TokenGrant grant, tokens.Verify(hello.token));
-  std::vector<std::string> wanted = SortedUnique(hello.collections);
-  if (wanted.empty()) {
-    // Everything the token allows that the hub holds.
+  std::vector<std::string> wanted = hello.collections;
+  if (wanted.empty() || (hello.features & protocol::kFeatureAllCollections) != 0) {
+    // Also everything the token allows that the hub holds, now and (by reconnecting) later.
+    all_of_ = grant;
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> held, source_.store().Collections());
     for (const store::Collection& c : held) {
       if (security::TokenStore::Covers(grant, c.name)) wanted.push_back(c.name);
     }
   }
+  wanted = SortedUnique(std::move(wanted));
   for (const std::string& name : wanted) {
     if (!security::TokenStore::Covers(grant, name)) {
       return PermissionDenied("the token does not cover collection '" + name + "'");
@@ -188,6 +209,18 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
                             source_.store().GetCursor(hello.node, scope_));
   if (cursor.has_value()) welcome.cursor = {cursor->epoch, cursor->seq};
   return welcome;
+}
+
+Status HubHandler::CheckGrant() {
+  if (!all_of_.has_value()) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> held, source_.store().Collections());
+  for (const store::Collection& c : held) {
+    if (security::TokenStore::Covers(*all_of_, c.name) &&
+        !std::binary_search(collections_.begin(), collections_.end(), c.name)) {
+      return Aborted("collection '" + c.name + "' appeared on the hub: reconnect to receive it");
+    }
+  }
+  return Status::Ok();
 }
 
 Status HubHandler::Welcomed(const protocol::Welcome&) { return Internal("a hub does not dial"); }

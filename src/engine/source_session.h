@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ class SourceHandler : public protocol::SessionHandler {
   explicit SourceHandler(connectors::sqlite::SqliteSource& source) : source_(source) {}
   // After the handshake: who the peer is and which collections this session carries.
   void Grant(const core::NodeId& peer, std::vector<std::string> collections);
+  // kAborted when the session no longer carries what it should (a collection appeared since
+  // the handshake): the peer reconnects and the new handshake grants it. Checked before every
+  // read of the log, so a live session picks up new tables within a tick.
+  virtual Status CheckGrant() { return Status::Ok(); }
   // Schemas of `names` as this source has them, for a peer that lacks them.
   Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
 
@@ -51,10 +56,14 @@ class SourceHandler : public protocol::SessionHandler {
 class DialerHandler final : public SourceHandler {
  public:
   // `url` names the listener, to remember who answered there; `tables` are the collections to
-  // sync (empty: every one the token allows).
+  // sync (empty: every one the token allows). With `all_tables`, a table created here later
+  // restarts the session so that it is synced too.
   DialerHandler(connectors::sqlite::SqliteSource& source, std::string url,
-                std::vector<std::string> tables)
-      : SourceHandler(source), url_(std::move(url)), tables_(std::move(tables)) {}
+                std::vector<std::string> tables, bool all_tables = false)
+      : SourceHandler(source),
+        url_(std::move(url)),
+        tables_(std::move(tables)),
+        all_tables_(all_tables) {}
 
   // The Hello to send. REQUIRES: the source's store is open.
   Result<protocol::Hello> MakeHello(const std::string& token, protocol::Direction direction);
@@ -63,8 +72,11 @@ class DialerHandler final : public SourceHandler {
   Status Welcomed(const protocol::Welcome& welcome) override;
 
  private:
+  Status CheckGrant() override;
+
   std::string url_;
   std::vector<std::string> tables_;
+  bool all_tables_ = false;  // `tables` was empty: every table, including ones made later
 };
 
 // The hub: checks the token, grants collections, creates the tables it lacks from the dialer's
@@ -79,7 +91,10 @@ class HubHandler final : public SourceHandler {
   Status Welcomed(const protocol::Welcome& welcome) override;
 
  private:
+  Status CheckGrant() override;
+
   std::filesystem::path data_dir_;
+  std::optional<security::TokenGrant> all_of_;  // the dialer asked for all this grant covers
 };
 
 }  // namespace lockstep::engine

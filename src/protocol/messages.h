@@ -15,6 +15,10 @@ namespace lockstep::protocol {
 
 inline constexpr uint32_t kProtocolVersion = 1;
 
+// Hello.features: besides the collections it names, the dialer wants every other collection its
+// token covers that the listener holds.
+inline constexpr uint64_t kFeatureAllCollections = 1;
+
 // A position in one node's change log; a cursor from another epoch is void.
 struct Cursor {
   int64_t epoch = 0;
