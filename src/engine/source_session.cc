@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocol/frame_codec.h"
+
 namespace lockstep::engine {
 namespace {
 
@@ -82,9 +84,17 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
   LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page, store.ChangesAfter(from, limit, &peer_));
   protocol::ChangeBatch batch;
-  batch.end = {store.epoch(), page.scanned_to};
-  if (page.scanned_to == from) batch.end = after;  // nothing new: the cursor stays as it was
-  for (store::Change& change : page.changes) {
+  // Nothing new: the cursor stays as it was. Else the batch ends where the scan did (past any
+  // skipped echoes) — unless large records cut it short, at the last record it carries.
+  batch.end = page.scanned_to == from ? after : protocol::Cursor{store.epoch(), page.scanned_to};
+  size_t bytes = 0;
+  for (size_t i = 0; i < page.changes.size(); ++i) {
+    store::Change& change = page.changes[i];
+    bytes += change.stored.encoded.size();
+    if (i > 0 && bytes > protocol::kBatchTargetBytes) {
+      batch.end = {store.epoch(), page.changes[i - 1].stored.seq};
+      break;
+    }
     if (!std::binary_search(collections_.begin(), collections_.end(), change.collection)) {
       continue;  // outside this session's grant: the peer neither gets nor needs it
     }
@@ -142,11 +152,15 @@ Status DialerHandler::CheckGrant() {
   if (!all_tables_) return Status::Ok();
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
                             connectors::sqlite::ListUserTables(source_.db()));
-  // Against what was asked for, not what was granted: a table the listener refused is asked for
-  // again at every reconnect and refused with an error, which backs off; it must not loop here.
+  // New means neither asked for nor granted. Not merely "not granted": a table the listener
+  // refused is asked for again at every reconnect and refused with an error, which backs off; it
+  // must not loop here.
   const std::vector<std::string> asked = SortedUnique(tables_);
   for (const std::string& table : tables) {
-    if (std::binary_search(asked.begin(), asked.end(), table)) continue;
+    if (std::binary_search(asked.begin(), asked.end(), table) ||
+        std::binary_search(collections_.begin(), collections_.end(), table)) {
+      continue;
+    }
     // A table without a primary key cannot be synced; it is no reason to reconnect.
     if (source_.Schema(table).has_value()) {
       return Aborted("table '" + table + "' appeared: reconnecting to sync it");

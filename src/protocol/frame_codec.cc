@@ -99,7 +99,13 @@ Result<ChangeBatch> DecodeBatch(const wire::ChangeBatch& in) {
   if (in.uncompressed_size() > kMaxBatchBytes) {
     return ResourceExhausted("batch of " + std::to_string(in.uncompressed_size()) + " bytes");
   }
-  // The declared size bounds the allocation; zstd must then produce exactly that many bytes.
+  // The declared size bounds the allocation, and the zstd frame must declare the same size
+  // before anything is allocated: a few hostile bytes cannot make us zero-fill 256 MiB.
+  const unsigned long long content =
+      ZSTD_getFrameContentSize(in.records().data(), in.records().size());
+  if (content != in.uncompressed_size()) {
+    return DataLoss("change batch does not declare its decompressed size consistently");
+  }
   std::string plain(in.uncompressed_size(), '\0');
   const size_t size =
       ZSTD_decompress(plain.data(), plain.size(), in.records().data(), in.records().size());
@@ -108,7 +114,9 @@ Result<ChangeBatch> DecodeBatch(const wire::ChangeBatch& in) {
   }
   ChangeBatch batch{in.batch_id(), FromWire(in.end()), {}, in.caught_up()};
   base::ByteReader reader(plain);
-  batch.changes.reserve(in.record_count());
+  // Each record takes at least two bytes: a count beyond that is refused by the loop below
+  // without having reserved room for it.
+  batch.changes.reserve(std::min<size_t>(in.record_count(), plain.size() / 2));
   for (uint32_t i = 0; i < in.record_count(); ++i) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::string_view collection,
                               reader.ReadLengthPrefixed("collection", kMaxCollectionName));

@@ -19,7 +19,10 @@
 
 namespace lockstep::protocol {
 
-inline constexpr size_t kMaxFrameBytes = 16 << 20;   // 16 MiB on the wire
+inline constexpr size_t kMaxFrameBytes = 64 << 20;  // 64 MiB on the wire
+// What a sender puts in one batch, encoded, before compression: well under the frame limit, so a
+// batch of large records is split rather than refused. A single record may exceed it.
+inline constexpr size_t kBatchTargetBytes = 8 << 20;
 inline constexpr size_t kMaxBatchBytes = 256 << 20;  // 256 MiB once decompressed
 inline constexpr size_t kMaxBatchRecords = 1'000'000;
 
