@@ -125,8 +125,10 @@ MergeCase Concurrent() {
       MakeRecord(Dots(kNodeA, 6), ours, 1, VersionVector({{kNodeA, 15}, {kNodeB, 3}, {kNodeC, 4}}));
   Record incoming = MakeRecord(Dots(kNodeB, 4), theirs, 2,
                                VersionVector({{kNodeA, 5}, {kNodeB, 13}, {kNodeC, 4}}));
+  // Every field is concurrent, but `_exists` (1), `id` and `nickname` (NULL) hold the same value
+  // on both sides: siblings that lose nothing are not a conflict, so 7 of the 10 report one.
   return {std::move(local), std::move(incoming), kFieldsPerRecord / 2, kFieldsPerRecord,
-          kFieldsPerRecord};
+          kFieldsPerRecord - 3};
 }
 
 // Node B updated `balance` and `visits`, having seen everything local has.
