@@ -2,8 +2,9 @@
 # The README's main job on the embedded default: two SQLite databases, edited by the sqlite3
 # CLI on both sides (the same field included), kept equal by `lockstep sync`.
 set -euo pipefail
-lockstep=${LOCKSTEP:-$(dirname "$0")/../build/release/src/cli/lockstep}
-demo=${DEMO_DIR:-$(dirname "$0")/../build/demo}
+here=$(cd "$(dirname "$0")" && pwd)
+lockstep=$(realpath "${LOCKSTEP:-$here/../build/release/src/cli/lockstep}")
+demo=${DEMO_DIR:-$here/../build/demo}
 rm -rf "$demo" && mkdir -p "$demo" && cd "$demo"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
