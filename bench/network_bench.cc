@@ -593,6 +593,15 @@ void BenchLive(const Options& options, bool plaintext, bool latency, bool throug
            judged ? Verdict(l.p99_ms <= 10 && l.arrived == l.written) : ""});
     }
   }
+  if (latency) {
+    // Where the time goes: the first hop alone, seen in the hub's own database.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const Latency l = MeasureLatency(a, hub.dir / "hub.db", 1'000, options.seconds, next_id);
+    next_id += l.written;
+    Add({"1. first hop only: A → hub (hub.db polled), " + mode + ", 1000 rows/s for " +
+             std::to_string(options.seconds) + " s",
+         "", LatencyCell(l), "p99 " + Fixed(l.p99_ms, 2, " ms"), "", ""});
+  }
   if (throughput) {
     std::vector<double> rates;
     std::vector<double> insert_rates;

@@ -25,6 +25,8 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kTick = std::chrono::milliseconds(200);  // heartbeats, timeouts, window refills
 constexpr size_t kReadChunk = 64 << 10;
+constexpr auto kStopGrace = std::chrono::seconds(5);
+constexpr int64_t kAckGraceMs = 2'000;  // a stopping session waits this long for its last ack
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -75,6 +77,7 @@ awaitable<Status> WriteLoop(Stream& stream, protocol::Session& session, bool one
   asio::steady_timer tick(co_await asio::this_coro::executor);
   uint64_t seen_input = input.generation;
   uint64_t seen_changes = changes.generation;
+  int64_t stop_seen_ms = 0;  // when a stop was first noticed
   Status result;
   for (;;) {
     const std::string out = session.TakeOutput();
@@ -93,7 +96,10 @@ awaitable<Status> WriteLoop(Stream& stream, protocol::Session& session, bool one
       result = read_ended;
       break;
     }
-    if ((one_shot && session.synced()) || (changes.stop && session.idle())) {
+    if (changes.stop && stop_seen_ms == 0) stop_seen_ms = NowMs();
+    // Stopping: goodbye once the batch in flight is acknowledged, or after a while without.
+    const bool stop_now = changes.stop && (session.idle() || NowMs() - stop_seen_ms >= kAckGraceMs);
+    if ((one_shot && session.synced()) || stop_now) {
       session.Close(Status::Ok());
       continue;
     }
@@ -168,9 +174,12 @@ awaitable<void> Server::Impl::AcceptLoop() {
 awaitable<void> Server::Impl::Serve(tcp::socket socket) {
   ++connections;
   struct Leave {
-    size_t& count;
-    ~Leave() { --count; }
-  } leave{connections};
+    Impl& server;
+    ~Leave() {
+      // The last session of a stopping server ends the server.
+      if (--server.connections == 0 && server.changes.stop) server.io.stop();
+    }
+  } leave{*this};
   boost::system::error_code ignored;
   const std::string peer = socket.remote_endpoint(ignored).address().to_string();
   std::unique_ptr<protocol::SessionHandler> handler = factory();
@@ -252,7 +261,16 @@ void Server::Stop() {
   asio::post(impl_->io, [impl = impl_.get()] {
     boost::system::error_code ignored;
     impl->acceptor.close(ignored);
-    impl->io.stop();
+    // Sessions finish the batch in flight and say goodbye; the last one out stops the loop, and
+    // a session that cannot finish in time is dropped.
+    impl->changes.stop = true;
+    impl->changes.Notify();
+    if (impl->connections == 0) {
+      impl->io.stop();
+      return;
+    }
+    auto deadline = std::make_shared<asio::steady_timer>(impl->io, kStopGrace);
+    deadline->async_wait([impl, deadline](const boost::system::error_code&) { impl->io.stop(); });
   });
 }
 
@@ -284,7 +302,15 @@ awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& han
     if (!socket.remote_endpoint(ignored).address().is_loopback()) {
       co_return InvalidArgument("--plaintext connects only to loopback addresses");
     }
-    co_return co_await Drive(socket, session, one_shot, changes);
+    Status ended = co_await Drive(socket, session, one_shot, changes);
+    if (ended.code() == StatusCode::kUnavailable &&
+        session.state() == protocol::Session::State::kAwaitWelcome) {
+      // A TLS listener drops a plain Hello without a word: say what is likely wrong.
+      co_return FailedPrecondition(
+          "the listener closed the connection without answering; if it uses TLS, drop "
+          "--plaintext and pass --trust");
+    }
+    co_return ended;
   }
 
   asio::ssl::context context(asio::ssl::context::tls_client);

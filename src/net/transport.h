@@ -43,7 +43,8 @@ class Server {
 
   // The bound port (useful with port 0).
   uint16_t port() const;
-  // Serves until Stop(), SIGINT or SIGTERM.
+  // Serves until Stop(), SIGINT or SIGTERM; then each session finishes its batch in flight and
+  // says goodbye (within 5 s).
   Status Run();
   void Stop();
   // The node's store changed (a session applied a batch, a local write was stamped): every
