@@ -30,7 +30,7 @@ void WriteCounter(Field& field, const std::string& name, const Value& total, con
 Result<std::vector<std::string>> ApplyLocalWrite(Record& record, const LocalWrite& write,
                                                  const MergePolicy& policy) {
   for (const auto& [name, value] : write.fields) {
-    if (policy.For(name) == FieldPolicy::kCounter && !value.is_numeric()) {
+    if (policy.For(name) == FieldPolicy::kCounter && !value.is_numeric() && !value.is_null()) {
       return InvalidArgument("counter field '" + name + "' takes only numbers, got " +
                              value.ToString());
     }
@@ -40,8 +40,10 @@ Result<std::vector<std::string>> ApplyLocalWrite(Record& record, const LocalWrit
   for (const auto& [name, value] : write.fields) {
     Field& field = record.FindOrInsert(name);
     if (policy.For(name) == FieldPolicy::kCounter) {
-      if (!field.versions.empty() && VisibleValue(field, name, policy) == value) continue;
-      WriteCounter(field, name, value, write.dot, write.hlc, policy);
+      // NULL in a counter column (a row inserted without it) counts as zero.
+      const Value total = value.is_null() ? Value::Int(0) : value;
+      if (!field.versions.empty() && VisibleValue(field, name, policy) == total) continue;
+      WriteCounter(field, name, total, write.dot, write.hlc, policy);
     } else {
       field.versions.assign(1, Version{value, write.dot, write.hlc});
     }

@@ -25,7 +25,8 @@ struct LocalWrite {
 // (value, dot, hlc), covering any siblings it replaces (a manual resolution is such a write); a
 // counter field takes the written value as its new total, recorded as a change of this node's
 // contribution. Returns the names of the fields that changed.
-// Fails with kInvalidArgument, changing nothing, when a counter field is given a non-number.
+// Fails with kInvalidArgument, changing nothing, when a counter field is given text or a blob;
+// NULL counts as zero there (a row inserted without the column).
 // REQUIRES: write.dot is new (its counter exceeds every counter of its node in record.vv()).
 Result<std::vector<std::string>> ApplyLocalWrite(Record& record, const LocalWrite& write,
                                                  const MergePolicy& policy);

@@ -162,6 +162,8 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
 
   std::unique_ptr<net::Server> server;
   std::unique_ptr<connectors::sqlite::SqliteSource> served;
+  // Outlives the sessions: their change callbacks reach the server through it.
+  net::Server* running = nullptr;
   if (config.listen.has_value()) {
     LOCKSTEP_ASSIGN_OR_RETURN(security::Identity identity,
                               security::LoadOrCreateIdentity(config.data_dir));
@@ -171,7 +173,6 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
     options.tls.plaintext = config.listen_plaintext;
     options.tls.cert_file = identity.cert_file;
     options.tls.key_file = identity.key_file;
-    net::Server* running = nullptr;
     LOCKSTEP_ASSIGN_OR_RETURN(
         server, net::Server::Listen(options, [&]() -> std::unique_ptr<protocol::SessionHandler> {
           auto handler = std::make_unique<HubHandler>(*served, config.data_dir);

@@ -305,10 +305,11 @@ awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& han
     Status ended = co_await Drive(socket, session, one_shot, changes);
     if (ended.code() == StatusCode::kUnavailable &&
         session.state() == protocol::Session::State::kAwaitWelcome) {
-      // A TLS listener drops a plain Hello without a word: say what is likely wrong.
-      co_return FailedPrecondition(
-          "the listener closed the connection without answering; if it uses TLS, drop "
-          "--plaintext and pass --trust");
+      // A TLS listener drops a plain Hello without a word, and so does a cut connection: the
+      // code stays "retry", the message says what is likely wrong if retrying does not help.
+      co_return Unavailable(
+          "the listener closed the connection without answering (if it uses TLS, drop "
+          "--plaintext and pass --trust)");
     }
     co_return ended;
   }

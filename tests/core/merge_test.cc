@@ -640,6 +640,17 @@ TEST(MergePolicyTest, CounterFieldGivenTextIsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(record, before);
 }
 
+// Regression: a row inserted without its counter column (NULL) once made every stamp of the
+// database fail, so nothing synced at all.
+TEST(MergePolicyTest, CounterFieldGivenNullCountsAsZero) {
+  const MergePolicy policy = WithFields(FieldPolicy::kCounter);
+  Record record("k");
+  Write(record, 1, 1, 10, {{"n", Value::Null()}}, policy);
+  EXPECT_EQ(Shown(record, "n", policy), Value::Int(0));
+  Write(record, 1, 2, 20, {{"n", Value::Int(4)}}, policy);
+  EXPECT_EQ(Shown(record, "n", policy), Value::Int(4));
+}
+
 TEST(MergePolicyTest, CounterMixesIntsAndFloats) {
   const MergePolicy policy = WithFields(FieldPolicy::kCounter);
   Record a("k"), b("k");
