@@ -101,6 +101,8 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
     batch.changes.push_back(
         {std::move(change.collection), core::RecordDelta{std::move(change.stored.record), {}}});
   }
+  // What leaves must be durable first: a power cut must not take back a seq the peer has seen.
+  if (!batch.changes.empty()) LOCKSTEP_RETURN_IF_ERROR(source_.db().SyncWal());
   counts_.sent += batch.changes.size();
   return batch;
 }
