@@ -167,6 +167,9 @@ awaitable<void> Server::Impl::AcceptLoop() {
       socket.close(ignored);
       continue;
     }
+    // Frames are small and answered at once: Nagle's algorithm would hold each one back until
+    // the peer's delayed ACK, about 20 ms a hop.
+    socket.set_option(tcp::no_delay(true), ignored);
     asio::co_spawn(io, Serve(std::move(socket)), asio::detached);
   }
 }
@@ -295,10 +298,11 @@ awaitable<Status> Dial(const DialOptions& options, protocol::SessionHandler& han
     co_return Unavailable("cannot connect to " + options.target.ToString() + ": " +
                           error.message());
   }
+  boost::system::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);  // see AcceptLoop
   protocol::Session session(protocol::Session::Role::kDialer, handler, options.session, NowMs());
   session.Start(hello);
   if (options.tls.plaintext) {
-    boost::system::error_code ignored;
     if (!socket.remote_endpoint(ignored).address().is_loopback()) {
       co_return InvalidArgument("--plaintext connects only to loopback addresses");
     }

@@ -176,7 +176,7 @@ Status Session::Pump(int64_t now_ms) {
     batch->id = next_batch_id_++;
     unacked_.push_back({batch->id, batch->end});
     send_cursor_ = batch->end;
-    Send(*batch);
+    Send(Message(std::move(*batch)));  // a batch can hold a thousand records: no copy
     if (nothing_new) break;
   }
   if (now_ms - last_sent_ms_ >= options_.heartbeat_ms) Send(Ping{next_ping_++});
