@@ -105,7 +105,8 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
 // Wakes the live sessions when the database or its WAL changes: a local commit goes out within
 // milliseconds instead of at the next tick.
 void WatchDatabase(const std::filesystem::path& db, StopSignal& stop,
-                   std::vector<std::unique_ptr<net::DialerControl>>& controls) {
+                   std::vector<std::unique_ptr<net::DialerControl>>& controls,
+                   net::Server* server) {
   const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return;
   const std::filesystem::path dir = db.has_parent_path() ? db.parent_path() : ".";
@@ -131,6 +132,7 @@ void WatchDatabase(const std::filesystem::path& db, StopSignal& stop,
     }
     if (ours) {
       for (auto& control : controls) control->NotifyChanged();
+      if (server != nullptr) server->NotifyChanged();  // peers that dialed this node
     }
   }
   close(fd);
@@ -193,7 +195,7 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
     threads.emplace_back([&, i] { PeerLoop(config, config.peers[i], clock, stop, *controls[i]); });
   }
   if (server) threads.emplace_back([&] { (void)server->Run(); });
-  threads.emplace_back([&] { WatchDatabase(config.sqlite, stop, controls); });
+  threads.emplace_back([&] { WatchDatabase(config.sqlite, stop, controls, server.get()); });
 
   // Wait for the stop, then let every session finish its batch and say goodbye.
   while (!stop.SleepFor(1'000)) {

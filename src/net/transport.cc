@@ -24,6 +24,7 @@ using namespace asio::experimental::awaitable_operators;
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto kTick = std::chrono::milliseconds(200);  // heartbeats, timeouts, window refills
+constexpr int kTicksPerLook = 25;  // read the log at least every 5 s without being woken
 constexpr size_t kReadChunk = 64 << 10;
 constexpr auto kStopGrace = std::chrono::seconds(5);
 constexpr int64_t kAckGraceMs = 2'000;  // a stopping session waits this long for its last ack
@@ -78,6 +79,7 @@ awaitable<Status> WriteLoop(Stream& stream, protocol::Session& session, bool one
   uint64_t seen_input = input.generation;
   uint64_t seen_changes = changes.generation;
   int64_t stop_seen_ms = 0;  // when a stop was first noticed
+  int quiet_ticks = 0;
   Status result;
   for (;;) {
     const std::string out = session.TakeOutput();
@@ -108,9 +110,17 @@ awaitable<Status> WriteLoop(Stream& stream, protocol::Session& session, bool one
       co_await (tick.async_wait(kAsTuple) || input.timer.async_wait(kAsTuple) ||
                 changes.timer.async_wait(kAsTuple));
     }
+    // A bare tick reads no log (idle sessions must cost nothing), except now and then, for writes
+    // nobody announced (made on a hub's database directly).
+    const bool woken = input.generation != seen_input || changes.generation != seen_changes;
     seen_input = input.generation;
     seen_changes = changes.generation;
-    (void)session.Pump(NowMs());
+    if (woken || ++quiet_ticks >= kTicksPerLook) {
+      quiet_ticks = 0;
+      (void)session.Pump(NowMs());
+    } else {
+      (void)session.Tick(NowMs());
+    }
   }
   boost::system::error_code ignored;
   stream.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);

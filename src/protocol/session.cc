@@ -156,7 +156,9 @@ Status Session::HandleAck(const Ack& ack, int64_t now_ms) {
   return Pump(now_ms);
 }
 
-Status Session::Pump(int64_t now_ms) {
+Status Session::Pump(int64_t now_ms) { return Pump(now_ms, /*send_changes=*/true); }
+
+Status Session::Pump(int64_t now_ms, bool send_changes) {
   if (closed()) return close_status_;
   now_ms_ = now_ms;
   if (now_ms - last_received_ms_ >= options_.dead_after_ms) {
@@ -165,7 +167,7 @@ Status Session::Pump(int64_t now_ms) {
         /*tell_peer=*/true);
   }
   if (state_ != State::kStreaming) return Status::Ok();
-  while (sending_ && unacked_.size() < options_.window) {
+  while (send_changes && sending_ && unacked_.size() < options_.window) {
     auto batch = handler_.ReadChanges(send_cursor_, options_.batch_records);
     if (!batch.has_value()) return Fail(batch.error(), /*tell_peer=*/true);
     const bool nothing_new = batch->end == send_cursor_ && batch->changes.empty();
