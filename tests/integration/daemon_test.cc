@@ -537,9 +537,9 @@ TEST(DaemonTest, ThreeLiveNodesAgreeWithTheHubSoonAfterRandomWritesStop) {
   std::vector<std::unique_ptr<SqlWriter>> writers;
   std::vector<RandomWrites> writes;
   cluster.Writers(dir.path(), seed, writers, writes);
-  // The issue asks for 30 s of writes; 10 s keeps CI time down and already moves thousands of
+  // 30 s of writes, as the issue asks: long enough for reconnects, checkpoints and thousands of
   // transactions through every node.
-  const auto end = SteadyClock::now() + seconds(10);
+  const auto end = SteadyClock::now() + seconds(30);
   WriteRandomly(writers, writes, /*shared=*/true, seed, [&] { return SteadyClock::now() < end; });
   for (auto& writer : writers) ASSERT_TRUE(writer->Finish());
   const std::optional<int64_t> took = WaitForAgreement(cluster.dbs(), kConvergeLimit);
