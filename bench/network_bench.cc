@@ -11,12 +11,10 @@
 //                          [--runs N] [--only NAME[,NAME...]] [--dir PATH]
 //   NAME: latency, throughput, catchup, memory
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,10 +42,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "protocol/frame_codec.h"
 #include "protocol/messages.h"
-
-extern char** environ;
 
 namespace lockstep::bench {
 namespace {
@@ -103,39 +100,12 @@ void StopAll() {
   for (pid_t pid : children) StopProcess(pid);
 }
 
-[[noreturn]] void Die(const std::string& message) {
-  std::cerr << "lockstep_network_bench: " << message << "\n";
-  StopAll();
-  std::exit(1);
-}
-
 // Starts args[0] with stdout and stderr sent to files (/dev/null when empty).
 pid_t Spawn(const std::vector<std::string>& args, const fs::path& out = {},
             const fs::path& err = {}) {
-  std::vector<char*> argv;
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  const std::string out_path = out.empty() ? "/dev/null" : out.string();
-  const std::string err_path = err.empty() ? "/dev/null" : err.string();
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  pid_t pid = 0;
-  const int error = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) Die("cannot start " + args[0]);
+  const pid_t pid = StartProcess(args, out, err);
   Children().push_back(pid);
   return pid;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Runs a command to completion within kProcessTimeoutS; dies (showing its stderr) if it fails.
@@ -153,9 +123,7 @@ void RunProcess(const std::vector<std::string>& args, const fs::path& out = {},
   }
   std::erase(Children(), pid);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string command;
-    for (const std::string& arg : args) command += arg.substr(0, 120) + " ";
-    Die("command failed: " + command + (err.empty() ? "" : "\n" + ReadFile(err)));
+    Die("command failed: " + CommandLine(args, 120) + (err.empty() ? "" : "\n" + ReadFile(err)));
   }
 }
 
@@ -201,11 +169,6 @@ double ProcCpuSeconds(pid_t pid) {
 
 // ---- databases -------------------------------------------------------------------------------
 
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using Db = std::unique_ptr<sqlite3, DbCloser>;
-
 struct StmtCloser {
   void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 };
@@ -219,15 +182,6 @@ Db OpenDb(const fs::path& path, bool read_only = false) {
   }
   sqlite3_busy_timeout(db, 5'000);
   return Db(db);
-}
-
-void Exec(sqlite3* db, const std::string& sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error != nullptr ? error : "?";
-    sqlite3_free(error);
-    Die(sql.substr(0, 80) + ": " + message);
-  }
 }
 
 Stmt Prepare(sqlite3* db, const std::string& sql) {
@@ -401,28 +355,7 @@ void Add(Row row) {
   Report().push_back(std::move(row));
 }
 
-std::string Fixed(double value, int decimals, const char* suffix = "") {
-  char text[48];
-  std::snprintf(text, sizeof text, "%.*f%s", decimals, value, suffix);
-  return text;
-}
-
 std::string Rate(double rows_per_s) { return Fixed(rows_per_s / 1000, 1, "k rows/s"); }
-
-std::string Count(int64_t n) {
-  if (n >= 1'000'000 && n % 1'000'000 == 0) return std::to_string(n / 1'000'000) + "M";
-  if (n >= 1'000 && n % 1'000 == 0) return std::to_string(n / 1'000) + "k";
-  return std::to_string(n);
-}
-
-std::string Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
-double Median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 // "median (min–max)" of rates in rows/s.
 std::string RateCell(const std::vector<double>& rates) {
@@ -909,13 +842,12 @@ Options Parse(int argc, char** argv) {
       Die("unknown benchmark " + name);
     }
   }
-  const fs::path scratch = options.dir.empty() ? fs::temp_directory_path() : options.dir;
-  options.dir = scratch / ("lockstep-network-bench-" + std::to_string(getpid()));
-  fs::create_directories(options.dir);
+  options.dir = MakeScratchDir(options.dir, "lockstep-network-bench");
   return options;
 }
 
 int Main(int argc, char** argv) {
+  SetDieHandler("lockstep_network_bench", StopAll);
   const Options options = Parse(argc, argv);
   auto wanted = [&](const char* name) {
     return options.only.empty() || options.only.contains(name);

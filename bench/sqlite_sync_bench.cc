@@ -6,8 +6,6 @@
 //
 //   lockstep_sqlite_bench [--rows N] [--runs N] [--only NAME[,NAME...]] [--dir PATH]
 //   NAME: capture, capture-normal, initial, incremental, nochange, apply
-#include <fcntl.h>
-#include <spawn.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -32,10 +30,9 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "bench_support.h"
 #include "connectors/sqlite/sqlite_source.h"
 #include "store/replica_store.h"
-
-extern char** environ;
 
 namespace lockstep::bench {
 namespace {
@@ -57,11 +54,6 @@ struct Options {
   std::set<std::string> only;
   fs::path dir;
 };
-
-[[noreturn]] void Die(const std::string& message) {
-  std::cerr << "lockstep_sqlite_bench: " << message << "\n";
-  std::exit(1);
-}
 
 void Check(const Status& status, const std::string& what) {
   if (!status.ok()) Die(what + ": " + status.message());
@@ -101,13 +93,6 @@ Sample Measure(int who, Body body) {
   return {WallSeconds() - wall, CpuSeconds(who) - cpu};
 }
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  if (n == 0) return 0;
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 struct Stats {
   double wall = 0;  // medians
   double cpu = 0;
@@ -130,24 +115,11 @@ Stats Summarize(const std::vector<Sample>& samples) {
 
 // Runs argv[0] (looked up in PATH) with stdout sent to `out` (/dev/null when empty) and waits.
 void RunProcess(const std::vector<std::string>& args, const fs::path& out = {}) {
-  std::vector<char*> argv;
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  const std::string out_path = out.empty() ? "/dev/null" : out.string();
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  pid_t pid = 0;
-  const int error = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) Die("cannot start " + args[0]);
+  const pid_t pid = StartProcess(args, out, std::nullopt);
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) Die("waitpid failed for " + args[0]);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string command;
-    for (const std::string& arg : args) command += arg.substr(0, 200) + " ";
-    Die("command failed: " + command);
+    Die("command failed: " + CommandLine(args, 200));
   }
 }
 
@@ -157,37 +129,16 @@ Sample TimeProcess(const std::vector<std::string>& args, const fs::path& out = {
   return Measure(RUSAGE_CHILDREN, [&] { RunProcess(args, out); });
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // ---- databases -------------------------------------------------------------------------------
 
 void RemoveDb(const fs::path& path) {
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path.string() + suffix);
 }
 
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using Db = std::unique_ptr<sqlite3, DbCloser>;
-
 Db OpenDb(const fs::path& path) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) Die("cannot open " + path.string());
   return Db(db);
-}
-
-void Exec(sqlite3* db, const std::string& sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error != nullptr ? error : "?";
-    sqlite3_free(error);
-    Die(sql.substr(0, 80) + ": " + message);
-  }
 }
 
 int64_t QueryInt(sqlite3* db, const std::string& sql) {
@@ -305,12 +256,6 @@ std::string Ms(double seconds) {
   return text;
 }
 
-std::string Fixed(double value, int decimals, const char* suffix = "") {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.*f%s", decimals, value, suffix);
-  return text;
-}
-
 std::string Cell(const std::string& label, const Stats& s) {
   return label + ": " + Ms(s.wall) + " (" + Ms(s.min_wall) + "–" + Ms(s.max_wall) + "), CPU " +
          Ms(s.cpu);
@@ -338,14 +283,6 @@ void PrintReport(const Options& options) {
               << " | " << Cell(r.subject, r.subj) << " | " << r.ratio << " | " << r.figure << " | "
               << r.target << " | " << r.result << " |\n";
   }
-}
-
-std::string Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
-std::string Count(int64_t n) {
-  if (n >= 1'000'000 && n % 1'000'000 == 0) return std::to_string(n / 1'000'000) + "M";
-  if (n >= 1'000 && n % 1'000 == 0) return std::to_string(n / 1'000) + "k";
-  return std::to_string(n);
 }
 
 int Runs(const Options& options, int fallback) {
@@ -599,14 +536,12 @@ Options Parse(int argc, char** argv) {
     }
   }
   if (options.rows < 1) Die("--rows must be positive");
-  const fs::path scratch = options.dir.empty() ? fs::temp_directory_path() : options.dir;
-  // A directory of our own inside the scratch directory, removed at the end.
-  options.dir = scratch / ("lockstep-sqlite-bench-" + std::to_string(getpid()));
-  fs::create_directories(options.dir);
+  options.dir = MakeScratchDir(options.dir, "lockstep-sqlite-bench");
   return options;
 }
 
 int Main(int argc, char** argv) {
+  SetDieHandler("lockstep_sqlite_bench", nullptr);
   const Options options = Parse(argc, argv);
   const std::vector<std::pair<std::string, void (*)(const Options&)>> benches = {
       {"capture", [](const Options& o) { BenchCapture(o, "FULL"); }},

@@ -4,12 +4,9 @@
 // lost, through hub and node crashes (SIGKILL); directions must hold; SIGTERM ends a node with 0,
 // a bad node file with 2 and one line. Every wait is bounded and every process is killed by its
 // guard when a test ends, however it ends.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/node.h"
 #include "support/process.h"
 
 extern char** environ;
@@ -40,16 +38,22 @@ namespace lockstep::integration {
 namespace {
 
 namespace fs = std::filesystem;
+using lockstep::testing::Dump;
+using lockstep::testing::FreePort;
+using lockstep::testing::HasRow;
+using lockstep::testing::HasTable;
+using lockstep::testing::kCreateTable;
 using lockstep::testing::LockstepBinary;
-using lockstep::testing::Poll;
+using lockstep::testing::MsSince;
+using lockstep::testing::ProcessGuard;
 using lockstep::testing::ProcessResult;
 using lockstep::testing::ReadFile;
 using lockstep::testing::RunWithin;
 using lockstep::testing::ScratchDir;
+using lockstep::testing::Seed;
 using lockstep::testing::SpawnWithFiles;
 using lockstep::testing::Sql;
-using lockstep::testing::Wait;
-using lockstep::testing::WaitWithin;
+using lockstep::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using SteadyClock = std::chrono::steady_clock;
@@ -60,95 +64,6 @@ constexpr auto kArriveLimit = seconds(10);    // for a single write to reach whe
 constexpr auto kConvergeLimit = seconds(10);  // for every database to agree after the writes
 constexpr auto kPollEvery = milliseconds(25);
 constexpr int64_t kConvergeGoalMs = 2'000;
-
-constexpr char kCreateTable[] =
-    "CREATE TABLE t(id INTEGER PRIMARY KEY, owner TEXT NOT NULL, v TEXT NOT NULL, n INTEGER);";
-
-int64_t MsSince(SteadyClock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count();
-}
-
-// Calls `done` every kPollEvery until it holds or `limit` has passed; returns the last answer.
-bool WaitFor(const std::function<bool()>& done, SteadyClock::duration limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  for (;;) {
-    if (done()) return true;
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPollEvery);
-  }
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago: bound with port 0, read back, closed.
-uint16_t FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  uint16_t port = 0;
-  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  if (fd >= 0) close(fd);
-  EXPECT_NE(port, 0) << "no free port on 127.0.0.1";
-  return port;
-}
-
-bool HasTable(const fs::path& db) {
-  return fs::exists(db) && Sql(db, "SELECT count(*) FROM sqlite_master WHERE name = 't';") == "1\n";
-}
-
-bool HasRow(const fs::path& db, int64_t id) {
-  return HasTable(db) &&
-         Sql(db, "SELECT count(*) FROM t WHERE id = " + std::to_string(id) + ";") == "1\n";
-}
-
-std::string Dump(const fs::path& db) { return Sql(db, "SELECT * FROM t ORDER BY id;"); }
-
-// One background process. The guard kills it (SIGKILL) and reaps it when it dies.
-class Child {
- public:
-  Child() = default;
-  ~Child() { Kill(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  // REQUIRES: no process running under this guard.
-  bool Start(pid_t pid) {
-    pid_ = pid;
-    exit_code_.reset();
-    return pid_ > 0;
-  }
-  bool Running() {
-    if (pid_ <= 0 || exit_code_.has_value()) return false;
-    exit_code_ = Poll(pid_);  // reaps it once it has ended: the code is kept
-    return !exit_code_.has_value();
-  }
-  void Kill() {
-    if (!Running()) return;
-    kill(pid_, SIGKILL);
-    exit_code_ = Wait(pid_);
-  }
-  // SIGTERM; the exit code, or nullopt when it still ran after `limit` (it is killed then).
-  std::optional<int> Terminate(SteadyClock::duration limit) {
-    if (!Running()) return exit_code_;
-    kill(pid_, SIGTERM);
-    std::optional<int> code = WaitWithin(pid_, limit, /*kill_when_late=*/true);
-    exit_code_ = code.value_or(-SIGKILL);
-    return code;
-  }
-  // Waits at most `limit` for it to end by itself; nullopt while it still runs.
-  std::optional<int> WaitForExit(SteadyClock::duration limit) {
-    if (!Running()) return exit_code_;
-    exit_code_ = WaitWithin(pid_, limit, /*kill_when_late=*/false);
-    return exit_code_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
-};
 
 // A `lockstep serve` hub over TLS on a port fixed at construction, so that it can be killed and
 // started again where its nodes expect it, on the same data directory.
@@ -222,7 +137,7 @@ class HubProcess {
   uint16_t port_;
   int starts_ = 0;
   std::string fingerprint_;
-  Child process_;
+  ProcessGuard process_;
 };
 
 struct PeerOptions {
@@ -272,7 +187,7 @@ class Node {
   fs::path dir_;
   std::string name_;
   int starts_ = 0;
-  Child process_;
+  ProcessGuard process_;
 };
 
 // One sqlite3 process fed SQL through a pipe for as long as a test writes: no process start per
@@ -335,7 +250,7 @@ class SqlWriter {
  private:
   fs::path log_;
   int fd_ = -1;
-  Child process_;
+  ProcessGuard process_;
 };
 
 // Random inserts, updates and deletes by one node, as transactions of one to four statements,
@@ -464,15 +379,6 @@ std::string Logs(HubProcess& hub, const std::vector<std::unique_ptr<Node>>& node
   std::string logs = "--- hub\n" + hub.Log();
   for (const auto& node : nodes) logs += "--- " + node->name() + "\n" + node->Log();
   return logs;
-}
-
-// A fresh seed for each run, printed; LOCKSTEP_TEST_SEED=N repeats a run's writes and kill times.
-uint32_t Seed() {
-  const char* fixed = std::getenv("LOCKSTEP_TEST_SEED");
-  const uint32_t seed = fixed != nullptr ? static_cast<uint32_t>(std::stoul(fixed))
-                                         : static_cast<uint32_t>(std::random_device{}());
-  std::cout << "seed " << seed << " (LOCKSTEP_TEST_SEED)\n";
-  return seed;
 }
 
 // A hub and three live nodes: a.db has the table, b.db and c.db start empty and get it from the

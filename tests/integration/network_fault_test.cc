@@ -34,22 +34,29 @@
 #include <vector>
 
 #include "support/hub.h"
+#include "support/node.h"
 #include "support/process.h"
 
 namespace lockstep::integration {
 namespace {
 
 namespace fs = std::filesystem;
+using lockstep::testing::Dump;
+using lockstep::testing::FreePort;
+using lockstep::testing::HasRow;
 using lockstep::testing::Hub;
+using lockstep::testing::kCreateTable;
 using lockstep::testing::LockstepBinary;
-using lockstep::testing::Poll;
+using lockstep::testing::MsSince;
+using lockstep::testing::ProcessGuard;
 using lockstep::testing::ProcessResult;
 using lockstep::testing::ReadFile;
 using lockstep::testing::RunWithin;
 using lockstep::testing::ScratchDir;
+using lockstep::testing::Seed;
 using lockstep::testing::SpawnWithFiles;
 using lockstep::testing::Sql;
-using lockstep::testing::WaitWithin;
+using lockstep::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using SteadyClock = std::chrono::steady_clock;
@@ -57,35 +64,7 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr auto kCommandLimit = seconds(15);  // for one `lockstep sync` or `token create`
 constexpr auto kStopLimit = seconds(5);      // for SIGTERM to end a node
 constexpr auto kArriveLimit = seconds(10);   // for one write to reach where it should
-constexpr auto kPollEvery = milliseconds(25);
 constexpr int kPollMs = 50;  // the relay's threads look at their stop token this often
-
-constexpr char kCreateTable[] =
-    "CREATE TABLE t(id INTEGER PRIMARY KEY, owner TEXT NOT NULL, v TEXT NOT NULL, n INTEGER);";
-
-int64_t MsSince(SteadyClock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count();
-}
-
-// A fresh seed for each run, printed; LOCKSTEP_TEST_SEED=N repeats a run's faults and writes (as
-// far as the processes' timing lets them repeat).
-uint32_t Seed() {
-  const char* fixed = std::getenv("LOCKSTEP_TEST_SEED");
-  const uint32_t seed = fixed != nullptr ? static_cast<uint32_t>(std::stoul(fixed))
-                                         : static_cast<uint32_t>(std::random_device{}());
-  std::cout << "seed " << seed << " (LOCKSTEP_TEST_SEED)\n";
-  return seed;
-}
-
-// Calls `done` every kPollEvery until it holds or `limit` has passed; returns the last answer.
-bool WaitFor(const std::function<bool()>& done, SteadyClock::duration limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  for (;;) {
-    if (done()) return true;
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPollEvery);
-  }
-}
 
 sockaddr_in Loopback(uint16_t port) {
   sockaddr_in address{};
@@ -95,33 +74,7 @@ sockaddr_in Loopback(uint16_t port) {
   return address;
 }
 
-// A TCP port on 127.0.0.1 that was free a moment ago: bound with port 0, read back, closed.
-uint16_t FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address = Loopback(0);
-  socklen_t length = sizeof address;
-  uint16_t port = 0;
-  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  if (fd >= 0) close(fd);
-  EXPECT_NE(port, 0) << "no free port on 127.0.0.1";
-  return port;
-}
-
 std::string LocalUrl(uint16_t port) { return "lockstep://127.0.0.1:" + std::to_string(port); }
-
-bool HasTable(const fs::path& db) {
-  return fs::exists(db) && Sql(db, "SELECT count(*) FROM sqlite_master WHERE name = 't';") == "1\n";
-}
-
-bool HasRow(const fs::path& db, int64_t id) {
-  return HasTable(db) &&
-         Sql(db, "SELECT count(*) FROM t WHERE id = " + std::to_string(id) + ";") == "1\n";
-}
-
-std::string Dump(const fs::path& db) { return Sql(db, "SELECT * FROM t ORDER BY id;"); }
 
 std::string CreateToken(const fs::path& data_dir) {
   const ProcessResult result = RunWithin(
@@ -296,36 +249,25 @@ class Node {
            << "\"\nplaintext = true\nmode = \"live\"\n";
     }
   }
-  ~Node() {
-    if (pid_ > 0 && !exit_code_.has_value()) (void)Terminate();
-  }
+  ~Node() { (void)Terminate(); }
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   // Starts it and, when it listens, waits for it to say so.
   bool Start() {
-    pid_ = SpawnWithFiles({LockstepBinary(), "run", "-c", config().string()}, "/dev/null",
-                          dir_ / (name_ + ".out"), err_file());
-    if (pid_ <= 0) return false;
+    if (!process_.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", config().string()},
+                                       "/dev/null", dir_ / (name_ + ".out"), err_file()))) {
+      return false;
+    }
     if (listen_ == 0) return true;
     const std::string line = "listening on 127.0.0.1:" + std::to_string(listen_);
     return WaitFor([&] { return Log().find(line) != std::string::npos || !Running(); },
                    kArriveLimit) &&
            Running();
   }
-  bool Running() {
-    if (pid_ <= 0 || exit_code_.has_value()) return false;
-    exit_code_ = Poll(pid_);
-    return !exit_code_.has_value();
-  }
+  bool Running() { return process_.Running(); }
   // SIGTERM; the exit code, or nullopt when it still ran after kStopLimit (then it is killed).
-  std::optional<int> Terminate() {
-    if (!Running()) return exit_code_;
-    kill(pid_, SIGTERM);
-    const std::optional<int> code = WaitWithin(pid_, kStopLimit, /*kill_when_late=*/true);
-    exit_code_ = code.value_or(-SIGKILL);
-    return code;
-  }
+  std::optional<int> Terminate() { return process_.Terminate(kStopLimit); }
 
   fs::path db() const { return dir_ / (name_ + ".db"); }
   fs::path data_dir() const { return dir_ / (name_ + "-data"); }
@@ -340,8 +282,7 @@ class Node {
   fs::path dir_;
   std::string name_;
   uint16_t listen_;
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
+  ProcessGuard process_;
 };
 
 std::string Logs(const std::vector<Node*>& nodes) {

@@ -190,6 +190,38 @@ std::string ReadFile(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+bool ProcessGuard::Start(pid_t pid) {
+  pid_ = pid;
+  exit_code_.reset();
+  return pid_ > 0;
+}
+
+bool ProcessGuard::Running() {
+  if (pid_ <= 0 || exit_code_.has_value()) return false;
+  exit_code_ = Poll(pid_);
+  return !exit_code_.has_value();
+}
+
+void ProcessGuard::Kill() {
+  if (!Running()) return;
+  kill(pid_, SIGKILL);
+  exit_code_ = Wait(pid_);
+}
+
+std::optional<int> ProcessGuard::Terminate(std::chrono::steady_clock::duration limit) {
+  if (!Running()) return exit_code_;
+  kill(pid_, SIGTERM);
+  std::optional<int> code = WaitWithin(pid_, limit, /*kill_when_late=*/true);
+  exit_code_ = code.value_or(-SIGKILL);
+  return code;
+}
+
+std::optional<int> ProcessGuard::WaitForExit(std::chrono::steady_clock::duration limit) {
+  if (!Running()) return exit_code_;
+  exit_code_ = WaitWithin(pid_, limit, /*kill_when_late=*/false);
+  return exit_code_;
+}
+
 ScratchDir::ScratchDir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "lockstep-test-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";

@@ -54,6 +54,31 @@ std::string ReadFile(const std::filesystem::path& path);
 // The path of the lockstep binary under test.
 std::string LockstepBinary();
 
+// One background process. The guard kills it (SIGKILL) and reaps it when it dies. Not thread-safe.
+class ProcessGuard {
+ public:
+  ProcessGuard() = default;
+  ~ProcessGuard() { Kill(); }
+  ProcessGuard(const ProcessGuard&) = delete;
+  ProcessGuard& operator=(const ProcessGuard&) = delete;
+
+  // Guards `pid` (from Spawn or SpawnWithFiles); false when it is not a process (-1).
+  // REQUIRES: no process running under this guard.
+  bool Start(pid_t pid);
+  // Whether it still runs; reaps it once it has ended, keeping its exit code.
+  bool Running();
+  // SIGKILL, and waits for it; nothing when it no longer runs.
+  void Kill();
+  // SIGTERM; the exit code, or nullopt when it still ran after `limit` (it is killed then).
+  std::optional<int> Terminate(std::chrono::steady_clock::duration limit);
+  // Waits at most `limit` for it to end by itself; nullopt while it still runs.
+  std::optional<int> WaitForExit(std::chrono::steady_clock::duration limit);
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
 // A fresh directory removed (with its contents) when the object dies.
 class ScratchDir {
  public:
