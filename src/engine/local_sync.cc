@@ -105,14 +105,10 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
                             ? known->epoch == receiver.epoch() && known->seq == receiver_last
                             : receiver_last == 0;
   if (!seen_all) return Status::Ok();
-  LOCKSTEP_RETURN_IF_ERROR(from.store().BeginWrite());
-  Status status = from.store().SetCursor(receiver.node(), from.CursorScope(),
-                                         {receiver.epoch(), receiver.last_seq()});
-  if (!status.ok()) {
-    from.store().Rollback();
-    return status;
-  }
-  return from.store().Commit();
+  return from.store().Write([&] {
+    return from.store().SetCursor(receiver.node(), from.CursorScope(),
+                                  {receiver.epoch(), receiver.last_seq()});
+  });
 }
 
 Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {

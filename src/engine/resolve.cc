@@ -50,8 +50,7 @@ Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::stri
   store::ReplicaStore& store = source.store();
   const std::string key = core::EncodeKey(key_values);
 
-  LOCKSTEP_RETURN_IF_ERROR(store.BeginWrite());
-  auto resolve = [&]() -> Status {
+  return store.Write([&]() -> Status {
     LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
                               store.Get(table.collection().id, key));
     if (!stored.has_value()) return NotFound("no record " + key_text);
@@ -74,13 +73,7 @@ Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::stri
     LOCKSTEP_RETURN_IF_ERROR(table.WriteRow(stored->record));
     LOCKSTEP_RETURN_IF_ERROR(table.Flush());
     return store.MarkResolved(table_name, key);
-  };
-  Status status = resolve();
-  if (!status.ok()) {
-    store.Rollback();
-    return status;
-  }
-  return store.Commit();
+  });
 }
 
 }  // namespace lockstep::engine

@@ -179,13 +179,7 @@ Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
   LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, welcome.collections, welcome.schemas));
   Grant(welcome.node, welcome.collections);
   store::ReplicaStore& store = source_.store();
-  LOCKSTEP_RETURN_IF_ERROR(store.BeginWrite());
-  Status remembered = store.RememberListener(url_, welcome.node);
-  if (!remembered.ok()) {
-    store.Rollback();
-    return remembered;
-  }
-  return store.Commit();
+  return store.Write([&] { return store.RememberListener(url_, welcome.node); });
 }
 
 Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {

@@ -158,6 +158,16 @@ void ReplicaStore::Rollback() {
   (void)db_.Exec(in_savepoint_ ? "ROLLBACK TO lockstep_write; RELEASE lockstep_write" : "ROLLBACK");
 }
 
+Status ReplicaStore::Write(const std::function<Status()>& body) {
+  LOCKSTEP_RETURN_IF_ERROR(BeginWrite());
+  Status status = body();
+  if (!status.ok()) {
+    Rollback();
+    return status;
+  }
+  return Commit();
+}
+
 core::Dot ReplicaStore::NextDot() { return core::Dot{node_, ++dot_counter_}; }
 
 Result<std::vector<Collection>> ReplicaStore::Collections() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,6 +84,8 @@ class ReplicaStore {
   Status BeginWrite();
   Status Commit();
   void Rollback();
+  // Runs `body` between BeginWrite and Commit, rolling back when it fails.
+  Status Write(const std::function<Status()>& body);
 
   // The next dot of this node. REQUIRES: inside a write.
   core::Dot NextDot();

@@ -31,19 +31,6 @@ core::Hlc LatestHlc(const core::Record& record) {
   return latest;
 }
 
-// Runs `body` inside a write transaction of `store`, committing on success.
-template <typename Body>
-auto InWrite(store::ReplicaStore& store, Body body) -> decltype(body()) {
-  LOCKSTEP_RETURN_IF_ERROR(store.BeginWrite());
-  auto result = body();
-  if (!result.ok()) {
-    store.Rollback();
-    return result;
-  }
-  LOCKSTEP_RETURN_IF_ERROR(store.Commit());
-  return result;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<SqliteSource>> SqliteSource::Open(const std::filesystem::path& path,
@@ -161,7 +148,7 @@ Status SqliteSource::StampPending() {
   // off in steps that each survive a crash, and users' writers wait at most one chunk.
   for (;;) {
     bool stamped = false;
-    Status status = InWrite(*store_, [&]() -> Status {
+    Status status = store_->Write([&]() -> Status {
       for (auto& [name, table] : tables_) {
         LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
         stamped = stamped || chunk.has_value();
