@@ -144,6 +144,8 @@ wire::Frame ToFrame(const Message& message) {
           ToWire(m.cursor, h->mutable_cursor());
           h->set_features(m.features);
           ToWire(m.schemas, h->mutable_schemas());
+          h->set_epoch(m.epoch);
+          h->set_highest_dot_of_peer(m.highest_dot_of_peer);
         } else if constexpr (std::is_same_v<T, Welcome>) {
           wire::Welcome* w = frame.mutable_welcome();
           w->set_protocol_version(m.protocol_version);
@@ -153,6 +155,9 @@ wire::Frame ToFrame(const Message& message) {
           w->set_features(m.features);
           ToWire(m.schemas, w->mutable_schemas());
           w->set_direction(ToWire(m.direction));
+          w->set_epoch(m.epoch);
+          w->set_highest_dot_of_peer(m.highest_dot_of_peer);
+          w->set_reconcile(m.reconcile);
         } else if constexpr (std::is_same_v<T, ChangeBatch>) {
           EncodeBatch(m, frame.mutable_batch());
         } else if constexpr (std::is_same_v<T, Ack>) {
@@ -165,6 +170,11 @@ wire::Frame ToFrame(const Message& message) {
         } else if constexpr (std::is_same_v<T, ErrorMessage>) {
           frame.mutable_error()->set_code(static_cast<wire::ErrorCode>(m.code));
           frame.mutable_error()->set_message(m.message);
+        } else if constexpr (std::is_same_v<T, Reconcile>) {
+          wire::Reconcile* r = frame.mutable_reconcile();
+          r->set_collection(m.collection);
+          r->set_step(m.step);
+          r->set_last(m.last);
         } else {
           frame.mutable_goodbye()->set_reason(m.reason);
         }
@@ -186,6 +196,8 @@ Result<Message> FromFrame(const wire::Frame& frame) {
       hello.cursor = FromWire(h.cursor());
       hello.features = h.features();
       hello.schemas = FromWire(h.schemas());
+      hello.epoch = h.epoch();
+      hello.highest_dot_of_peer = h.highest_dot_of_peer();
       return Message(std::move(hello));
     }
     case wire::Frame::kWelcome: {
@@ -198,6 +210,9 @@ Result<Message> FromFrame(const wire::Frame& frame) {
       welcome.features = w.features();
       welcome.schemas = FromWire(w.schemas());
       LOCKSTEP_ASSIGN_OR_RETURN(welcome.direction, FromWire(w.direction()));
+      welcome.epoch = w.epoch();
+      welcome.highest_dot_of_peer = w.highest_dot_of_peer();
+      welcome.reconcile = w.reconcile();
       return Message(std::move(welcome));
     }
     case wire::Frame::kBatch: {
@@ -219,6 +234,14 @@ Result<Message> FromFrame(const wire::Frame& frame) {
     }
     case wire::Frame::kGoodbye:
       return Message(Goodbye{frame.goodbye().reason()});
+    case wire::Frame::kReconcile: {
+      const wire::Reconcile& r = frame.reconcile();
+      if (r.collection().size() > kMaxCollectionName) {
+        return DataLoss("reconcile step names a collection of " +
+                        std::to_string(r.collection().size()) + " bytes");
+      }
+      return Message(Reconcile{r.collection(), r.step(), r.last()});
+    }
     case wire::Frame::BODY_NOT_SET:
       break;
   }
@@ -228,8 +251,8 @@ Result<Message> FromFrame(const wire::Frame& frame) {
 }  // namespace
 
 std::string_view MessageName(const Message& message) {
-  static constexpr std::string_view kNames[] = {"hello", "welcome", "change batch", "ack",
-                                                "ping",  "pong",    "error",        "goodbye"};
+  static constexpr std::string_view kNames[] = {
+      "hello", "welcome", "change batch", "ack", "ping", "pong", "error", "goodbye", "reconcile"};
   return kNames[message.index()];
 }
 

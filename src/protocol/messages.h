@@ -45,6 +45,8 @@ struct Hello {
   Cursor cursor;  // how far the dialer has merged the listener's log
   uint64_t features = 0;
   std::vector<Schema> schemas;
+  int64_t epoch = 0;                 // the epoch of the dialer's log
+  uint64_t highest_dot_of_peer = 0;  // of the listener's node, held by the dialer (0: none)
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 
@@ -56,6 +58,9 @@ struct Welcome {
   uint64_t features = 0;
   std::vector<Schema> schemas;
   Direction direction = Direction::kBoth;  // granted: may be narrower than asked
+  int64_t epoch = 0;                       // the epoch of the listener's log
+  uint64_t highest_dot_of_peer = 0;        // of the dialer's node, held by the listener
+  bool reconcile = false;                  // reconcile before any batch (see lockstep.proto)
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
@@ -104,7 +109,16 @@ struct Goodbye {
   friend bool operator==(const Goodbye&, const Goodbye&) = default;
 };
 
-using Message = std::variant<Hello, Welcome, ChangeBatch, Ack, Ping, Pong, ErrorMessage, Goodbye>;
+// One step of the reconciliation of one collection; `last` (from the dialer) ends them all.
+struct Reconcile {
+  std::string collection;
+  std::string step;
+  bool last = false;
+  friend bool operator==(const Reconcile&, const Reconcile&) = default;
+};
+
+using Message =
+    std::variant<Hello, Welcome, ChangeBatch, Ack, Ping, Pong, ErrorMessage, Goodbye, Reconcile>;
 
 // The message's name for logs and errors: "hello", "change batch", ...
 std::string_view MessageName(const Message& message);

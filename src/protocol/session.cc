@@ -71,6 +71,7 @@ Status Session::Handle(const Message& message, int64_t now_ms) {
     case State::kStreaming:
       if (const auto* batch = std::get_if<ChangeBatch>(&message)) return HandleBatch(*batch);
       if (const auto* ack = std::get_if<Ack>(&message)) return HandleAck(*ack, now_ms);
+      if (const auto* step = std::get_if<Reconcile>(&message)) return HandleReconcile(*step);
       if (const auto* ping = std::get_if<Ping>(&message)) {
         Send(Pong{ping->nonce});
         return Status::Ok();
@@ -98,6 +99,7 @@ Status Session::HandleHello(const Hello& hello) {
   welcome->protocol_version = kProtocolVersion;
   welcome->direction = *direction;
   Send(*welcome);
+  reconciling_ = welcome->reconcile;
   // The dialer's cursor says how far it merged the collections it asked for; once others are
   // granted, records of theirs before the cursor may never have reached it: start over.
   const bool as_asked =
@@ -121,7 +123,31 @@ Status Session::HandleWelcome(const Welcome& welcome) {
   Status welcomed = handler_.Welcomed(welcome);
   if (!welcomed.ok()) return Fail(welcomed, /*tell_peer=*/true);
   StartStreaming(*direction, welcome.cursor);
+  if (!welcome.reconcile) return Status::Ok();
+  reconciling_ = true;
+  auto steps = handler_.StartReconcile();
+  if (!steps.has_value()) return Fail(steps.error(), /*tell_peer=*/true);
+  SendSteps(std::move(*steps));
   return Status::Ok();
+}
+
+Status Session::HandleReconcile(const Reconcile& step) {
+  if (!reconciling_ || (role_ == Role::kDialer && step.last)) {
+    return Fail(InvalidArgument("reconcile step outside a reconciliation"), /*tell_peer=*/true);
+  }
+  auto replies = handler_.ContinueReconcile(step);
+  if (!replies.has_value()) return Fail(replies.error(), /*tell_peer=*/true);
+  SendSteps(std::move(*replies));
+  if (role_ == Role::kListener && step.last) reconciling_ = false;
+  return Status::Ok();
+}
+
+void Session::SendSteps(std::vector<Reconcile> steps) {
+  for (Reconcile& step : steps) {
+    if (role_ == Role::kListener) step.last = false;  // only the dialer ends it
+    if (step.last) reconciling_ = false;
+    Send(Message(std::move(step)));
+  }
 }
 
 void Session::StartStreaming(Direction direction, const Cursor& send_from) {
@@ -167,7 +193,7 @@ Status Session::Pump(int64_t now_ms, bool send_changes) {
         /*tell_peer=*/true);
   }
   if (state_ != State::kStreaming) return Status::Ok();
-  while (send_changes && sending_ && unacked_.size() < options_.window) {
+  while (send_changes && sending_ && !reconciling_ && unacked_.size() < options_.window) {
     auto batch = handler_.ReadChanges(send_cursor_, options_.batch_records);
     if (!batch.has_value()) return Fail(batch.error(), /*tell_peer=*/true);
     const bool nothing_new = batch->end == send_cursor_ && batch->changes.empty();
@@ -186,7 +212,7 @@ Status Session::Pump(int64_t now_ms, bool send_changes) {
 }
 
 bool Session::synced() const {
-  return state_ == State::kStreaming && (!receiving_ || peer_caught_up_) &&
+  return state_ == State::kStreaming && !reconciling_ && (!receiving_ || peer_caught_up_) &&
          (!sending_ || (said_caught_up_ && unacked_.empty()));
 }
 

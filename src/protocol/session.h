@@ -13,15 +13,23 @@
 //   AwaitHello     Accept fails (token, permission)      Error{its code}              Closed
 //   AwaitHello     Accept grants no direction asked for  Error{permission_denied}     Closed
 //   AwaitWelcome   Welcome                               handler.Welcomed             Streaming
+//                  (with `reconcile`: handler.StartReconcile → Reconcile steps, and no batch is
+//                  sent either way until the reconciliation ends, see below)
 //   AwaitWelcome   Welcome grants no direction asked for Error{permission_denied}     Closed
 //   Await*         any other message                     Error{invalid_argument}      Closed
 //   Streaming      ChangeBatch, we receive               handler.Apply → Ack          Streaming
 //   Streaming      ChangeBatch, we do not receive        Error{permission_denied}     Closed
 //   Streaming      Ack of the oldest unacked batch       window slot freed → Pump     Streaming
 //   Streaming      Ack of anything else                  Error{invalid_argument}      Closed
+//   Streaming      Reconcile, reconciling                handler.ContinueReconcile    Streaming
+//                                                        → Reconcile steps
+//                  (it ends for the dialer when it sends a step marked `last`, for the listener
+//                  when it receives one)
+//   Streaming      Reconcile, not reconciling            Error{invalid_argument}      Closed
 //   Streaming      Ping                                  Pong                         Streaming
 //   Streaming      Pong                                  (liveness only)              Streaming
-//   Streaming      Pump, we send, window not full        handler.ReadChanges → batch  Streaming
+//   Streaming      Pump, we send, window not full,       handler.ReadChanges → batch  Streaming
+//                  not reconciling
 //   Streaming      Pump, nothing new, not yet said so    empty batch, caught_up       Streaming
 //   any open       Error from the peer                   close with the peer's status Closed
 //   any open       Goodbye                               close, ok                    Closed
@@ -41,6 +49,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/frame_codec.h"
 #include "protocol/messages.h"
@@ -66,6 +75,18 @@ class SessionHandler {
 
   // Applies the peer's batch together with its end cursor, all or nothing.
   virtual Status Apply(const ChangeBatch& batch) = 0;
+
+  // Reconciliation, when a Welcome asks for it (see lockstep.proto). Dialer: the first steps, at
+  // least one; the final step the dialer sends is marked `last`.
+  virtual Result<std::vector<Reconcile>> StartReconcile() {
+    return std::vector<Reconcile>{Reconcile{{}, {}, /*last=*/true}};
+  }
+  // Either side: the steps that answer the peer's `step` (none when it needs no answer). A
+  // listener's answers are never `last`.
+  virtual Result<std::vector<Reconcile>> ContinueReconcile(const Reconcile& step) {
+    (void)step;
+    return FailedPrecondition("this node does not reconcile");
+  }
 };
 
 class Session {
@@ -121,6 +142,9 @@ class Session {
   Status HandleWelcome(const Welcome& welcome);
   Status HandleBatch(const ChangeBatch& batch);
   Status HandleAck(const Ack& ack, int64_t now_ms);
+  Status HandleReconcile(const Reconcile& step);
+  // Sends reconciliation steps; the dialer's reconciliation ends with the one marked `last`.
+  void SendSteps(std::vector<Reconcile> steps);
   Status Pump(int64_t now_ms, bool send_changes);
   Status Fail(Status status, bool tell_peer);
   void Send(const Message& message);
@@ -138,6 +162,7 @@ class Session {
   bool receiving_ = false;              // this side accepts the peer's changes
   bool said_caught_up_ = false;         // our last batch carried caught_up
   bool peer_caught_up_ = false;         // the peer's last batch carried caught_up
+  bool reconciling_ = false;            // no batches until the reconciliation ends
   Cursor send_cursor_;                  // the end of the last batch sent
   Cursor acked_;                        // the end of the last batch acknowledged
   uint64_t next_batch_id_ = 1;

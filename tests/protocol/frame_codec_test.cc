@@ -91,14 +91,19 @@ std::vector<Message> EveryMessage() {
             .direction = Direction::kPull,
             .cursor = {.epoch = -3, .seq = 77},
             .features = 0b101,
-            .schemas = {schema}},
+            .schemas = {schema},
+            .epoch = -9,
+            .highest_dot_of_peer = 12345},
       Welcome{.protocol_version = kProtocolVersion,
               .node = Node(2),
               .collections = {"stock"},
               .cursor = {.epoch = 5, .seq = 1},
               .features = 1,
               .schemas = {schema, schema},
-              .direction = Direction::kPush},
+              .direction = Direction::kPush,
+              .epoch = 42,
+              .highest_dot_of_peer = UINT64_MAX,
+              .reconcile = true},
       ChangeBatch{
           .id = 3,
           .end = {.epoch = 5, .seq = 10},
@@ -110,6 +115,8 @@ std::vector<Message> EveryMessage() {
       ErrorMessage{.code = StatusCode::kUnauthenticated, .message = "bad token"},
       ErrorMessage{.code = StatusCode::kDataLoss, .message = ""},
       Goodbye{.reason = "done"},
+      Reconcile{.collection = "stock", .step = std::string("\0\x01\xff", 3), .last = true},
+      Reconcile{.collection = "", .step = "", .last = false},
   };
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,7 +57,26 @@ class FakeNode : public SessionHandler {
     return Welcome{.node = node_,
                    .collections = grant_collections_.value_or(hello.collections),
                    .cursor = merged_,
-                   .direction = grant_.value_or(hello.direction)};
+                   .direction = grant_.value_or(hello.direction),
+                   .reconcile = reconcile_rounds_ > 0};
+  }
+
+  // A scripted reconciliation of `reconcile_rounds_` round trips: the dialer asks "q1", the
+  // listener answers "a1", ..., and the dialer's step after the last answer is marked `last`.
+  Result<std::vector<Reconcile>> StartReconcile() override {
+    return std::vector<Reconcile>{{"stock", "q1", false}};
+  }
+
+  Result<std::vector<Reconcile>> ContinueReconcile(const Reconcile& step) override {
+    steps_.push_back(step);
+    if (step.step.empty()) return std::vector<Reconcile>{};  // the dialer's closing step
+    if (step.step.size() < 2 || !std::isdigit(static_cast<unsigned char>(step.step[1]))) {
+      return InvalidArgument("unreadable reconcile step");
+    }
+    const int round = std::stoi(step.step.substr(1));
+    if (step.step[0] == 'q') return std::vector<Reconcile>{{"stock", "a" + std::to_string(round)}};
+    if (round == reconcile_rounds_) return std::vector<Reconcile>{{"stock", "", true}};
+    return std::vector<Reconcile>{{"stock", "q" + std::to_string(round + 1)}};
   }
 
   Status Welcomed(const Welcome& welcome) override {
@@ -91,6 +111,8 @@ class FakeNode : public SessionHandler {
   std::optional<std::vector<std::string>> grant_collections_;
   std::optional<Hello> hello_;
   std::optional<Welcome> welcome_;
+  int reconcile_rounds_ = 0;      // ask the dialer to reconcile (listener), in this many rounds
+  std::vector<Reconcile> steps_;  // the reconcile steps received
   Status accept_status_, welcomed_status_, read_status_, apply_status_;
 };
 
@@ -852,6 +874,95 @@ TEST(SessionTransitionTest, StreamingWhenNothingSentForHeartbeatPings) {
   EXPECT_EQ(Decoded(link.dialer_.TakeOutput()), std::vector<Message>{Ping{.nonce = 1}});
   ASSERT_TRUE(link.dialer_.Pump(link.now_ + 150).ok());
   EXPECT_TRUE(link.dialer_.TakeOutput().empty()) << "the Ping counts as sending";
+}
+
+}  // namespace
+}  // namespace lockstep::protocol
+
+namespace lockstep::protocol {
+namespace {
+
+// The position of the first message of type T in `messages`, or its size.
+template <typename T>
+size_t FirstOf(const std::vector<Message>& messages) {
+  return static_cast<size_t>(
+      std::find_if(messages.begin(), messages.end(),
+                   [](const Message& m) { return std::holds_alternative<T>(m); }) -
+      messages.begin());
+}
+
+// AwaitWelcome | Welcome with reconcile | StartReconcile → steps; no batch until it ends
+TEST(SessionTransitionTest, ReconciliationRunsBeforeAnyBatchEitherWay) {
+  Link link({.window = 2, .batch_records = 5});
+  link.a_.Commit(12);
+  link.b_.Commit(9);
+  link.a_.reconcile_rounds_ = link.b_.reconcile_rounds_ = 3;
+  link.Handshake();
+  link.Sync();
+
+  // Dialer: q1, q2, q3, then the closing step marked last; listener: a1, a2, a3.
+  ASSERT_EQ(link.b_.steps_.size(), 4u);
+  EXPECT_EQ(link.b_.steps_.back(), (Reconcile{"stock", "", true}));
+  ASSERT_EQ(link.a_.steps_.size(), 3u);
+  EXPECT_EQ(link.a_.steps_[2].step, "a3");
+  const size_t last_step =
+      static_cast<size_t>(std::find(link.to_listener_.begin(), link.to_listener_.end(),
+                                    Message(Reconcile{"stock", "", true})) -
+                          link.to_listener_.begin());
+  ASSERT_LT(last_step, link.to_listener_.size());
+  EXPECT_GT(FirstOf<ChangeBatch>(link.to_listener_), last_step)
+      << "the dialer sent a batch before the reconciliation ended";
+  EXPECT_GT(FirstOf<ChangeBatch>(link.to_dialer_), FirstOf<Reconcile>(link.to_dialer_))
+      << "the listener sent a batch before answering the reconciliation";
+  // And then both logs stream as usual.
+  EXPECT_EQ(link.b_.received_.size(), 12u);
+  EXPECT_EQ(link.a_.received_.size(), 9u);
+  EXPECT_TRUE(link.dialer_.synced());
+  EXPECT_TRUE(link.listener_.synced());
+}
+
+TEST(SessionTransitionTest, ListenerSendsNoBatchWhileWaitingForTheReconciliation) {
+  Link link;
+  link.b_.Commit(3);
+  link.b_.reconcile_rounds_ = 1;
+  ASSERT_TRUE(link.listener_.Receive(EncodeFrame(link.MakeHello()), link.now_).ok());
+  ASSERT_TRUE(link.listener_.Pump(link.now_).ok());
+  const std::vector<Message> sent = Decoded(link.listener_.TakeOutput());
+  EXPECT_EQ(CountOf<Welcome>(sent), 1u);
+  EXPECT_EQ(CountOf<ChangeBatch>(sent), 0u);
+  EXPECT_FALSE(link.listener_.synced());
+}
+
+// Streaming | Reconcile, not reconciling | Error{invalid_argument} | Closed
+TEST(SessionTransitionTest, StreamingOnReconcileWhenNotReconcilingIsInvalidArgument) {
+  Link link;
+  link.Handshake();
+  const Status status =
+      link.listener_.Receive(EncodeFrame(Reconcile{"stock", "q1", false}), link.now_);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(link.listener_.closed());
+}
+
+TEST(SessionTransitionTest, DialerRefusesAListenerThatEndsTheReconciliation) {
+  Link link;
+  link.b_.reconcile_rounds_ = 2;
+  link.dialer_.Start(link.MakeHello());
+  ASSERT_TRUE(link.listener_.Receive(link.dialer_.TakeOutput(), link.now_).ok());
+  ASSERT_TRUE(link.dialer_.Receive(link.listener_.TakeOutput(), link.now_).ok());
+  const Status status =
+      link.dialer_.Receive(EncodeFrame(Reconcile{"stock", "a1", true}), link.now_);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SessionTransitionTest, ReconcileStepTheHandlerCannotTakeClosesWithItsCode) {
+  Link link;
+  link.b_.reconcile_rounds_ = 1;
+  link.dialer_.Start(link.MakeHello());
+  ASSERT_TRUE(link.listener_.Receive(link.dialer_.TakeOutput(), link.now_).ok());
+  const Status status =
+      link.listener_.Receive(EncodeFrame(Reconcile{"stock", "zz", false}), link.now_);
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(link.listener_.closed());
 }
 
 }  // namespace
