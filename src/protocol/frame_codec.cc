@@ -146,6 +146,7 @@ wire::Frame ToFrame(const Message& message) {
           ToWire(m.schemas, h->mutable_schemas());
           h->set_epoch(m.epoch);
           h->set_highest_dot_of_peer(m.highest_dot_of_peer);
+          h->set_holds_records(m.holds_records);
         } else if constexpr (std::is_same_v<T, Welcome>) {
           wire::Welcome* w = frame.mutable_welcome();
           w->set_protocol_version(m.protocol_version);
@@ -198,6 +199,7 @@ Result<Message> FromFrame(const wire::Frame& frame) {
       hello.schemas = FromWire(h.schemas());
       hello.epoch = h.epoch();
       hello.highest_dot_of_peer = h.highest_dot_of_peer();
+      hello.holds_records = h.holds_records();
       return Message(std::move(hello));
     }
     case wire::Frame::kWelcome: {

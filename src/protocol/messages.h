@@ -47,6 +47,7 @@ struct Hello {
   std::vector<Schema> schemas;
   int64_t epoch = 0;                 // the epoch of the dialer's log
   uint64_t highest_dot_of_peer = 0;  // of the listener's node, held by the dialer (0: none)
+  bool holds_records = false;        // in the collections asked for
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 
