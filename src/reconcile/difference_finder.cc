@@ -14,9 +14,9 @@ namespace {
 unsigned SplitBits(uint64_t own_count, size_t leaf_items, double expected, unsigned depth) {
   unsigned bits = 4;
   if (expected >= 0) bits = expected <= 2 ? 2 : expected <= 4 ? 3 : 4;
-  // Wide enough that at most six more splits reach ranges of leaf size, bounding round trips.
+  // Wide enough that at most five more splits reach ranges of leaf size, bounding round trips.
   const double levels = std::log2(static_cast<double>(own_count) / static_cast<double>(leaf_items));
-  bits = std::max(bits, static_cast<unsigned>(std::ceil(levels / 6)));
+  bits = std::max(bits, static_cast<unsigned>(std::ceil(levels / 5)));
   return std::min({bits, kMaxSplitBits, kPositionBits - depth});
 }
 
@@ -28,6 +28,18 @@ double ExpectedDifferences(size_t mismatched, size_t probed) {
   const double share = static_cast<double>(mismatched) / static_cast<double>(probed);
   const double rate = -std::log1p(-share);
   return rate / share;
+}
+
+// The most items a sub-range may hold for its probe to list them rather than send a fingerprint,
+// when it mismatches with probability `mismatch`. A list costs its items now; a fingerprint costs
+// less now but, if it mismatches, a list later (plus the range's name) and half a round trip.
+size_t ListUpTo(double mismatch, const SessionParams& params, size_t leaf_items) {
+  if (mismatch >= 0.99) return leaf_items;
+  constexpr double kRangeNameBytes = 8;
+  const double items =
+      (params.fingerprint_bytes + mismatch * (params.item_bytes + kRangeNameBytes)) /
+      (params.item_bytes * (1 - mismatch));
+  return std::min(leaf_items, static_cast<size_t>(items));
 }
 
 }  // namespace
@@ -48,9 +60,9 @@ Result<std::vector<DifferenceFinder::Listed>> DifferenceFinder::ListOwn(
 }
 
 Result<RangeProbe> DifferenceFinder::Probe(const RangeId& range, const RangeSummary& own,
-                                           const SessionParams& params) {
+                                           const SessionParams& params, size_t list_up_to) {
   RangeProbe probe;
-  if (own.count > leaf_items_ && range.depth < kPositionBits) {
+  if (own.count > list_up_to && range.depth < kPositionBits) {
     probe.fingerprint = RangeFingerprint(own, params.seed, params.fingerprint_bytes);
     return probe;
   }
@@ -63,7 +75,7 @@ Result<RangeProbe> DifferenceFinder::Probe(const RangeId& range, const RangeSumm
 
 Result<SplitEntry> DifferenceFinder::ProbeWholeSet(const SessionParams& params) {
   LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary whole, items_.Summarize(kWholeRange.positions()));
-  LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(kWholeRange, whole, params));
+  LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(kWholeRange, whole, params, leaf_items_));
   return SplitEntry{kWholeRange, 0, {std::move(probe)}};
 }
 
@@ -71,16 +83,20 @@ Result<SplitEntry> DifferenceFinder::Refine(const RangeId& range, const RangeSum
                                             double expected, const SessionParams& params) {
   SplitEntry split{range, 0, {}};
   if (own.count <= leaf_items_ || range.depth == kPositionBits) {
-    LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(range, own, params));
+    LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(range, own, params, leaf_items_));
     split.children.push_back(std::move(probe));
     return split;
   }
   split.bits = static_cast<uint8_t>(SplitBits(own.count, leaf_items_, expected, range.depth));
-  split.children.reserve(size_t{1} << split.bits);
-  for (uint64_t i = 0; i < (uint64_t{1} << split.bits); ++i) {
+  const uint64_t children = uint64_t{1} << split.bits;
+  const double mismatch =
+      expected < 0 ? 1 : 1 - std::exp(-expected / static_cast<double>(children));
+  const size_t list_up_to = ListUpTo(mismatch, params, leaf_items_);
+  split.children.reserve(children);
+  for (uint64_t i = 0; i < children; ++i) {
     const RangeId child = range.Child(split.bits, i);
     LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, items_.Summarize(child.positions()));
-    LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(child, summary, params));
+    LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(child, summary, params, list_up_to));
     split.children.push_back(std::move(probe));
   }
   return split;

@@ -45,8 +45,9 @@ class DifferenceFinder {
   };
   // This side's items in `range` as a listed probe would name them: sorted by short hash.
   Result<std::vector<Listed>> ListOwn(const RangeId& range, const SessionParams& params);
+  // Lists this side's items in `range` when it holds at most `list_up_to`, else fingerprints it.
   Result<RangeProbe> Probe(const RangeId& range, const RangeSummary& own,
-                           const SessionParams& params);
+                           const SessionParams& params, size_t list_up_to);
   // This side's probes of `range` one level finer; `expected` estimates the differences in it
   // (negative when unknown), which sets how many sub-ranges to cut it into.
   Result<SplitEntry> Refine(const RangeId& range, const RangeSummary& own, double expected,
