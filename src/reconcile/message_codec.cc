@@ -23,7 +23,8 @@ size_t VarintSize(uint64_t value) {
   return size;
 }
 
-size_t BitmapBytes(uint64_t bits) { return static_cast<size_t>((bits + 7) / 8); }
+// Without overflow for any count a peer may claim.
+size_t BitmapBytes(uint64_t bits) { return static_cast<size_t>(bits / 8 + (bits % 8 != 0)); }
 
 void PutFixed(ByteWriter& out, uint64_t value, unsigned bytes) {
   for (unsigned i = 0; i < bytes; ++i) out.PutByte(static_cast<uint8_t>(value >> (8 * i)));
