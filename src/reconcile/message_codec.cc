@@ -157,20 +157,25 @@ Result<KeysEntry> ReadKeys(ByteReader& in) {
   return keys;
 }
 
-Result<Entry> ReadEntry(ByteReader& in, const SessionParams& params) {
+// Appends the entry read to `entries` (appending, rather than returning an Entry, keeps GCC's
+// -Wmaybe-uninitialized quiet about moving variants).
+Status ReadEntry(ByteReader& in, const SessionParams& params, std::vector<Entry>& entries) {
   LOCKSTEP_ASSIGN_OR_RETURN(uint8_t tag, in.ReadByte("entry tag"));
   switch (tag) {
     case kSplitTag: {
       LOCKSTEP_ASSIGN_OR_RETURN(SplitEntry split, ReadSplit(in, params));
-      return Entry(std::move(split));
+      entries.emplace_back(std::move(split));
+      return Status::Ok();
     }
     case kLackingTag: {
       LOCKSTEP_ASSIGN_OR_RETURN(LackingEntry lacking, ReadLacking(in));
-      return Entry(std::move(lacking));
+      entries.emplace_back(std::move(lacking));
+      return Status::Ok();
     }
     case kKeysTag: {
       LOCKSTEP_ASSIGN_OR_RETURN(KeysEntry keys, ReadKeys(in));
-      return Entry(std::move(keys));
+      entries.emplace_back(std::move(keys));
+      return Status::Ok();
     }
     default:
       return Corrupt("unknown entry tag " + std::to_string(tag));
@@ -253,8 +258,7 @@ Result<Message> Decode(std::string_view bytes) {
   LOCKSTEP_ASSIGN_OR_RETURN(size_t count, in.ReadCount("entry count", 2));
   message.entries.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    LOCKSTEP_ASSIGN_OR_RETURN(Entry entry, ReadEntry(in, message.params));
-    message.entries.push_back(std::move(entry));
+    LOCKSTEP_RETURN_IF_ERROR(ReadEntry(in, message.params, message.entries));
   }
   if (!in.empty()) return Corrupt("trailing bytes");
   return message;
