@@ -31,14 +31,15 @@ double ExpectedDifferences(size_t mismatched, size_t probed) {
 }
 
 // The most items a sub-range may hold for its probe to list them rather than send a fingerprint,
-// when it mismatches with probability `mismatch`. A list costs its items now; a fingerprint costs
-// less now but, if it mismatches, a list later (plus the range's name) and half a round trip.
+// when it mismatches with probability p. m items listed now cost m * item_bytes; a fingerprint
+// costs fingerprint_bytes now and, with probability p, the list later under the range's name
+// (and half a round trip): listing wins while m * item_bytes * (1 - p) <= fingerprint_bytes +
+// p * name_bytes.
 size_t ListUpTo(double mismatch, const SessionParams& params, size_t leaf_items) {
   if (mismatch >= 0.99) return leaf_items;
   constexpr double kRangeNameBytes = 8;
-  const double items =
-      (params.fingerprint_bytes + mismatch * (params.item_bytes + kRangeNameBytes)) /
-      (params.item_bytes * (1 - mismatch));
+  const double items = (params.fingerprint_bytes + mismatch * kRangeNameBytes) /
+                       (params.item_bytes * (1 - mismatch));
   return std::min(leaf_items, static_cast<size_t>(items));
 }
 
@@ -46,6 +47,11 @@ size_t ListUpTo(double mismatch, const SessionParams& params, size_t leaf_items)
 
 Result<std::vector<DifferenceFinder::Listed>> DifferenceFinder::ListOwn(
     const RangeId& range, const SessionParams& params) {
+  LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, items_.Summarize(range.positions()));
+  if (summary.count > list_budget_) {
+    return ResourceExhausted("reconcile: a message asks to list more items than this side holds");
+  }
+  list_budget_ -= summary.count;
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Item> items, items_.Items(range.positions()));
   std::vector<Listed> listed;
   listed.reserve(items.size());
@@ -75,6 +81,7 @@ Result<RangeProbe> DifferenceFinder::Probe(const RangeId& range, const RangeSumm
 
 Result<SplitEntry> DifferenceFinder::ProbeWholeSet(const SessionParams& params) {
   LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary whole, items_.Summarize(kWholeRange.positions()));
+  list_budget_ = whole.count;
   LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(kWholeRange, whole, params, leaf_items_));
   return SplitEntry{kWholeRange, 0, {std::move(probe)}};
 }
@@ -180,6 +187,9 @@ Result<std::vector<Entry>> DifferenceFinder::Answer(const std::vector<Entry>& en
       params.item_bytes < kMinHashBytes || params.item_bytes > kMaxHashBytes) {
     return InvalidArgument("reconcile: bad hash width");
   }
+  LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary whole, items_.Summarize(kWholeRange.positions()));
+  constexpr uint64_t kListSlack = 65536;
+  list_budget_ = 2 * whole.count + kListSlack;
   std::vector<Entry> out;
   std::vector<std::string> sent;
   for (const Entry& entry : entries) {

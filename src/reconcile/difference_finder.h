@@ -28,12 +28,15 @@ struct Differences {
 class DifferenceFinder {
  public:
   // `leaf_items`: a range in which this side holds at most this many items is listed, not split.
-  DifferenceFinder(ItemSet& items, size_t leaf_items) : items_(items), leaf_items_(leaf_items) {}
+  DifferenceFinder(ItemSet& items, size_t leaf_items)
+      : items_(items), leaf_items_(leaf_items == 0 ? 1 : leaf_items) {}
 
   // The probe of the whole set that opens a session.
   Result<SplitEntry> ProbeWholeSet(const SessionParams& params);
   // The entries that answer `entries` (none when everything they cover matches). Errors come
-  // from the item set, or kInvalidArgument for entries that no decoder would produce.
+  // from the item set, kInvalidArgument for entries that no decoder would produce, and
+  // kResourceExhausted when the entries ask to list more than twice this side's items (plus
+  // 65,536): an honest peer's entries cover disjoint ranges, so this bounds a hostile one's.
   Result<std::vector<Entry>> Answer(const std::vector<Entry>& entries, const SessionParams& params);
 
   Differences differences() const;
@@ -62,6 +65,7 @@ class DifferenceFinder {
 
   ItemSet& items_;
   size_t leaf_items_;
+  uint64_t list_budget_ = 0;  // items ListOwn may still read while answering one message
   std::set<std::string> send_;
   std::set<std::string> need_;
 };

@@ -177,3 +177,33 @@ TEST(ReconcilerTest, UnansweredRequestsAreResentUntilAnswered) {
 
 }  // namespace
 }  // namespace lockstep::reconcile
+
+namespace lockstep::reconcile {
+namespace {
+
+// A request with `copies` entries, each listing no items for the whole set: an honest initiator
+// with no items sends one.
+Message EmptyListsOfEverything(int copies) {
+  Message request;
+  request.id = 1;
+  for (int i = 0; i < copies; ++i) {
+    request.entries.emplace_back(SplitEntry{kWholeRange, 0, {{true, 0, {}}}});
+  }
+  return request;
+}
+
+TEST(ReconcilerTest, RequestsToListTheSameItemsOverAndOverAreRefused) {
+  std::vector<Item> items;
+  for (int i = 0; i < 100000; ++i) items.push_back(MakeItem("key" + std::to_string(i), "v"));
+  MemoryItemSet set(std::move(items));
+  Responder responder(set, {});
+  auto once = responder.Receive(EmptyListsOfEverything(1));
+  ASSERT_TRUE(once.has_value());
+  EXPECT_EQ(responder.differences().send.size(), 100000u);
+  auto thrice = responder.Receive(EmptyListsOfEverything(3));
+  ASSERT_FALSE(thrice.has_value());
+  EXPECT_EQ(thrice.error().code(), StatusCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace lockstep::reconcile
