@@ -48,7 +48,7 @@ bench: deps
 # A short run of every libFuzzer target, each on its own corpus kept in build/fuzz (needs clang).
 FUZZ_SECONDS ?= 20
 FUZZ_DIR ?= build/fuzz
-FUZZ_TARGETS := record_decoder frame_reader
+FUZZ_TARGETS := record_decoder frame_reader reconcile_message
 fuzz: deps
 	@CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DLOCKSTEP_BUILD_FUZZ=ON -DLOCKSTEP_BUILD_TESTS=OFF >/dev/null

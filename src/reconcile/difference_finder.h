@@ -1,0 +1,73 @@
+// What both sides of a reconciliation do with the entries the other side sent: compare each
+// probe with their own items, answer each mismatch one level finer (or with the list of their
+// items when they hold few), and record the keys they must send and, when the session names
+// keys, the keys they need. An answer is a pure function of the entries and the item set, so a
+// duplicated or resent message gets the same answer again and records nothing new.
+#pragma once
+
+#include <cstddef>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconcile/item_set.h"
+#include "reconcile/message.h"
+
+namespace lockstep::reconcile {
+
+// The outcome of a reconciliation on one side, keys sorted.
+struct Differences {
+  // Keys of records this side holds in a version the other side lacks: send them.
+  std::vector<std::string> send;
+  // Keys of records the other side holds in a version this side lacks. Filled only when the
+  // session names keys (SessionParams::name_keys); otherwise the records simply arrive.
+  std::vector<std::string> need;
+};
+
+// Not thread-safe; the ItemSet must outlive it.
+class DifferenceFinder {
+ public:
+  // `leaf_items`: a range in which this side holds at most this many items is listed, not split.
+  DifferenceFinder(ItemSet& items, size_t leaf_items)
+      : items_(items), leaf_items_(leaf_items == 0 ? 1 : leaf_items) {}
+
+  // The probe of the whole set that opens a session.
+  Result<SplitEntry> ProbeWholeSet(const SessionParams& params);
+  // The entries that answer `entries` (none when everything they cover matches). Errors come
+  // from the item set, kInvalidArgument for entries that no decoder would produce, and
+  // kResourceExhausted when the entries ask to list more than twice this side's items (plus
+  // 65,536): an honest peer's entries cover disjoint ranges, so this bounds a hostile one's.
+  Result<std::vector<Entry>> Answer(const std::vector<Entry>& entries, const SessionParams& params);
+
+  Differences differences() const;
+
+ private:
+  struct Listed {
+    uint64_t short_hash;
+    std::string key;
+  };
+  // This side's items in `range` as a listed probe would name them: sorted by short hash.
+  Result<std::vector<Listed>> ListOwn(const RangeId& range, const SessionParams& params);
+  // Lists this side's items in `range` when it holds at most `list_up_to`, else fingerprints it.
+  Result<RangeProbe> Probe(const RangeId& range, const RangeSummary& own,
+                           const SessionParams& params, size_t list_up_to);
+  // This side's probes of `range` one level finer; `expected` estimates the differences in it
+  // (negative when unknown), which sets how many sub-ranges to cut it into.
+  Result<SplitEntry> Refine(const RangeId& range, const RangeSummary& own, double expected,
+                            const SessionParams& params);
+  Status AnswerSplit(const SplitEntry& split, const SessionParams& params, std::vector<Entry>& out,
+                     std::vector<std::string>& sent);
+  Status CompareList(const RangeId& range, const std::vector<uint64_t>& theirs,
+                     const SessionParams& params, std::vector<Entry>& out,
+                     std::vector<std::string>& sent);
+  Status AnswerLacking(const LackingEntry& lacking, const SessionParams& params,
+                       std::vector<std::string>& sent);
+
+  ItemSet& items_;
+  size_t leaf_items_;
+  uint64_t list_budget_ = 0;  // items ListOwn may still read while answering one message
+  std::set<std::string> send_;
+  std::set<std::string> need_;
+};
+
+}  // namespace lockstep::reconcile

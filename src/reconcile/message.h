@@ -1,0 +1,108 @@
+// The messages of set reconciliation as plain values, and their compact binary encoding. The
+// initiator sends requests, the responder answers each with one or more parts; every entry names
+// the ranges it is about, so entries can be answered in any order and a lost message is simply
+// sent again. docs/PROTOCOL.md ("Reconciliation") describes the exchange.
+//
+// Encoding (integers are minimal LEB128 varints unless marked; fixed(n) is n bytes, little-endian):
+//
+//   message  := version:u8(=1) kind:u8(1 request | 2 answer) id:varint part:varint parts:varint
+//               seed:fixed(8) fingerprint_bytes:u8(4..8) item_bytes:u8(4..8) flags:u8
+//               count:varint entry{count}
+//   entry    := 1 range bits:u8(0..8) listed:bitmap(2^bits) probe{2^bits}     -- split
+//             | 2 range count:varint lacking:bitmap(count)                     -- lacking
+//             | 3 count:varint (length:varint key){count}                      -- keys
+//   range    := depth:u8(0..64) prefix:varint(< 2^depth)
+//   probe    := fingerprint:fixed(fingerprint_bytes)                (its bit of `listed` is 0)
+//             | count:varint item:fixed(item_bytes){count}           (its bit is 1; ascending)
+//   bitmap(n):= ceil(n / 8) bytes, bit i of the list is bit (i % 8) of byte i / 8; padding is 0
+//   flags    := bit 0: name_keys; the other bits are 0
+//
+// A request has part 0 and parts 1. The decoder accepts exactly one encoding of each message, so
+// decoding then encoding returns the input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "lockstep/status.h"
+#include "reconcile/range_id.h"
+
+namespace lockstep::reconcile {
+
+inline constexpr uint8_t kReconcileVersion = 1;
+inline constexpr unsigned kMaxSplitBits = 8;     // at most 256 sub-ranges per split
+inline constexpr uint64_t kMaxParts = 1 << 16;   // parts of one answer
+inline constexpr size_t kMaxKeyBytes = 1 << 20;  // as core/codec.h
+// The largest message; the decoder's allocations stay within a small multiple of it.
+inline constexpr size_t kMaxMessageBytes = 1 << 20;
+
+// What one side holds in one range: a fingerprint of the range's summary, or, when it holds
+// few items there, the short hashes of all of them in ascending order.
+struct RangeProbe {
+  bool listed = false;
+  uint64_t fingerprint = 0;     // when !listed
+  std::vector<uint64_t> items;  // when listed
+  friend bool operator==(const RangeProbe&, const RangeProbe&) = default;
+};
+
+// `range` cut into 2^bits equal sub-ranges and the sender's probe of each. bits = 0 probes
+// `range` itself (the first message probes the whole set this way).
+struct SplitEntry {
+  RangeId range;
+  uint8_t bits = 0;
+  std::vector<RangeProbe> children;  // 2^bits of them, in position order
+  friend bool operator==(const SplitEntry&, const SplitEntry&) = default;
+};
+
+// The answer to a listed probe of `range` with `listed` items: the indices (ascending) of the
+// items the answering side lacks, which the lister must therefore send.
+struct LackingEntry {
+  RangeId range;
+  uint64_t listed = 0;
+  std::vector<uint64_t> indices;
+  friend bool operator==(const LackingEntry&, const LackingEntry&) = default;
+};
+
+// Keys whose records the sender has found it must send (only when the session names keys), so
+// that the receiver knows what it needs.
+struct KeysEntry {
+  std::vector<std::string> keys;
+  friend bool operator==(const KeysEntry&, const KeysEntry&) = default;
+};
+
+using Entry = std::variant<SplitEntry, LackingEntry, KeysEntry>;
+
+enum class MessageKind : uint8_t { kRequest = 1, kAnswer = 2 };
+
+// The parameters the initiator fixes for a session; every message repeats them, so that each one
+// can be read alone.
+struct SessionParams {
+  uint64_t seed = 0;
+  uint8_t fingerprint_bytes = 8;
+  uint8_t item_bytes = 6;
+  bool name_keys = false;
+  friend bool operator==(const SessionParams&, const SessionParams&) = default;
+};
+
+struct Message {
+  MessageKind kind = MessageKind::kRequest;
+  uint64_t id = 0;     // a request's number, or the number of the request an answer answers
+  uint64_t part = 0;   // which part of the answer this is, from 0
+  uint64_t parts = 1;  // how many parts the answer has
+  SessionParams params;
+  std::vector<Entry> entries;
+  friend bool operator==(const Message&, const Message&) = default;
+};
+
+std::string EncodeMessage(const Message& message);
+// The bytes EncodeMessage would add for `entry` under `params`.
+size_t EncodedEntrySize(const Entry& entry, const SessionParams& params);
+
+// Decodes a message from a peer. Errors (kDataLoss, "reconcile message: ...") for anything but
+// exactly one valid encoding; allocates no more than the input's size justifies.
+Result<Message> DecodeMessage(std::string_view bytes);
+
+}  // namespace lockstep::reconcile

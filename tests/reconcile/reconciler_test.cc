@@ -1,0 +1,209 @@
+#include "reconcile/reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "session_harness.h"
+
+namespace lockstep::reconcile {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using testing::MakeSet;
+using testing::Reconcile;
+
+using Records = std::vector<std::pair<std::string, std::string>>;
+
+Records Numbered(int count, const std::string& version = "v1") {
+  Records records;
+  for (int i = 0; i < count; ++i) records.emplace_back("key" + std::to_string(i), version);
+  return records;
+}
+
+std::vector<std::string> Keys(const Records& records) {
+  std::vector<std::string> keys;
+  for (const auto& [key, encoding] : records) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+TEST(ReconcilerTest, EmptySetsMatchInOneRoundTrip) {
+  MemoryItemSet a = MakeSet({}), b = MakeSet({});
+  const auto result = Reconcile(a, b);
+  EXPECT_EQ(result.round_trips, 1);
+  EXPECT_THAT(result.initiator.send, IsEmpty());
+  EXPECT_THAT(result.responder.send, IsEmpty());
+}
+
+TEST(ReconcilerTest, EqualLargeSetsMatchInOneRoundTripOfAFewDozenBytes) {
+  MemoryItemSet a = MakeSet(Numbered(10000)), b = MakeSet(Numbered(10000));
+  const auto result = Reconcile(a, b);
+  EXPECT_EQ(result.round_trips, 1);
+  EXPECT_LE(result.bytes, 64u);
+  EXPECT_THAT(result.initiator.send, IsEmpty());
+  EXPECT_THAT(result.responder.send, IsEmpty());
+}
+
+TEST(ReconcilerTest, FullSideSendsEverythingToAnEmptyOneEitherWay) {
+  const Records records = Numbered(3000);
+  MemoryItemSet full = MakeSet(records), empty = MakeSet({});
+  const auto pull = Reconcile(empty, full);
+  EXPECT_THAT(pull.initiator.send, IsEmpty());
+  EXPECT_EQ(pull.responder.send, Keys(records));
+  const auto push = Reconcile(full, empty);
+  EXPECT_EQ(push.initiator.send, Keys(records));
+  EXPECT_THAT(push.responder.send, IsEmpty());
+}
+
+TEST(ReconcilerTest, OneMissingItemAmongManyIsFoundAlone) {
+  Records records = Numbered(20000);
+  MemoryItemSet a = MakeSet(records);
+  records.erase(records.begin() + 12345);
+  MemoryItemSet b = MakeSet(records);
+  const auto result = Reconcile(a, b);
+  EXPECT_THAT(result.initiator.send, ElementsAre("key12345"));
+  EXPECT_THAT(result.responder.send, IsEmpty());
+  EXPECT_LE(result.round_trips, 6);
+  EXPECT_LT(result.bytes, 1000u);
+}
+
+TEST(ReconcilerTest, SameKeyInAnotherVersionIsSentBothWays) {
+  Records records = Numbered(5000);
+  MemoryItemSet a = MakeSet(records);
+  records[77].second = "v2";
+  MemoryItemSet b = MakeSet(records);
+  const auto result = Reconcile(a, b);
+  EXPECT_THAT(result.initiator.send, ElementsAre("key77"));
+  EXPECT_THAT(result.responder.send, ElementsAre("key77"));
+}
+
+TEST(ReconcilerTest, AllDifferentVersionsAreAllSentBothWays) {
+  const Records old_records = Numbered(2000, "old"), new_records = Numbered(2000, "new");
+  MemoryItemSet a = MakeSet(old_records), b = MakeSet(new_records);
+  const auto result = Reconcile(a, b);
+  EXPECT_EQ(result.initiator.send, Keys(old_records));
+  EXPECT_EQ(result.responder.send, Keys(new_records));
+  EXPECT_LE(result.round_trips, 6);
+}
+
+TEST(ReconcilerTest, NamedKeysTellEachSideWhatItNeeds) {
+  Records a_records = Numbered(3000), b_records = Numbered(3000);
+  a_records.emplace_back("only-a", "x");
+  b_records.emplace_back("only-b", "y");
+  b_records[10].second = "v2";
+  MemoryItemSet a = MakeSet(a_records), b = MakeSet(b_records);
+  Options options;
+  options.session.name_keys = true;
+  const auto result = Reconcile(a, b, options);
+  EXPECT_THAT(result.initiator.send, ElementsAre("key10", "only-a"));
+  EXPECT_THAT(result.responder.send, ElementsAre("key10", "only-b"));
+  EXPECT_EQ(result.initiator.need, result.responder.send);
+  EXPECT_EQ(result.responder.need, result.initiator.send);
+}
+
+TEST(ReconcilerTest, SmallMessageLimitCutsAnswersIntoParts) {
+  Records a_records = Numbered(5000), b_records = Numbered(5000, "v2");
+  MemoryItemSet a = MakeSet(a_records), b = MakeSet(b_records);
+  Options options;
+  options.max_message_bytes = 300;
+  const auto result = Reconcile(a, b, options);
+  EXPECT_EQ(result.initiator.send, Keys(a_records));
+  EXPECT_EQ(result.responder.send, Keys(b_records));
+}
+
+TEST(ReconcilerTest, LateDuplicatesAreIgnoredAndStrangersRefused) {
+  Records records = Numbered(500);
+  MemoryItemSet a = MakeSet(records);
+  records[3].second = "v2";
+  MemoryItemSet b = MakeSet(records);
+  Initiator initiator(a, {});
+  Responder responder(b, {});
+  auto requests = initiator.Start();
+  ASSERT_TRUE(requests.has_value());
+  EXPECT_FALSE(initiator.Start().has_value());
+  ASSERT_EQ(requests->size(), 1u);
+  auto answers = responder.Receive(requests->front());
+  ASSERT_TRUE(answers.has_value());
+  // The same request twice gets the same answer.
+  EXPECT_EQ(*responder.Receive(requests->front()), *answers);
+  auto next = initiator.Receive(answers->front());
+  ASSERT_TRUE(next.has_value());
+  EXPECT_FALSE(next->empty());
+  auto again = initiator.Receive(answers->front());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_THAT(*again, IsEmpty());
+
+  Message stranger = answers->front();
+  stranger.id = 99;
+  EXPECT_EQ(initiator.Receive(stranger).error().code(), StatusCode::kDataLoss);
+  stranger = answers->front();
+  stranger.params.seed ^= 1;
+  EXPECT_EQ(initiator.Receive(stranger).error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(responder.Receive(answers->front()).error().code(), StatusCode::kDataLoss);
+}
+
+TEST(ReconcilerTest, UnansweredRequestsAreResentUntilAnswered) {
+  Records records = Numbered(800);
+  MemoryItemSet a = MakeSet(records);
+  records.erase(records.begin() + 400);
+  MemoryItemSet b = MakeSet(records);
+  Initiator initiator(a, {});
+  Responder responder(b, {});
+  auto wave = initiator.Start();
+  ASSERT_TRUE(wave.has_value());
+  // Each wave of requests is lost once, then sent again from Unanswered().
+  std::vector<Message> requests = *wave;
+  for (int round = 0; round < 20 && !initiator.done(); ++round) {
+    EXPECT_EQ(initiator.Unanswered(), requests);
+    std::vector<Message> next;
+    for (const Message& request : initiator.Unanswered()) {
+      auto answers = responder.Receive(request);
+      ASSERT_TRUE(answers.has_value());
+      for (const Message& answer : *answers) {
+        auto more = initiator.Receive(answer);
+        ASSERT_TRUE(more.has_value());
+        next.insert(next.end(), more->begin(), more->end());
+      }
+    }
+    requests = next;
+  }
+  EXPECT_TRUE(initiator.done());
+  EXPECT_THAT(initiator.differences().send, ElementsAre("key400"));
+}
+
+}  // namespace
+}  // namespace lockstep::reconcile
+
+namespace lockstep::reconcile {
+namespace {
+
+// A request with `copies` entries, each listing no items for the whole set: an honest initiator
+// with no items sends one.
+Message EmptyListsOfEverything(int copies) {
+  Message request;
+  request.id = 1;
+  for (int i = 0; i < copies; ++i) {
+    request.entries.emplace_back(SplitEntry{kWholeRange, 0, {{true, 0, {}}}});
+  }
+  return request;
+}
+
+TEST(ReconcilerTest, RequestsToListTheSameItemsOverAndOverAreRefused) {
+  std::vector<Item> items;
+  for (int i = 0; i < 100000; ++i) items.push_back(MakeItem("key" + std::to_string(i), "v"));
+  MemoryItemSet set(std::move(items));
+  Responder responder(set, {});
+  auto once = responder.Receive(EmptyListsOfEverything(1));
+  ASSERT_TRUE(once.has_value());
+  EXPECT_EQ(responder.differences().send.size(), 100000u);
+  auto thrice = responder.Receive(EmptyListsOfEverything(3));
+  ASSERT_FALSE(thrice.has_value());
+  EXPECT_EQ(thrice.error().code(), StatusCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace lockstep::reconcile
