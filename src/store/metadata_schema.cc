@@ -129,6 +129,12 @@ Result<bool> HasMetadata(SqliteDb& db) {
   return stmt.Step();
 }
 
+Result<int64_t> MetadataVersion(SqliteDb& db) {
+  LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
+  if (!installed) return int64_t{0};
+  return ReadVersion(db);
+}
+
 Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db) {
   std::map<std::string, std::string> policies;
   LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));

@@ -38,6 +38,8 @@ Status InstallMetadata(SqliteDb& db);
 
 // True when `db` holds Lockstep metadata.
 Result<bool> HasMetadata(SqliteDb& db);
+// The version of `db`'s metadata, 0 when it has none. Reads only.
+Result<int64_t> MetadataVersion(SqliteDb& db);
 
 // The conflict policy of each registered collection, by name; empty when `db` has no metadata.
 // Reads only.

@@ -70,6 +70,26 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
   return store;
 }
 
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::OpenReadOnly(SqliteDb& db,
+                                                                 const base::Clock& physical) {
+  LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, MetadataVersion(db));
+  if (version == 0) {
+    return NotFound(db.path().string() + " has no lockstep metadata: it was never synced");
+  }
+  if (version != kMetadataVersion) {
+    return FailedPrecondition(db.path().string() + " has lockstep metadata version " +
+                              std::to_string(version) + ", this lockstep reads version " +
+                              std::to_string(kMetadataVersion) +
+                              (version < kMetadataVersion ? " (a sync upgrades it)" : ""));
+  }
+  // LoadIdentity writes only when the store has no identity yet.
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, ReadMeta(db, "node"));
+  if (!node.has_value()) return DataLoss(db.path().string() + " has no node id");
+  std::unique_ptr<ReplicaStore> store(new ReplicaStore(db, physical));
+  LOCKSTEP_RETURN_IF_ERROR(store->LoadIdentity().WithContext(db.path().string()));
+  return store;
+}
+
 Status ReplicaStore::LoadIdentity() {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, ReadMeta(db_, "node"));
   if (!node.has_value()) {
@@ -241,6 +261,23 @@ Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::s
   stmt->Reset();
   if (!stored.has_value()) return stored.error().WithContext("reading stored record");
   return std::optional<StoredRecord>(std::move(*stored));
+}
+
+Status ReplicaStore::ForEachRecord(int64_t collection,
+                                   const std::function<Status(const StoredRecord&)>& visit) {
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT record, field_seqs, seq FROM _lockstep_records "
+                                        "WHERE collection = ? ORDER BY key"));
+  stmt.BindInt(1, collection);
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Status::Ok();
+    LOCKSTEP_ASSIGN_OR_RETURN(StoredRecord stored,
+                              DecodeStored(stmt.ColumnBlob(0), stmt.ColumnBlob(1),
+                                           static_cast<uint64_t>(stmt.ColumnInt(2))));
+    LOCKSTEP_RETURN_IF_ERROR(visit(stored));
+  }
 }
 
 Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {

@@ -77,6 +77,11 @@ class ReplicaStore {
   // Opens the store in `db`, creating its metadata and identity (a random node id and log epoch)
   // when missing. `physical` must outlive the store.
   static Result<std::unique_ptr<ReplicaStore>> Open(SqliteDb& db, const base::Clock& physical);
+  // Opens an existing store without writing anything (`db` may be read-only): kNotFound when
+  // `db` has no Lockstep metadata, kFailedPrecondition when its metadata is of another version
+  // (an older one is migrated by the next sync). Only reads may be made through it.
+  static Result<std::unique_ptr<ReplicaStore>> OpenReadOnly(SqliteDb& db,
+                                                            const base::Clock& physical);
 
   const core::NodeId& node() const { return node_; }
   int64_t epoch() const { return epoch_; }
@@ -101,6 +106,8 @@ class ReplicaStore {
   Status SetPolicy(int64_t collection, const std::string& policy);
 
   Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
+  // Calls `visit` with every record of `collection` (tombstones included), in key order.
+  Status ForEachRecord(int64_t collection, const std::function<Status(const StoredRecord&)>& visit);
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
