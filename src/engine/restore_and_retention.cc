@@ -12,7 +12,13 @@ Status Offer(connectors::sqlite::SqliteSource& knower, connectors::sqlite::Sqlit
   LOCKSTEP_ASSIGN_OR_RETURN(uint64_t highest, knower.store().HighestDotOf(of.node()));
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
                             knower.store().GetCursor(of.node(), scope));
-  return of.AdoptPeerView(knower.store().node(), highest, cursor).status();
+  LOCKSTEP_RETURN_IF_ERROR(of.AdoptPeerView(knower.store().node(), highest, cursor).status());
+  // A log of another epoch than the cursor's was restored (now, or in a sync with someone else):
+  // what the knower took from it verbatim may be gone from it, so those records go back.
+  if (cursor.has_value() && cursor->epoch != of.epoch()) {
+    LOCKSTEP_RETURN_IF_ERROR(knower.store().ForgetOrigin(of.node()));
+  }
+  return Status::Ok();
 }
 
 std::string Date(int64_t millis) {

@@ -148,6 +148,11 @@ class ReplicaStore {
   Result<bool> AdoptPeerView(const core::NodeId& peer, uint64_t highest_dot_of_me,
                              std::optional<Cursor> peer_cursor_of_me);
 
+  // Forgets that records came verbatim from `peer`, so that they are sent back to it: `peer` was
+  // restored from an older copy and no longer holds them. Call it when `peer`'s log epoch is not
+  // the one this store's cursor of it names. REQUIRES: not in a write.
+  Status ForgetOrigin(const core::NodeId& peer);
+
   // ---- retention -------------------------------------------------------------------------------
 
   // How far tombstone collection has gone: tombstones up to log seq `seq`, deleted up to

@@ -83,6 +83,16 @@ Result<bool> ReplicaStore::AdoptPeerView(const core::NodeId& peer, uint64_t high
   return restored;
 }
 
+Status ReplicaStore::ForgetOrigin(const core::NodeId& peer) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<int64_t> number, PeerNumber(peer, false));
+  if (!number.has_value()) return Status::Ok();
+  return Write([&]() -> Status {
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        Statement stmt, db_.Prepare("UPDATE _lockstep_records SET origin = NULL WHERE origin = ?"));
+    return stmt.BindInt(1, *number).Run();
+  });
+}
+
 Result<ReplicaStore::GcHorizon> ReplicaStore::Horizon() {
   GcHorizon horizon;
   LOCKSTEP_ASSIGN_OR_RETURN(int64_t seq, ReadMetaInt(db_, "gc_seq"));
