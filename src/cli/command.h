@@ -17,6 +17,8 @@ void AddDetachCommand(CLI::App& app, Runner& run);
 void AddServeCommand(CLI::App& app, Runner& run);
 void AddRunCommand(CLI::App& app, Runner& run);
 void AddTokenCommand(CLI::App& app, Runner& run);  // also `init`
+void AddVerifyCommand(CLI::App& app, Runner& run);
+void AddResetCommand(CLI::App& app, Runner& run);
 
 // Prints "lockstep: <message>" on one line to stderr and returns the exit code for `status`.
 int Fail(const Status& status);

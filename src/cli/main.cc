@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   lockstep::cli::AddServeCommand(app, run);
   lockstep::cli::AddRunCommand(app, run);
   lockstep::cli::AddTokenCommand(app, run);
+  lockstep::cli::AddVerifyCommand(app, run);
+  lockstep::cli::AddResetCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "engine/local_sync.h"
 #include "engine/network_sync.h"
+#include "engine/node_config.h"
 #include "security/identity.h"
 
 namespace lockstep::cli {
@@ -20,6 +21,7 @@ struct SyncArgs {
   std::string conflict;
   bool dry_run = false;
   bool json = false;
+  std::string retention = "30d";
   // With a lockstep:// URL:
   std::string token;
   std::string token_file;
@@ -131,6 +133,9 @@ int RunSync(const SyncArgs& args) {
   options.tables = args.tables;
   options.policy = args.conflict;
   options.dry_run = args.dry_run;
+  auto retention = engine::ParseDuration(args.retention);
+  if (!retention.has_value()) return Fail(retention.error().WithContext("--retention"));
+  options.retention_ms = *retention;
   options.direction = args.direction == "push"   ? engine::Direction::kPush
                       : args.direction == "pull" ? engine::Direction::kPull
                                                  : engine::Direction::kBoth;
@@ -169,6 +174,9 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
                    "prefer:NODE, keep_update, delete_wins, FIELD=POLICY; comma-separated");
   sync->add_flag("--dry-run", args->dry_run, "show what would change, write nothing");
   sync->add_flag("--json", args->json, "print the summary as JSON");
+  sync->add_option("--retention", args->retention,
+                   "keep deleted records this long (default 30d); a database that has not\n"
+                   "synced for longer must be reset (lockstep reset)");
   sync->add_option("--token", args->token, "with a lockstep:// URL: the token the hub gave");
   sync->add_option("--token-file", args->token_file, "or the file holding it");
   sync->add_option("--trust", args->trust, "the hub's certificate fingerprint, SHA256:...");

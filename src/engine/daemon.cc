@@ -159,8 +159,14 @@ bool StopSignal::SleepFor(int64_t millis) {
 }
 
 Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& stop) {
-  // Attach once up front, so that a bad source is an error now rather than a retry loop.
-  LOCKSTEP_RETURN_IF_ERROR(OpenSource(config, clock).status());
+  // Attach once up front, so that a bad source is an error now rather than a retry loop; and
+  // collect the tombstones beyond the retention while no session runs.
+  {
+    LOCKSTEP_ASSIGN_OR_RETURN(auto source, OpenSource(config, clock));
+    LOCKSTEP_ASSIGN_OR_RETURN(size_t collected, source->store().CollectTombstones(
+                                                    clock.NowMillis() - config.retention_ms));
+    if (collected > 0) Log("collected " + std::to_string(collected) + " tombstones");
+  }
 
   std::unique_ptr<net::Server> server;
   std::unique_ptr<connectors::sqlite::SqliteSource> served;

@@ -8,6 +8,7 @@
 
 #include "connectors/sqlite/sqlite_source.h"
 #include "core/policy.h"
+#include "engine/restore_and_retention.h"
 #include "store/metadata_schema.h"
 
 namespace lockstep::engine {
@@ -104,7 +105,8 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
   const bool seen_all = known.has_value()
                             ? known->epoch == receiver.epoch() && known->seq == receiver_last
                             : receiver_last == 0;
-  if (!seen_all) return Status::Ok();
+  // Nothing to move: a settled pair is not written to (the cursor's sync time included).
+  if (!seen_all || receiver.last_seq() == receiver_last) return Status::Ok();
   return from.store().Write([&] {
     return from.store().SetCursor(receiver.node(), from.CursorScope(),
                                   {receiver.epoch(), receiver.last_seq()});
@@ -145,8 +147,47 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
   return transfer;
 }
 
+// The pairs that changes will move between, as (from, to).
+std::vector<std::pair<SqliteSource*, SqliteSource*>> Moves(Sources& sources,
+                                                           const LocalSyncOptions& options) {
+  std::vector<std::pair<SqliteSource*, SqliteSource*>> moves;
+  SqliteSource* first = sources.front().get();
+  // Through the first database, like a hub: everything flows into it, then out to the others.
+  if (options.direction != Direction::kPush) {
+    for (size_t i = 1; i < sources.size(); ++i) moves.emplace_back(sources[i].get(), first);
+  }
+  if (options.direction != Direction::kPull) {
+    for (size_t i = 1; i < sources.size(); ++i) moves.emplace_back(first, sources[i].get());
+  }
+  return moves;
+}
+
+// Before any user write is stamped or any change moves: restores detected, tombstones beyond
+// the retention collected, pairs that would resurrect deletions refused.
+Status Prepare(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
+               const base::Clock& clock) {
+  std::vector<std::string> names;
+  for (const TableSchema& schema : plan.schemas) names.push_back(schema.name);
+  const std::string scope = SqliteSource::ScopeOf(names);
+  for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
+  for (size_t i = 1; i < sources.size(); ++i) {
+    LOCKSTEP_RETURN_IF_ERROR(ExchangeViews(*sources.front(), *sources[i], scope));
+  }
+  for (auto& source : sources) {
+    LOCKSTEP_RETURN_IF_ERROR(source->store()
+                                 .CollectTombstones(clock.NowMillis() - options.retention_ms)
+                                 .status()
+                                 .WithContext(source->path().string()));
+  }
+  for (auto [from, to] : Moves(sources, options)) {
+    LOCKSTEP_RETURN_IF_ERROR(CheckRetention(*from, *to, scope, options.retention_ms));
+  }
+  return Status::Ok();
+}
+
 Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
-           LocalSyncReport& report) {
+           const base::Clock& clock, LocalSyncReport& report) {
+  LOCKSTEP_RETURN_IF_ERROR(Prepare(sources, plan, options, clock));
   for (auto& source : sources) {
     for (const TableSchema& schema : plan.schemas) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, source->Schema(schema.name));
@@ -155,18 +196,9 @@ Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
     }
     LOCKSTEP_RETURN_IF_ERROR(source->Attach(plan.schemas, options.policy));
   }
-  SqliteSource& first = *sources.front();
-  auto move = [&](SqliteSource& from, SqliteSource& to) -> Status {
-    LOCKSTEP_ASSIGN_OR_RETURN(Transfer transfer, Move(from, to, options.batch_size));
+  for (auto [from, to] : Moves(sources, options)) {
+    LOCKSTEP_ASSIGN_OR_RETURN(Transfer transfer, Move(*from, *to, options.batch_size));
     report.transfers.push_back(std::move(transfer));
-    return Status::Ok();
-  };
-  // Through the first database, like a hub: everything flows into it, then out to the others.
-  if (options.direction != Direction::kPush) {
-    for (size_t i = 1; i < sources.size(); ++i) LOCKSTEP_RETURN_IF_ERROR(move(*sources[i], first));
-  }
-  if (options.direction != Direction::kPull) {
-    for (size_t i = 1; i < sources.size(); ++i) LOCKSTEP_RETURN_IF_ERROR(move(first, *sources[i]));
   }
   return Status::Ok();
 }
@@ -215,7 +247,8 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
     // Everything happens inside one transaction per database, rolled back at the end.
     for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->db().Exec("BEGIN IMMEDIATE"));
   }
-  Status status = Run(sources, plan, options, report);
+  if (options.retention_ms <= 0) return InvalidArgument("the retention must be positive");
+  Status status = Run(sources, plan, options, clock, report);
   for (auto& source : sources) {
     if (options.dry_run) {
       (void)source->db().Exec("ROLLBACK");

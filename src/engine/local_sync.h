@@ -23,6 +23,9 @@ struct LocalSyncOptions {
   std::string policy;          // empty: each collection keeps its policy (lww when new)
   bool dry_run = false;        // do everything, then roll every database back
   size_t batch_size = 10'000;  // records per transaction
+  // Tombstones older than this are collected before syncing; a database that has not synced
+  // with another since before the tombstones it collected is refused ("reset required").
+  int64_t retention_ms = 30LL * 24 * 3600 * 1000;
 };
 
 // What moved from one database to another.
@@ -45,10 +48,13 @@ struct LocalSyncReport {
   size_t conflicts() const;
 };
 
-// Syncs `paths` (at least two). The first database must exist; the others are created when
-// missing. Everything is validated before anything is written: a table without a primary key
-// that was asked for, or one whose columns differ between databases, fails with
-// kFailedPrecondition and leaves every file untouched.
+// Syncs `paths` (at least two). Before anything moves, each pair tells each other what it knows
+// of the other (a database restored from an older copy of its file is detected and never reuses
+// a dot, see ReplicaStore::AdoptPeerView), tombstones beyond the retention are collected, and a
+// pair one of which missed collected deletions is refused with kFailedPrecondition. The first
+// database must exist; the others are created when missing. Everything is validated before anything
+// is written: a table without a primary key that was asked for, or one whose columns differ between
+// databases, fails with kFailedPrecondition and leaves every file untouched.
 Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> paths,
                                       const LocalSyncOptions& options, const base::Clock& clock);
 

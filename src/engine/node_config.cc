@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/policy.h"
@@ -116,8 +117,11 @@ Result<int64_t> ParseDuration(std::string_view text) {
   if (unit == "s") scale = 1000;
   if (unit == "m") scale = 60'000;
   if (unit == "h") scale = 3'600'000;
-  if (error != std::errc() || value <= 0 || scale == 0) {
-    return InvalidArgument("'" + std::string(text) + "' is not a duration (500ms, 30s, 5m, 1h)");
+  if (unit == "d") scale = 86'400'000;
+  if (error != std::errc() || value <= 0 || scale == 0 ||
+      value > std::numeric_limits<int64_t>::max() / scale) {
+    return InvalidArgument("'" + std::string(text) +
+                           "' is not a duration (500ms, 30s, 5m, 1h, 30d)");
   }
   return value * scale;
 }
@@ -146,6 +150,11 @@ Result<NodeConfig> LoadNodeConfig(const std::filesystem::path& path) {
     }
   }
   config.listen_plaintext = root["node"]["plaintext"].value_or(false);
+  if (auto retention = root["node"]["retention"].value<std::string>()) {
+    auto parsed = ParseDuration(*retention);
+    if (!parsed.has_value()) return parsed.error().WithContext(path.string() + ": retention");
+    config.retention_ms = *parsed;
+  }
 
   const toml::array* sources = root["source"].as_array();
   if (sources == nullptr || sources->size() != 1 || !sources->front().is_table()) {

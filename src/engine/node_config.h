@@ -32,13 +32,14 @@ struct NodeConfig {
   std::vector<std::string> tables;              // empty: every table with a primary key
   std::map<std::string, std::string> policies;  // collection -> policy spec (core::ParsePolicy)
   std::vector<PeerConfig> peers;
+  int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // [node] retention = "30d": tombstones kept
 };
 
 // Reads and checks a node file. Errors are kInvalidArgument naming the file, the line and what
 // is wrong; relative paths are taken from the file's directory.
 Result<NodeConfig> LoadNodeConfig(const std::filesystem::path& path);
 
-// "500ms", "30s", "5m", "1h" in milliseconds. kInvalidArgument otherwise.
+// "500ms", "30s", "5m", "1h", "30d" in milliseconds. kInvalidArgument otherwise.
 Result<int64_t> ParseDuration(std::string_view text);
 
 }  // namespace lockstep::engine

@@ -1,7 +1,12 @@
 #include "store/metadata_schema.h"
 
+#include <map>
 #include <string>
 #include <vector>
+
+#include "core/codec.h"
+#include "store/bucket_sums.h"
+#include "store/record_item.h"
 
 namespace lockstep::store {
 namespace {
@@ -38,8 +43,69 @@ CREATE TABLE _lockstep_conflicts(
   pending INTEGER NOT NULL);
 )sql";
 
-// Migrations[i] takes the metadata from version i + 1 to version i + 2. Append, never edit.
-const std::vector<std::string_view> kMigrations = {};
+// Version 2: what set reconciliation and tombstone collection need, kept beside each record
+// (record_item.h computes it) and per collection (bucket_sums.h), and the highest dot this store
+// holds of each node, which a restored peer must learn (ReplicaStore::AdoptPeerView).
+constexpr std::string_view kVersion2Tables = R"sql(
+ALTER TABLE _lockstep_records ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE _lockstep_records ADD COLUMN hash BLOB NOT NULL DEFAULT x'';
+ALTER TABLE _lockstep_records ADD COLUMN deleted_ms INTEGER;
+ALTER TABLE _lockstep_cursors ADD COLUMN synced_ms INTEGER;
+CREATE TABLE _lockstep_buckets(id INTEGER PRIMARY KEY, sums BLOB NOT NULL);
+CREATE TABLE _lockstep_node_dots(node BLOB PRIMARY KEY, counter INTEGER NOT NULL) WITHOUT ROWID;
+)sql";
+
+// Made after the columns are filled in, so that filling them moves no index entry.
+constexpr std::string_view kVersion2Indexes = R"sql(
+CREATE INDEX _lockstep_records_by_position ON _lockstep_records(collection, position, key, hash);
+CREATE INDEX _lockstep_tombstones ON _lockstep_records(deleted_ms) WHERE deleted_ms IS NOT NULL;
+)sql";
+
+Status MigrateTo2(SqliteDb& db) {
+  LOCKSTEP_RETURN_IF_ERROR(db.Exec(kVersion2Tables));
+  std::map<core::NodeId, uint64_t> highest_dots;
+  {
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement scan,
+                              db.Prepare("SELECT collection, key, record FROM _lockstep_records"));
+    // Only the row being read is updated, and only columns no index holds yet: the scan is safe.
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        Statement update,
+        db.Prepare("UPDATE _lockstep_records SET position = ?, hash = ?, deleted_ms = ? "
+                   "WHERE collection = ? AND key = ?"));
+    for (;;) {
+      LOCKSTEP_ASSIGN_OR_RETURN(bool row, scan.Step());
+      if (!row) break;
+      const std::string_view key = scan.ColumnBlob(1);
+      const std::string_view encoding = scan.ColumnBlob(2);
+      LOCKSTEP_ASSIGN_OR_RETURN(core::Record record, core::DecodeRecord(encoding));
+      for (const auto& [node, counter] : record.vv().entries()) {
+        uint64_t& highest = highest_dots[node];
+        highest = std::max(highest, counter);
+      }
+      const RecordItem item = ItemOf(key, encoding);
+      update.BindInt(1, PositionColumn(item.position)).BindBlob(2, HashColumn(item.hash));
+      if (auto deleted = TombstoneMillis(record); deleted.has_value()) update.BindInt(3, *deleted);
+      LOCKSTEP_RETURN_IF_ERROR(update.BindInt(4, scan.ColumnInt(0)).BindBlob(5, key).Run());
+    }
+  }
+  LOCKSTEP_RETURN_IF_ERROR(db.Exec(kVersion2Indexes));
+  LOCKSTEP_RETURN_IF_ERROR(BucketSums::Rebuild(db));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement dots,
+                            db.Prepare("INSERT INTO _lockstep_node_dots VALUES (?, ?)"));
+  for (const auto& [node, counter] : highest_dots) {
+    LOCKSTEP_RETURN_IF_ERROR(
+        dots.BindBlob(1, std::string_view(reinterpret_cast<const char*>(node.bytes.data()),
+                                          node.bytes.size()))
+            .BindInt(2, static_cast<int64_t>(counter))
+            .Run());
+  }
+  return Status::Ok();
+}
+
+// Migrations[i] takes the metadata from version i + 1 to version i + 2. Append, never edit. A
+// new store is made at version 1 and migrated, so that there is one definition of each version.
+using Migration = Status (*)(SqliteDb&);
+const std::vector<Migration> kMigrations = {MigrateTo2};
 
 Result<int64_t> ReadVersion(SqliteDb& db) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
@@ -63,6 +129,12 @@ Result<bool> HasMetadata(SqliteDb& db) {
   return stmt.Step();
 }
 
+Result<int64_t> MetadataVersion(SqliteDb& db) {
+  LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
+  if (!installed) return int64_t{0};
+  return ReadVersion(db);
+}
+
 Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db) {
   std::map<std::string, std::string> policies;
   LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
@@ -79,11 +151,12 @@ Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db) {
 
 Status InstallMetadata(SqliteDb& db) {
   LOCKSTEP_ASSIGN_OR_RETURN(bool installed, HasMetadata(db));
+  int64_t version = 1;
   if (!installed) {
     LOCKSTEP_RETURN_IF_ERROR(db.Exec(kVersion1));
-    return WriteVersion(db, kMetadataVersion);
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(version, ReadVersion(db));
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, ReadVersion(db));
   if (version > kMetadataVersion) {
     return FailedPrecondition("metadata version " + std::to_string(version) +
                               " was written by a newer lockstep (this one knows up to " +
@@ -91,9 +164,26 @@ Status InstallMetadata(SqliteDb& db) {
   }
   if (version < 1) return DataLoss("metadata version " + std::to_string(version) + " is invalid");
   for (int64_t v = version; v < kMetadataVersion; ++v) {
-    LOCKSTEP_RETURN_IF_ERROR(db.Exec(kMigrations[static_cast<size_t>(v - 1)]));
+    LOCKSTEP_RETURN_IF_ERROR(kMigrations[static_cast<size_t>(v - 1)](db).WithContext(
+        "migrating lockstep metadata to version " + std::to_string(v + 1)));
   }
-  return version == kMetadataVersion ? Status::Ok() : WriteVersion(db, kMetadataVersion);
+  return installed && version == kMetadataVersion ? Status::Ok()
+                                                  : WriteVersion(db, kMetadataVersion);
+}
+
+Result<std::optional<Value>> ReadMeta(SqliteDb& db, std::string_view name) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db.Prepare("SELECT value FROM _lockstep_meta WHERE name = ?"));
+  stmt.BindText(1, name);
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<Value>();
+  return std::optional<Value>(stmt.Column(0));
+}
+
+Status WriteMeta(SqliteDb& db, std::string_view name, const Value& value) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES (?, ?)"));
+  return stmt.BindText(1, name).Bind(2, value).Run();
 }
 
 Status DropMetadata(SqliteDb& db) {

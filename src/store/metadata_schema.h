@@ -1,29 +1,36 @@
 // The `_lockstep_*` tables that hold the replica store inside a user's SQLite database, and the
 // migrations between their versions.
 //
-//   _lockstep_meta(name, value)            node id, log epoch, dot counter, seq, last HLC, version
+//   _lockstep_meta(name, value)            node id, log epoch, dot counter, seq, last HLC, version,
+//                                          the tombstone collection horizon (gc_seq, gc_ms)
 //   _lockstep_collections(id, name, policy, create_sql)   the synced tables
-//   _lockstep_records(collection, key, seq, record, field_seqs, origin)
+//   _lockstep_records(collection, key, seq, record, field_seqs, origin, position, hash, deleted_ms)
 //       one row per record ever seen, deleted ones included (they are the tombstones); `record` is
 //       the canonical encoding (core/codec.h), `field_seqs` the seq at which each field last
 //       changed (varints, in field order), `seq` their maximum. Read in seq order, this table is
 //       the change log, compacted to the latest state of each record. `origin` names the peer
 //       (in _lockstep_peers) whose state the record took verbatim in its last change (NULL after a
 //       local write or a merge that combined both sides): that peer has it, so it is not sent back.
+//       `position` and `hash` are the record's reconciliation item (record_item.h), listed by
+//       position by an index; `deleted_ms` is when a tombstone was deleted (NULL for live records).
+//   _lockstep_buckets(id, sums)            item counts and hash sums per bucket (bucket_sums.h)
+//   _lockstep_node_dots(node, counter)     the highest dot counter held of each node
 //   _lockstep_peers(id, node)              small numbers for the node ids of peers
-//   _lockstep_cursors(peer, epoch, seq)    how far this store has merged each peer's change log
+//   _lockstep_cursors(peer, epoch, seq, synced_ms)   how far (and when last) this store has merged
+//                                          each peer's change log
 //   _lockstep_conflicts(...)               every losing value with its node and time
 //   _lockstep_capture_<table>(id, ts, k0..kn)  keys captured by triggers, waiting to be stamped
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "store/sqlite_db.h"
 
 namespace lockstep::store {
 
-inline constexpr int kMetadataVersion = 1;
+inline constexpr int kMetadataVersion = 2;
 
 // Creates the metadata tables when missing, or migrates them to kMetadataVersion. Fails with
 // kFailedPrecondition when they were made by a newer Lockstep. REQUIRES: inside a transaction.
@@ -31,10 +38,16 @@ Status InstallMetadata(SqliteDb& db);
 
 // True when `db` holds Lockstep metadata.
 Result<bool> HasMetadata(SqliteDb& db);
+// The version of `db`'s metadata, 0 when it has none. Reads only.
+Result<int64_t> MetadataVersion(SqliteDb& db);
 
 // The conflict policy of each registered collection, by name; empty when `db` has no metadata.
 // Reads only.
 Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db);
+
+// One entry of `_lockstep_meta`: its value, or nullopt when missing.
+Result<std::optional<Value>> ReadMeta(SqliteDb& db, std::string_view name);
+Status WriteMeta(SqliteDb& db, std::string_view name, const Value& value);
 
 // Drops every `_lockstep_` table and trigger, leaving the user's tables untouched.
 Status DropMetadata(SqliteDb& db);

@@ -6,6 +6,7 @@
 #include "base/bytes.h"
 #include "core/codec.h"
 #include "store/metadata_schema.h"
+#include "store/record_item.h"
 
 namespace lockstep::store {
 namespace {
@@ -47,22 +48,13 @@ Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs
   return stored;
 }
 
-Status SetMeta(SqliteDb& db, std::string_view name, const Value& value) {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES (?, ?)"));
-  return stmt.BindText(1, name).Bind(2, value).Run();
-}
-
-Result<std::optional<Value>> GetMeta(SqliteDb& db, std::string_view name) {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db.Prepare("SELECT value FROM _lockstep_meta WHERE name = ?"));
-  stmt.BindText(1, name);
-  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return std::optional<Value>();
-  return std::optional<Value>(stmt.Column(0));
-}
-
 }  // namespace
+
+int64_t ReplicaStore::NewEpoch() {
+  // Random, so that a cursor into any other epoch of this log is recognised as void.
+  std::random_device random;
+  return static_cast<int64_t>((uint64_t{random()} << 32 | random()) >> 1);
+}
 
 Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
                                                          const base::Clock& physical) {
@@ -78,21 +70,41 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
   return store;
 }
 
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::OpenReadOnly(SqliteDb& db,
+                                                                 const base::Clock& physical) {
+  LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, MetadataVersion(db));
+  if (version == 0) {
+    return NotFound(db.path().string() + " has no lockstep metadata: it was never synced");
+  }
+  if (version != kMetadataVersion) {
+    return FailedPrecondition(db.path().string() + " has lockstep metadata version " +
+                              std::to_string(version) + ", this lockstep reads version " +
+                              std::to_string(kMetadataVersion) +
+                              (version < kMetadataVersion ? " (a sync upgrades it)" : ""));
+  }
+  // LoadIdentity writes only when the store has no identity yet.
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, ReadMeta(db, "node"));
+  if (!node.has_value()) return DataLoss(db.path().string() + " has no node id");
+  std::unique_ptr<ReplicaStore> store(new ReplicaStore(db, physical));
+  LOCKSTEP_RETURN_IF_ERROR(store->LoadIdentity().WithContext(db.path().string()));
+  return store;
+}
+
 Status ReplicaStore::LoadIdentity() {
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, GetMeta(db_, "node"));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, ReadMeta(db_, "node"));
   if (!node.has_value()) {
     std::random_device random;
     for (auto& byte : node_.bytes) byte = static_cast<uint8_t>(random());
-    epoch_ = static_cast<int64_t>((uint64_t{random()} << 32 | random()) >> 1);
-    LOCKSTEP_RETURN_IF_ERROR(SetMeta(db_, "node", Value::Bytes(std::string(AsBytes(node_)))));
-    LOCKSTEP_RETURN_IF_ERROR(SetMeta(db_, "epoch", Value::Int(epoch_)));
+    epoch_ = NewEpoch();
+    LOCKSTEP_RETURN_IF_ERROR(WriteMeta(db_, "node", Value::Bytes(std::string(AsBytes(node_)))));
+    LOCKSTEP_RETURN_IF_ERROR(WriteMeta(db_, "epoch", Value::Int(epoch_)));
     return LoadCounters();
   }
   if (node->type() != ValueType::kBlob || node->as_blob().size() != node_.bytes.size()) {
     return DataLoss("stored node id is malformed");
   }
   node_ = core::NodeId::FromBytes(node->as_blob());
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> epoch, GetMeta(db_, "epoch"));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> epoch, ReadMeta(db_, "epoch"));
   if (!epoch.has_value() || epoch->type() != ValueType::kInt) {
     return DataLoss("stored log epoch is malformed");
   }
@@ -141,8 +153,17 @@ Status ReplicaStore::BeginWrite() {
   return loaded;
 }
 
+Status ReplicaStore::FlushWrites() {
+  if (sqlite3_get_autocommit(db_.handle()) != 0) return Status::Ok();
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  LOCKSTEP_RETURN_IF_ERROR(sums_.Flush());
+  return FlushHighestDots();
+}
+
 Status ReplicaStore::Commit() {
   Status status = FlushPuts();
+  if (status.ok()) status = sums_.Flush();
+  if (status.ok()) status = FlushHighestDots();
   if (status.ok() && node_ != core::NodeId{}) status = SaveCounters();
   if (status.ok()) status = db_.Exec(in_savepoint_ ? "RELEASE lockstep_write" : "COMMIT");
   if (!status.ok()) {
@@ -154,6 +175,8 @@ Status ReplicaStore::Commit() {
 
 void ReplicaStore::Rollback() {
   pending_.clear();
+  sums_.Discard();
+  dirty_dots_.clear();
   // Errors are ignored on purpose: a failed rollback leaves SQLite's own rollback on close.
   (void)db_.Exec(in_savepoint_ ? "ROLLBACK TO lockstep_write; RELEASE lockstep_write" : "ROLLBACK");
 }
@@ -240,6 +263,23 @@ Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::s
   return std::optional<StoredRecord>(std::move(*stored));
 }
 
+Status ReplicaStore::ForEachRecord(int64_t collection,
+                                   const std::function<Status(const StoredRecord&)>& visit) {
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT record, field_seqs, seq FROM _lockstep_records "
+                                        "WHERE collection = ? ORDER BY key"));
+  stmt.BindInt(1, collection);
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Status::Ok();
+    LOCKSTEP_ASSIGN_OR_RETURN(StoredRecord stored,
+                              DecodeStored(stmt.ColumnBlob(0), stmt.ColumnBlob(1),
+                                           static_cast<uint64_t>(stmt.ColumnInt(2))));
+    LOCKSTEP_RETURN_IF_ERROR(visit(stored));
+  }
+}
+
 Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
   LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
   LOCKSTEP_ASSIGN_OR_RETURN(
@@ -264,12 +304,22 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   }
   stored.seq = seq;
   if (encoding.empty()) encoding = core::EncodeRecord(stored.record);
+  const std::string& key = stored.record.key();
+  // The bucket sums lose the record's old item and gain its new one.
+  if (!stored.encoded.empty()) sums_.Subtract(collection, ItemOf(key, stored.encoded));
+  const RecordItem item = ItemOf(key, encoding);
+  sums_.Add(collection, item);
+  NoteDots(stored.record.vv());
+  stored.encoded = encoding;
   PendingPut put{collection,
-                 stored.record.key(),
+                 key,
                  seq,
                  std::move(encoding),
                  EncodeSeqs(stored.field_seqs, seq),
-                 std::nullopt};
+                 std::nullopt,
+                 PositionColumn(item.position),
+                 HashColumn(item.hash),
+                 TombstoneMillis(stored.record)};
   if (origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
   }
@@ -284,18 +334,22 @@ Status ReplicaStore::FlushPuts() {
   while (done < pending_.size()) {
     const size_t rows = pending_.size() - done >= kPutBatch ? kPutBatch : 1;
     std::unique_ptr<Statement>& slot = rows == kPutBatch ? put_many_ : put_;
-    std::string sql = "INSERT OR REPLACE INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?)";
-    for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?)";
+    constexpr int kColumns = 9;
+    std::string sql = "INSERT OR REPLACE INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, Cached(slot, sql));
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
-      const int base = static_cast<int>(i * 6);
+      const int base = static_cast<int>(i) * kColumns;
       stmt->BindInt(base + 1, put.collection)
           .BindBlob(base + 2, put.key)
           .BindInt(base + 3, static_cast<int64_t>(put.seq))
           .BindBlob(base + 4, put.record)
-          .BindBlob(base + 5, put.seqs);
+          .BindBlob(base + 5, put.seqs)
+          .BindInt(base + 7, put.position)
+          .BindBlob(base + 8, put.hash);
       if (put.origin.has_value()) stmt->BindInt(base + 6, *put.origin);
+      if (put.deleted_ms.has_value()) stmt->BindInt(base + 9, *put.deleted_ms);
     }
     Status status = stmt->Run();
     if (!status.ok()) {
@@ -402,16 +456,27 @@ Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer,
 Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
                                const Cursor& cursor) {
   LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement stmt, db_.Prepare("INSERT OR REPLACE INTO _lockstep_cursors VALUES (?, ?, ?)"));
+      Statement stmt, db_.Prepare("INSERT OR REPLACE INTO _lockstep_cursors VALUES (?, ?, ?, ?)"));
   return stmt.BindBlob(1, CursorKey(peer, scope))
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
+      .BindInt(4, physical_.NowMillis())
       .Run();
+}
+
+Result<std::optional<int64_t>> ReplicaStore::CursorSyncedAt(const core::NodeId& peer,
+                                                            std::string_view scope) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT synced_ms FROM _lockstep_cursors WHERE peer = ?"));
+  stmt.BindBlob(1, CursorKey(peer, scope));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row || stmt.ColumnIsNull(0)) return std::optional<int64_t>();
+  return std::optional<int64_t>(stmt.ColumnInt(0));
 }
 
 Result<std::optional<core::NodeId>> ReplicaStore::ListenerAt(std::string_view url) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node,
-                            GetMeta(db_, "listener " + std::string(url)));
+                            ReadMeta(db_, "listener " + std::string(url)));
   if (!node.has_value() || node->type() != ValueType::kBlob || node->as_blob().size() != 16) {
     return std::optional<core::NodeId>();
   }
@@ -419,7 +484,7 @@ Result<std::optional<core::NodeId>> ReplicaStore::ListenerAt(std::string_view ur
 }
 
 Status ReplicaStore::RememberListener(std::string_view url, const core::NodeId& node) {
-  return SetMeta(db_, "listener " + std::string(url), Value::Bytes(std::string(AsBytes(node))));
+  return WriteMeta(db_, "listener " + std::string(url), Value::Bytes(std::string(AsBytes(node))));
 }
 
 Status ReplicaStore::LogConflict(const std::string& collection, const core::Conflict& conflict) {

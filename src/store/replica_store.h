@@ -15,6 +15,7 @@
 #include "core/hybrid_clock.h"
 #include "core/merge.h"
 #include "core/record.h"
+#include "store/bucket_sums.h"
 #include "store/sqlite_db.h"
 
 namespace lockstep::store {
@@ -25,7 +26,10 @@ struct StoredRecord {
   core::Record record;
   std::vector<uint64_t> field_seqs;
   uint64_t seq = 0;
-  std::string encoded;  // the record's canonical encoding as read, empty when not read
+  // The record's canonical encoding as this store holds it, empty when the store does not hold
+  // the record (or it was not read). Put() subtracts the item of this encoding from the bucket
+  // sums, so it must be the stored one: a record from Get() keeps it while it is changed.
+  std::string encoded;
 };
 
 struct Collection {
@@ -73,6 +77,11 @@ class ReplicaStore {
   // Opens the store in `db`, creating its metadata and identity (a random node id and log epoch)
   // when missing. `physical` must outlive the store.
   static Result<std::unique_ptr<ReplicaStore>> Open(SqliteDb& db, const base::Clock& physical);
+  // Opens an existing store without writing anything (`db` may be read-only): kNotFound when
+  // `db` has no Lockstep metadata, kFailedPrecondition when its metadata is of another version
+  // (an older one is migrated by the next sync). Only reads may be made through it.
+  static Result<std::unique_ptr<ReplicaStore>> OpenReadOnly(SqliteDb& db,
+                                                            const base::Clock& physical);
 
   const core::NodeId& node() const { return node_; }
   int64_t epoch() const { return epoch_; }
@@ -97,6 +106,8 @@ class ReplicaStore {
   Status SetPolicy(int64_t collection, const std::string& policy);
 
   Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
+  // Calls `visit` with every record of `collection` (tombstones included), in key order.
+  Status ForEachRecord(int64_t collection, const std::function<Status(const StoredRecord&)>& visit);
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
@@ -113,11 +124,63 @@ class ReplicaStore {
   Result<ChangePage> ChangesAfter(uint64_t after, size_t limit, const core::NodeId* skip_origin);
   uint64_t last_seq() const { return seq_; }
 
+  // ---- what reconciliation reads (store_item_set.h) -------------------------------------------
+
+  // Hands everything this write has accumulated (records, bucket sums, highest dots) to SQLite,
+  // so that reads of the item columns and bucket sums see it. Does nothing outside a write.
+  Status FlushWrites();
+  BucketSums& bucket_sums() { return sums_; }
+
+  // ---- restore detection -----------------------------------------------------------------------
+
+  // The highest dot counter of `node` held in this store's records (0 when none). A peer
+  // compares what it holds of itself with its own counter: see AdoptPeerView.
+  Result<uint64_t> HighestDotOf(const core::NodeId& node);
+  uint64_t dot_counter() const { return dot_counter_; }
+
+  // Takes in what `peer` knows of this store: the highest dot of this node it holds and its
+  // cursor into this store's log. When the peer holds a dot above this store's counter, or its
+  // cursor (of this epoch) points past the end of this store's log, this store was restored from
+  // an older copy of its file: its counter jumps to the peer's highest dot, so that no dot a peer
+  // has seen is issued again, and a new log epoch starts, so that every peer's cursor of it is
+  // void and falls back to reconciliation. Returns whether it did. Call it before stamping the
+  // writes users made since the restore, so that they get fresh dots. REQUIRES: not in a write.
+  Result<bool> AdoptPeerView(const core::NodeId& peer, uint64_t highest_dot_of_me,
+                             std::optional<Cursor> peer_cursor_of_me);
+
+  // Forgets that records came verbatim from `peer`, so that they are sent back to it: `peer` was
+  // restored from an older copy and no longer holds them. Call it when `peer`'s log epoch is not
+  // the one this store's cursor of it names. REQUIRES: not in a write.
+  Status ForgetOrigin(const core::NodeId& peer);
+
+  // ---- retention -------------------------------------------------------------------------------
+
+  // How far tombstone collection has gone: tombstones up to log seq `seq`, deleted up to
+  // `millis`, may be gone. Zero when none ever was collected.
+  struct GcHorizon {
+    uint64_t seq = 0;
+    int64_t millis = 0;
+  };
+  Result<GcHorizon> Horizon();
+  // Removes the tombstones (records deleted under every policy) deleted before
+  // `deleted_before_ms` and moves the horizon past them. Returns how many went. REQUIRES: not in
+  // a write.
+  Result<size_t> CollectTombstones(int64_t deleted_before_ms);
+  // Whether a peer, whose cursor into this store's log is `peer_cursor_of_me` and who last merged
+  // it at `peer_synced_ms`, may have missed a deletion whose tombstone is gone: it must be reset
+  // rather than synced. A peer that never synced with this store (no cursor) has nothing to
+  // resurrect from this store's past and is not refused.
+  Result<bool> PeerNeedsReset(std::optional<Cursor> peer_cursor_of_me,
+                              std::optional<int64_t> peer_synced_ms);
+
   // Cursors are kept per peer and per set of collections (`scope`, their sorted names joined by
   // commas): records of collections outside the set are skipped, so a cursor says nothing about
   // them, and syncing another set later starts that set from the beginning.
   Result<std::optional<Cursor>> GetCursor(const core::NodeId& peer, std::string_view scope);
+  // Also notes when, by this store's clock, as the time of the last sync with `peer`.
   Status SetCursor(const core::NodeId& peer, std::string_view scope, const Cursor& cursor);
+  // When the cursor for `peer` and `scope` was last set (Unix ms), if known.
+  Result<std::optional<int64_t>> CursorSyncedAt(const core::NodeId& peer, std::string_view scope);
 
   // The node that answered at `url` last time, so that a dialer can name its cursor before the
   // listener has introduced itself.
@@ -132,10 +195,13 @@ class ReplicaStore {
 
  private:
   ReplicaStore(SqliteDb& db, const base::Clock& physical)
-      : db_(db), physical_(physical), clock_(physical) {}
+      : db_(db), physical_(physical), clock_(physical), sums_(db) {}
+  static int64_t NewEpoch();
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
+  Status FlushHighestDots();
+  void NoteDots(const core::VersionVector& vv);
   Result<ChangePage> ReadChanges(uint64_t after, size_t limit, std::optional<int64_t> skip);
   Status LoadIdentity();
   Status LoadCounters();
@@ -165,15 +231,22 @@ class ReplicaStore {
     std::string record;
     std::string seqs;
     std::optional<int64_t> origin;
+    int64_t position;
+    std::string hash;
+    std::optional<int64_t> deleted_ms;
   };
   static constexpr size_t kPutBatch = 64;
   std::vector<PendingPut> pending_;
+  // Changes to the bucket sums and the highest dots held, written at Commit().
+  BucketSums sums_;
+  std::vector<core::VersionVector::Entry> dirty_dots_;
 
   std::unique_ptr<Statement> get_;
   std::unique_ptr<Statement> put_;
   std::unique_ptr<Statement> put_many_;
   std::unique_ptr<Statement> changes_;
   std::unique_ptr<Statement> conflict_;
+  std::unique_ptr<Statement> note_dot_;
 };
 
 }  // namespace lockstep::store

@@ -1,5 +1,9 @@
 #include "connectors/sqlite/capture.h"
 
+#include <set>
+
+#include "core/key.h"
+
 namespace lockstep::connectors::sqlite {
 namespace {
 
@@ -31,6 +35,29 @@ std::string Insert(const std::string& capture, const TableSchema& schema, std::s
 }  // namespace
 
 std::string CaptureTableName(const std::string& table) { return "_lockstep_capture_" + table; }
+
+Result<std::vector<std::string>> CapturedKeys(store::SqliteDb& db, const std::string& table) {
+  LOCKSTEP_ASSIGN_OR_RETURN(store::Statement exists,
+                            db.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                       "name = ?"));
+  exists.BindText(1, CaptureTableName(table));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool found, exists.Step());
+  std::vector<std::string> keys;
+  if (!found) return keys;
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      store::Statement stmt,
+      db.Prepare("SELECT * FROM " + QuoteIdentifier(CaptureTableName(table)) + " ORDER BY id"));
+  std::set<std::string> seen;
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    std::vector<Value> key;
+    for (int i = 2; i < stmt.column_count(); ++i) key.push_back(stmt.Column(i));  // id, ts, k0..
+    std::string encoded = core::EncodeKey(key);
+    if (seen.insert(encoded).second) keys.push_back(std::move(encoded));
+  }
+  return keys;
+}
 
 Status InstallCapture(store::SqliteDb& db, const TableSchema& schema) {
   const std::string capture = QuoteIdentifier(CaptureTableName(schema.name));

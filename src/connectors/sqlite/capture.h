@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "connectors/sqlite/table_schema.h"
 #include "store/sqlite_db.h"
@@ -14,6 +15,10 @@
 namespace lockstep::connectors::sqlite {
 
 std::string CaptureTableName(const std::string& table);
+
+// The distinct keys (encoded, core/key.h) captured in `table` and not stamped yet: rows users
+// changed since the last sync. Empty when the table has no capture. Reads only.
+Result<std::vector<std::string>> CapturedKeys(store::SqliteDb& db, const std::string& table);
 
 // Creates the capture table and the three triggers when missing. REQUIRES: inside a transaction.
 Status InstallCapture(store::SqliteDb& db, const TableSchema& schema);

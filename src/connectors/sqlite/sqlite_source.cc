@@ -161,8 +161,16 @@ Status SqliteSource::StampPending() {
 }
 
 std::string SqliteSource::CursorScope() const {
+  std::vector<std::string> names;
+  for (const auto& [name, table] : tables_) names.push_back(name);
+  return ScopeOf(names);
+}
+
+std::string SqliteSource::ScopeOf(std::vector<std::string> tables) {
+  std::sort(tables.begin(), tables.end());
+  tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
   std::string scope;
-  for (const auto& [name, table] : tables_) scope += (scope.empty() ? "" : ",") + name;
+  for (const std::string& name : tables) scope += (scope.empty() ? "" : ",") + name;
   return scope;
 }
 

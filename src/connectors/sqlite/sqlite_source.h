@@ -64,6 +64,8 @@ class SqliteSource {
 
   // The names of the synced tables, sorted and joined by commas: the scope of cursors.
   std::string CursorScope() const;
+  // The scope that syncing `tables` will have, known before they are attached.
+  static std::string ScopeOf(std::vector<std::string> tables);
 
   // The synced table called `name`, or nullptr.
   SyncedTable* Table(const std::string& name);

@@ -1,0 +1,27 @@
+// `lockstep reset DB PEER.db`: rebuilds DB's metadata from a peer after DB was refused as "reset
+// required" (away longer than the peer's tombstone retention). DB ends with the peer's state plus
+// its own writes the peer had not seen, re-stamped as new writes and sent to the peer; rows the
+// peer deleted are not resurrected.
+#pragma once
+
+#include <filesystem>
+
+#include "base/clock.h"
+#include "lockstep/status.h"
+
+namespace lockstep::engine {
+
+struct ResetReport {
+  size_t kept_writes = 0;   // DB's unsynced inserts and updates, re-stamped and sent
+  size_t kept_deletes = 0;  // DB's unsynced deletes, re-stamped and sent
+  size_t tables = 0;
+};
+
+// Which of DB's writes are unsynced is decided by the highest dot of DB the peer holds: a write
+// of DB's node with a higher dot never reached the peer. DB keeps its tables' schemas; its node
+// gets a new identity, so no dot it issued before can be issued again.
+Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
+                                  const std::filesystem::path& peer, int64_t retention_ms,
+                                  const base::Clock& clock);
+
+}  // namespace lockstep::engine

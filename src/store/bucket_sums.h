@@ -1,0 +1,57 @@
+// The per-bucket sums of a collection's items (record_item.h), kept in `_lockstep_buckets` and
+// changed one item at a time. A write accumulates its changes per dirty bucket in memory and
+// writes each touched row once, at Flush(): an apply of many records pays one read and one write
+// per dirty row of 128 buckets, not per record.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "reconcile/item.h"
+#include "store/record_item.h"
+#include "store/sqlite_db.h"
+
+namespace lockstep::store {
+
+// Buckets are stored 128 to a row (3 KiB, within one SQLite page), the row numbered
+// `collection * 512 + bucket / 128`.
+inline constexpr uint32_t kBucketsPerRow = 128;
+inline constexpr uint32_t kRowsPerCollection = kBucketCount / kBucketsPerRow;
+
+// Not thread-safe; lives as long as its connection.
+class BucketSums {
+ public:
+  explicit BucketSums(SqliteDb& db) : db_(db) {}
+
+  void Add(int64_t collection, const RecordItem& item);
+  void Subtract(int64_t collection, const RecordItem& item);
+  bool dirty() const { return !deltas_.empty(); }
+
+  // Writes the accumulated changes. REQUIRES: inside a transaction.
+  Status Flush();
+  // Forgets the accumulated changes: their transaction is rolled back.
+  void Discard() { deltas_.clear(); }
+
+  // The sum of buckets first..last (inclusive) of `collection`, as written (not counting changes
+  // not yet flushed).
+  Result<reconcile::RangeSummary> Read(int64_t collection, uint32_t first, uint32_t last);
+
+  // Recomputes every bucket of every collection from the records' item columns: the migration
+  // to metadata version 2. REQUIRES: inside a transaction.
+  static Status Rebuild(SqliteDb& db);
+
+ private:
+  using Row = std::array<reconcile::RangeSummary, kBucketsPerRow>;
+  Row& DeltaRow(int64_t collection, uint32_t bucket);
+
+  SqliteDb& db_;
+  std::unordered_map<int64_t, Row> deltas_;  // by row number
+  std::unique_ptr<Statement> read_;
+  std::unique_ptr<Statement> write_;
+  std::unique_ptr<Statement> erase_;
+  std::unique_ptr<Statement> range_;
+};
+
+}  // namespace lockstep::store

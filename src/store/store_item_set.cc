@@ -1,0 +1,121 @@
+#include "store/store_item_set.h"
+
+#include <limits>
+#include <optional>
+
+#include "store/record_item.h"
+
+namespace lockstep::store {
+namespace {
+
+// A range as inclusive bounds, or nullopt when it is empty.
+std::optional<std::pair<uint64_t, uint64_t>> Bounds(const reconcile::PositionRange& range) {
+  if (range.to_end) return std::make_pair(range.begin, std::numeric_limits<uint64_t>::max());
+  if (range.end <= range.begin) return std::nullopt;
+  return std::make_pair(range.begin, range.end - 1);
+}
+
+constexpr uint64_t kBucketSpan = uint64_t{1} << kBucketShift;
+
+uint64_t BucketLast(uint32_t bucket) { return BucketStart(bucket) + (kBucketSpan - 1); }
+
+Result<Statement*> Prepared(SqliteDb& db, std::unique_ptr<Statement>& slot, std::string_view sql) {
+  if (!slot) {
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+    slot = std::make_unique<Statement>(std::move(stmt));
+  }
+  return slot.get();
+}
+
+}  // namespace
+
+Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t last) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Prepared(store_.db(), sum_items_,
+                                     "SELECT hash FROM _lockstep_records "
+                                     "WHERE collection = ? AND position BETWEEN ? AND ?"));
+  stmt->BindInt(1, collection_).BindInt(2, PositionColumn(first)).BindInt(3, PositionColumn(last));
+  reconcile::RangeSummary summary;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.has_value()) return row.error();
+    if (!*row) break;
+    auto hash = HashFromColumn(stmt->ColumnBlob(0));
+    if (!hash.has_value()) {
+      stmt->Reset();
+      return hash.error();
+    }
+    summary.Add(*hash);
+  }
+  stmt->Reset();
+  return summary;
+}
+
+Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::PositionRange& range) {
+  LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  const auto bounds = Bounds(range);
+  if (!bounds.has_value()) return reconcile::RangeSummary{};
+  const auto [first, last] = *bounds;
+  const uint32_t first_bucket = BucketOf(first);
+  const uint32_t last_bucket = BucketOf(last);
+  const bool whole_first = first == BucketStart(first_bucket);
+  const bool whole_last = last == BucketLast(last_bucket);
+  if (first_bucket == last_bucket) {
+    if (whole_first && whole_last) {
+      return store_.bucket_sums().Read(collection_, first_bucket, first_bucket);
+    }
+    return SumItems(first, last);
+  }
+  reconcile::RangeSummary total;
+  uint32_t from = first_bucket;
+  uint32_t to = last_bucket;
+  if (!whole_first) {
+    LOCKSTEP_ASSIGN_OR_RETURN(reconcile::RangeSummary edge,
+                              SumItems(first, BucketLast(first_bucket)));
+    total.Add(edge);
+    ++from;
+  }
+  if (!whole_last) {
+    LOCKSTEP_ASSIGN_OR_RETURN(reconcile::RangeSummary edge,
+                              SumItems(BucketStart(last_bucket), last));
+    total.Add(edge);
+    --to;
+  }
+  if (from <= to) {
+    LOCKSTEP_ASSIGN_OR_RETURN(reconcile::RangeSummary middle,
+                              store_.bucket_sums().Read(collection_, from, to));
+    total.Add(middle);
+  }
+  return total;
+}
+
+Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::PositionRange& range) {
+  LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  std::vector<reconcile::Item> items;
+  const auto bounds = Bounds(range);
+  if (!bounds.has_value()) return items;
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Prepared(store_.db(), items_,
+               "SELECT position, key, hash FROM _lockstep_records "
+               "WHERE collection = ? AND position BETWEEN ? AND ? ORDER BY position, key"));
+  stmt->BindInt(1, collection_)
+      .BindInt(2, PositionColumn(bounds->first))
+      .BindInt(3, PositionColumn(bounds->second));
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.has_value()) return row.error();
+    if (!*row) break;
+    auto hash = HashFromColumn(stmt->ColumnBlob(2));
+    if (!hash.has_value()) {
+      stmt->Reset();
+      return hash.error();
+    }
+    items.push_back(
+        {PositionFromColumn(stmt->ColumnInt(0)), std::string(stmt->ColumnBlob(1)), *hash});
+  }
+  stmt->Reset();
+  return items;
+}
+
+}  // namespace lockstep::store
