@@ -66,9 +66,12 @@ TEST(NetworkReconcileTest, LostCursorsSendOnlyTheDifferencesBothWays) {
   ForgetCursors(a);
   ForgetCursors(hub->db());
 
+  // Set reconciliation sees versions, not which one is newer: each side sends its version of
+  // every record that differs (5 changed by a, 3 by b), and merging keeps the newer.
   const nlohmann::json reconciled = SyncJson(*hub, a, token);
-  EXPECT_EQ(reconciled["sent"], 5) << "a's differences only, not its " << kRows << " records";
-  EXPECT_EQ(reconciled["received"], 3) << "b's differences only";
+  EXPECT_EQ(reconciled["sent"], 8) << "the differences only, not all " << kRows << " records";
+  EXPECT_EQ(reconciled["received"], 8);
+  EXPECT_EQ(reconciled["changed"], 3) << "b's three changes";
   EXPECT_EQ(Dump(a), Dump(hub->db()));
   SyncJson(*hub, b, token);
   EXPECT_EQ(Dump(b), Dump(a));
