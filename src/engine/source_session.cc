@@ -1,6 +1,7 @@
 #include "engine/source_session.h"
 
 #include <algorithm>
+#include <random>
 
 #include "protocol/frame_codec.h"
 
@@ -74,8 +75,96 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
   return schemas;
 }
 
+Result<bool> SourceHandler::HoldsRecords(const std::vector<std::string>& names, bool all) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, source_.store().Collections());
+  for (const store::Collection& c : known) {
+    if (!all && std::find(names.begin(), names.end(), c.name) == names.end()) continue;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> any, source_.store().MaxKey(c.id));
+    if (any.has_value()) return true;
+  }
+  return false;
+}
+
+Status SourceHandler::BeginReconciliation() {
+  // Users' writes so far take part; later ones follow in the log, from `resume_`.
+  LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
+  store::ReplicaStore& store = source_.store();
+  resume_ = {store.epoch(), store.last_seq()};
+  reconcile::Options options;
+  // Fresh per session: what collides by chance in one session almost surely does not in the next.
+  options.session.seed = std::random_device{}() * uint64_t{0x100000000} + std::random_device{}();
+  reconciliation_.emplace(
+      [&store](const std::string& name) -> Result<std::unique_ptr<reconcile::ItemSet>> {
+        LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
+        for (const store::Collection& c : known) {
+          if (c.name == name) return store.ItemSetOf(c.id);
+        }
+        return NotFound("collection '" + name + "' is not held here");
+      },
+      options);
+  return Status::Ok();
+}
+
+void SourceHandler::FinishReconciliation() {
+  if (!reconciliation_.has_value() || !reconciliation_->done()) return;
+  backlog_ = Backlog{reconciliation_->ToSend(), 0};
+  reconciliation_.reset();
+}
+
+Result<std::vector<protocol::Reconcile>> SourceHandler::StartReconcile() {
+  LOCKSTEP_RETURN_IF_ERROR(BeginReconciliation());
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<protocol::Reconcile> steps,
+                            reconciliation_->Start(collections_));
+  FinishReconciliation();
+  return steps;
+}
+
+Result<std::vector<protocol::Reconcile>> SourceHandler::ContinueReconcile(
+    const protocol::Reconcile& step) {
+  if (!reconciliation_.has_value()) {
+    return FailedPrecondition("reconcile step when no reconciliation is under way");
+  }
+  const bool closing = step.last && step.step.empty();
+  if (!closing &&
+      !std::binary_search(collections_.begin(), collections_.end(), step.collection)) {
+    return PermissionDenied("reconcile step for collection '" + step.collection +
+                            "', which this session was not granted");
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<protocol::Reconcile> steps,
+                            reconciliation_->Continue(step));
+  FinishReconciliation();
+  return steps;
+}
+
+Result<protocol::ChangeBatch> SourceHandler::ReadBacklog(size_t limit) {
+  store::ReplicaStore& store = source_.store();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
+  protocol::ChangeBatch batch;
+  size_t bytes = 0;
+  while (backlog_->next < backlog_->records.size() && batch.changes.size() < limit &&
+         bytes < protocol::kBatchTargetBytes) {
+    const auto& [collection, key] = backlog_->records[backlog_->next++];
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const store::Collection& c) { return c.name == collection; });
+    if (it == known.end()) continue;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored, store.Get(it->id, key));
+    if (!stored.has_value()) continue;  // gone since (collected): nothing left to send
+    bytes += stored->encoded.size();
+    batch.changes.push_back({collection, core::RecordDelta{std::move(stored->record), {}}});
+  }
+  // Until the last of them, the peer's cursor stays void (seq 0), so that a session cut short
+  // reconciles again; the last batch moves it to where the log resumes.
+  const bool finished = backlog_->next == backlog_->records.size();
+  batch.end = finished ? resume_ : protocol::Cursor{store.epoch(), 0};
+  if (finished) backlog_.reset();
+  if (!batch.changes.empty()) LOCKSTEP_RETURN_IF_ERROR(source_.db().SyncWal());
+  counts_.sent += batch.changes.size();
+  return batch;
+}
+
 Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor& after,
                                                          size_t limit) {
+  if (backlog_.has_value()) return ReadBacklog(limit);
   LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
   // Users' writes since the last look become writes of this node first.
   LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
@@ -138,6 +227,7 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
   hello.token = token;
   hello.collections = SortedUnique(tables_);
   hello.direction = direction;
+  hello.epoch = store.epoch();
   if (all_tables_) hello.features |= protocol::kFeatureAllCollections;
   LOCKSTEP_ASSIGN_OR_RETURN(hello.schemas, SchemasOf(hello.collections));
   // Our cursor into the listener's log, if we know who answers there.
@@ -147,6 +237,7 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
                               store.GetCursor(*listener, Join(hello.collections)));
     if (cursor.has_value()) hello.cursor = {cursor->epoch, cursor->seq};
   }
+  LOCKSTEP_ASSIGN_OR_RETURN(hello.holds_records, HoldsRecords(hello.collections, all_tables_));
   return hello;
 }
 
@@ -215,9 +306,27 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   welcome.collections = collections_;
   welcome.direction = direction;
   LOCKSTEP_ASSIGN_OR_RETURN(welcome.schemas, SchemasOf(collections_));
+  store::ReplicaStore& store = source_.store();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
-                            source_.store().GetCursor(hello.node, scope_));
+                            store.GetCursor(hello.node, scope_));
   if (cursor.has_value()) welcome.cursor = {cursor->epoch, cursor->seq};
+  welcome.epoch = store.epoch();
+
+  // Reconcile when a cursor this session would use is void and both sides hold records: sending
+  // the whole log instead would cost as much as the collections, whatever the differences.
+  const bool as_asked = std::is_permutation(collections_.begin(), collections_.end(),
+                                            hello.collections.begin(), hello.collections.end());
+  const bool dialer_knows_us = as_asked && hello.cursor.epoch == store.epoch() &&
+                               hello.cursor.seq > 0 && hello.cursor.seq <= store.last_seq();
+  const bool we_know_dialer = cursor.has_value() && cursor->epoch == hello.epoch && cursor->seq > 0;
+  const bool we_send = hello.direction != protocol::Direction::kPush &&
+                       direction != protocol::Direction::kPush;
+  const bool we_receive = hello.direction != protocol::Direction::kPull &&
+                          direction != protocol::Direction::kPull;
+  if (hello.holds_records && ((we_send && !dialer_knows_us) || (we_receive && !we_know_dialer))) {
+    LOCKSTEP_ASSIGN_OR_RETURN(welcome.reconcile, HoldsRecords(collections_, /*all=*/false));
+  }
+  if (welcome.reconcile) LOCKSTEP_RETURN_IF_ERROR(BeginReconciliation());
   return welcome;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "connectors/sqlite/sqlite_source.h"
+#include "engine/session_reconciliation.h"
 #include "protocol/session.h"
 #include "security/tokens.h"
 
@@ -27,6 +28,9 @@ class SourceHandler : public protocol::SessionHandler {
  public:
   Result<protocol::ChangeBatch> ReadChanges(const protocol::Cursor& after, size_t limit) override;
   Status Apply(const protocol::ChangeBatch& batch) override;
+  Result<std::vector<protocol::Reconcile>> StartReconcile() override;
+  Result<std::vector<protocol::Reconcile>> ContinueReconcile(
+      const protocol::Reconcile& step) override;
 
   const SessionCounts& counts() const { return counts_; }
   // Called after a batch from the peer changed something here (a hub wakes its other sessions).
@@ -43,6 +47,27 @@ class SourceHandler : public protocol::SessionHandler {
   virtual Status CheckGrant() { return Status::Ok(); }
   // Schemas of `names` as this source has them, for a peer that lacks them.
   Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
+  // Whether this store holds any record of the collections `names` (with `all`, of any).
+  Result<bool> HoldsRecords(const std::vector<std::string>& names, bool all);
+  // Begins the reconciliation phase: users' writes stamped, and this log's end noted, from
+  // which the log is sent once the records the peer lacks have gone.
+  Status BeginReconciliation();
+
+ private:
+  // After a reconciliation: the records the peer lacks, sent before the log resumes at `resume`.
+  struct Backlog {
+    std::vector<RecordName> records;
+    size_t next = 0;
+  };
+  Result<protocol::ChangeBatch> ReadBacklog(size_t limit);
+  // Ends the reconciliation phase once it is done: its findings become the backlog.
+  void FinishReconciliation();
+
+  std::optional<SessionReconciliation> reconciliation_;
+  protocol::Cursor resume_;  // this log's end when the reconciliation began
+  std::optional<Backlog> backlog_;
+
+ protected:
 
   connectors::sqlite::SqliteSource& source_;
   core::NodeId peer_;
