@@ -28,7 +28,9 @@ Result<std::unique_ptr<connectors::sqlite::SqliteSource>> OpenSource(const NodeC
                                                                      const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(auto source,
                             connectors::sqlite::SqliteSource::Open(config.sqlite, true, clock));
-  LOCKSTEP_RETURN_IF_ERROR(source->Attach({}, ""));  // the store, even before any table exists
+  // Stamping waits for the first handshake (see SqliteSource::Stamping).
+  constexpr auto kLater = connectors::sqlite::SqliteSource::Stamping::kLater;
+  LOCKSTEP_RETURN_IF_ERROR(source->Attach({}, "", kLater));  // the store, even with no table yet
   std::vector<std::string> tables = config.tables;
   if (tables.empty()) {
     LOCKSTEP_ASSIGN_OR_RETURN(tables, connectors::sqlite::ListUserTables(source->db()));
@@ -42,7 +44,7 @@ Result<std::unique_ptr<connectors::sqlite::SqliteSource>> OpenSource(const NodeC
     if (!schema->has_value()) continue;  // it may come from a peer
     auto policy = config.policies.find(table);
     LOCKSTEP_RETURN_IF_ERROR(source->Attach(
-        {&**schema, 1}, policy == config.policies.end() ? std::string() : policy->second));
+        {&**schema, 1}, policy == config.policies.end() ? std::string() : policy->second, kLater));
   }
   return source;
 }

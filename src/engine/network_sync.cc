@@ -26,7 +26,8 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
     if (schema->has_value()) schemas.push_back(**schema);
     syncable.push_back(table);
   }
-  LOCKSTEP_RETURN_IF_ERROR(source->Attach(schemas, ""));
+  LOCKSTEP_RETURN_IF_ERROR(
+      source->Attach(schemas, "", connectors::sqlite::SqliteSource::Stamping::kLater));
   DialerHandler handler(*source, options.url, syncable, options.tables.empty());
   LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
                             handler.MakeHello(options.token, options.direction));

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <random>
 
+#include "engine/restore_and_retention.h"
 #include "protocol/frame_codec.h"
+#include "store/store_item_set.h"
 
 namespace lockstep::engine {
 namespace {
@@ -75,6 +77,32 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
   return schemas;
 }
 
+Status SourceHandler::TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
+                                   uint64_t highest_dot_of_me,
+                                   const protocol::Cursor& peer_cursor_of_me) {
+  store::ReplicaStore& store = source_.store();
+  std::optional<store::Cursor> cursor;
+  if (peer_cursor_of_me.epoch != 0) cursor = {peer_cursor_of_me.epoch, peer_cursor_of_me.seq};
+  // Before anything is stamped in this session: a store restored from an older copy must not
+  // hand out again dots the peer has seen.
+  LOCKSTEP_RETURN_IF_ERROR(store.AdoptPeerView(peer, highest_dot_of_me, cursor).status());
+  // The peer's log is of another epoch than our cursor of it: it was restored (or recreated),
+  // and what we took from it verbatim may be gone from it, so those records go back.
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> ours, store.GetCursor(peer, scope_));
+  if (ours.has_value() && ours->epoch != peer_epoch) {
+    LOCKSTEP_RETURN_IF_ERROR(store.ForgetOrigin(peer));
+  }
+  // A peer that last read our log before tombstones we have since collected could resurrect
+  // what they deleted.
+  LOCKSTEP_ASSIGN_OR_RETURN(bool reset, store.PeerNeedsReset(cursor, std::nullopt));
+  if (reset) {
+    return FailedPrecondition("reset required: node " + peer.ToString() +
+                              " has not synced with this node since before tombstones it has "
+                              "collected; run `lockstep reset` on it");
+  }
+  return Status::Ok();
+}
+
 Result<bool> SourceHandler::HoldsRecords(const std::vector<std::string>& names, bool all) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, source_.store().Collections());
   for (const store::Collection& c : known) {
@@ -97,7 +125,10 @@ Status SourceHandler::BeginReconciliation() {
       [&store](const std::string& name) -> Result<std::unique_ptr<reconcile::ItemSet>> {
         LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
         for (const store::Collection& c : known) {
-          if (c.name == name) return store.ItemSetOf(c.id);
+          if (c.name == name) {
+            return std::unique_ptr<reconcile::ItemSet>(
+                std::make_unique<store::StoreItemSet>(store, c.id));
+          }
         }
         return NotFound("collection '" + name + "' is not held here");
       },
@@ -238,6 +269,9 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
     if (cursor.has_value()) hello.cursor = {cursor->epoch, cursor->seq};
   }
   LOCKSTEP_ASSIGN_OR_RETURN(hello.holds_records, HoldsRecords(hello.collections, all_tables_));
+  if (listener.has_value()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(hello.highest_dot_of_peer, store.HighestDotOf(*listener));
+  }
   return hello;
 }
 
@@ -267,8 +301,10 @@ Result<protocol::Welcome> DialerHandler::Accept(const protocol::Hello&) {
 }
 
 Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
-  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, welcome.collections, welcome.schemas));
   Grant(welcome.node, welcome.collections);
+  LOCKSTEP_RETURN_IF_ERROR(TakePeerView(welcome.node, welcome.epoch, welcome.highest_dot_of_peer,
+                                        welcome.cursor));
+  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, welcome.collections, welcome.schemas));
   store::ReplicaStore& store = source_.store();
   return store.Write([&] { return store.RememberListener(url_, welcome.node); });
 }
@@ -298,8 +334,10 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
     }
     direction = protocol::Direction::kPull;
   }
-  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, wanted, hello.schemas));
   Grant(hello.node, wanted);
+  LOCKSTEP_RETURN_IF_ERROR(
+      TakePeerView(hello.node, hello.epoch, hello.highest_dot_of_peer, hello.cursor));
+  LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, wanted, hello.schemas));
 
   protocol::Welcome welcome;
   welcome.node = source_.store().node();
@@ -311,6 +349,7 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
                             store.GetCursor(hello.node, scope_));
   if (cursor.has_value()) welcome.cursor = {cursor->epoch, cursor->seq};
   welcome.epoch = store.epoch();
+  LOCKSTEP_ASSIGN_OR_RETURN(welcome.highest_dot_of_peer, store.HighestDotOf(hello.node));
 
   // Reconcile when a cursor this session would use is void and both sides hold records: sending
   // the whole log instead would cost as much as the collections, whatever the differences.

@@ -47,6 +47,10 @@ class SourceHandler : public protocol::SessionHandler {
   virtual Status CheckGrant() { return Status::Ok(); }
   // Schemas of `names` as this source has them, for a peer that lacks them.
   Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
+  // Takes in what the peer knows of this store (restore detection, ReplicaStore::AdoptPeerView)
+  // and refuses a peer that would need a reset. After Grant, before anything is stamped.
+  Status TakePeerView(const core::NodeId& peer, int64_t peer_epoch, uint64_t highest_dot_of_me,
+                      const protocol::Cursor& peer_cursor_of_me);
   // Whether this store holds any record of the collections `names` (with `all`, of any).
   Result<bool> HoldsRecords(const std::vector<std::string>& names, bool all);
   // Begins the reconciliation phase: users' writes stamped, and this log's end noted, from

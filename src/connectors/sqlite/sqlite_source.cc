@@ -76,7 +76,8 @@ Status SqliteSource::OpenStore() {
   return Status::Ok();
 }
 
-Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::string& policy) {
+Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::string& policy,
+                            Stamping stamping) {
   LOCKSTEP_RETURN_IF_ERROR(CreateIfMissing());
   if (sqlite3_get_autocommit(db_.handle()) != 0) {
     // Outside a caller's transaction (a dry run holds one), WAL lets readers and one writer work
@@ -93,7 +94,7 @@ Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::str
     return status.WithContext("attaching " + path().string());
   }
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
-  return StampPending();
+  return stamping == Stamping::kNow ? StampPending() : Status::Ok();
 }
 
 Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,

@@ -51,7 +51,12 @@ class SqliteSource {
   // makes the existing rows of newly attached tables local writes (one transaction), then stamps
   // pending captures (StampPending).
   // Switches the database to WAL so that users' programs keep writing while Lockstep reads.
-  Status Attach(std::span<const TableSchema> schemas, const std::string& policy);
+  // With kLater, captured writes wait for the next StampPending: a node about to meet a peer
+  // stamps only once the handshake has told it whether it was restored from an older copy
+  // (ReplicaStore::AdoptPeerView), so that it issues no dot the peer has seen.
+  enum class Stamping { kNow, kLater };
+  Status Attach(std::span<const TableSchema> schemas, const std::string& policy,
+                Stamping stamping = Stamping::kNow);
 
   // Turns captured changes into local writes, in transactions of up to 10,000 changes each.
   Status StampPending();
