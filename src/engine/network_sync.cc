@@ -28,15 +28,24 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
   }
   LOCKSTEP_RETURN_IF_ERROR(
       source->Attach(schemas, "", connectors::sqlite::SqliteSource::Stamping::kLater));
-  DialerHandler handler(*source, options.url, syncable, options.tables.empty());
-  LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
-                            handler.MakeHello(options.token, options.direction));
   net::DialOptions dial;
   dial.target = target;
   dial.tls = options.tls;
-  LOCKSTEP_RETURN_IF_ERROR(net::SyncOnce(dial, handler, hello));
+  // A session ends Aborted when it must start over at once (this store found it was restored, a
+  // table appeared): one more, which cannot end so again for the same reason.
+  SessionCounts counts;
+  for (int attempt = 0;; ++attempt) {
+    DialerHandler handler(*source, options.url, syncable, options.tables.empty());
+    LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
+                              handler.MakeHello(options.token, options.direction));
+    Status status = net::SyncOnce(dial, handler, hello);
+    counts.Add(handler.counts());
+    if (status.code() == StatusCode::kAborted && attempt == 0) continue;
+    LOCKSTEP_RETURN_IF_ERROR(status);
+    break;
+  }
   LOCKSTEP_RETURN_IF_ERROR(source->db().SyncWal());
-  return handler.counts();
+  return counts;
 }
 
 Status Serve(const ServeOptions& options, const base::Clock& clock,

@@ -77,15 +77,15 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
   return schemas;
 }
 
-Status SourceHandler::TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
-                                   uint64_t highest_dot_of_me,
-                                   const protocol::Cursor& peer_cursor_of_me) {
+Result<bool> SourceHandler::TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
+                                         uint64_t highest_dot_of_me,
+                                         const protocol::Cursor& peer_cursor_of_me) {
   store::ReplicaStore& store = source_.store();
   std::optional<store::Cursor> cursor;
   if (peer_cursor_of_me.epoch != 0) cursor = {peer_cursor_of_me.epoch, peer_cursor_of_me.seq};
   // Before anything is stamped in this session: a store restored from an older copy must not
   // hand out again dots the peer has seen.
-  LOCKSTEP_RETURN_IF_ERROR(store.AdoptPeerView(peer, highest_dot_of_me, cursor).status());
+  LOCKSTEP_ASSIGN_OR_RETURN(bool restored, store.AdoptPeerView(peer, highest_dot_of_me, cursor));
   // The peer's log is of another epoch than our cursor of it: it was restored (or recreated),
   // and what we took from it verbatim may be gone from it, so those records go back.
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> ours, store.GetCursor(peer, scope_));
@@ -100,7 +100,7 @@ Status SourceHandler::TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
                               " has not synced with this node since before tombstones it has "
                               "collected; run `lockstep reset` on it");
   }
-  return Status::Ok();
+  return restored;
 }
 
 Result<bool> SourceHandler::HoldsRecords(const std::vector<std::string>& names, bool all) {
@@ -156,8 +156,7 @@ Result<std::vector<protocol::Reconcile>> SourceHandler::ContinueReconcile(
     return FailedPrecondition("reconcile step when no reconciliation is under way");
   }
   const bool closing = step.last && step.step.empty();
-  if (!closing &&
-      !std::binary_search(collections_.begin(), collections_.end(), step.collection)) {
+  if (!closing && !std::binary_search(collections_.begin(), collections_.end(), step.collection)) {
     return PermissionDenied("reconcile step for collection '" + step.collection +
                             "', which this session was not granted");
   }
@@ -302,8 +301,12 @@ Result<protocol::Welcome> DialerHandler::Accept(const protocol::Hello&) {
 
 Status DialerHandler::Welcomed(const protocol::Welcome& welcome) {
   Grant(welcome.node, welcome.collections);
-  LOCKSTEP_RETURN_IF_ERROR(TakePeerView(welcome.node, welcome.epoch, welcome.highest_dot_of_peer,
-                                        welcome.cursor));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      bool restored,
+      TakePeerView(welcome.node, welcome.epoch, welcome.highest_dot_of_peer, welcome.cursor));
+  // The listener keeps a cursor of our old epoch and marks of what came from us: a new session,
+  // whose Hello names our new epoch, makes it send those records back and reconcile.
+  if (restored) return Aborted("this store was restored from an older copy: reconnecting");
   LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, welcome.collections, welcome.schemas));
   store::ReplicaStore& store = source_.store();
   return store.Write([&] { return store.RememberListener(url_, welcome.node); });
@@ -336,7 +339,7 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   }
   Grant(hello.node, wanted);
   LOCKSTEP_RETURN_IF_ERROR(
-      TakePeerView(hello.node, hello.epoch, hello.highest_dot_of_peer, hello.cursor));
+      TakePeerView(hello.node, hello.epoch, hello.highest_dot_of_peer, hello.cursor).status());
   LOCKSTEP_RETURN_IF_ERROR(AttachGranted(source_, wanted, hello.schemas));
 
   protocol::Welcome welcome;
@@ -358,10 +361,10 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   const bool dialer_knows_us = as_asked && hello.cursor.epoch == store.epoch() &&
                                hello.cursor.seq > 0 && hello.cursor.seq <= store.last_seq();
   const bool we_know_dialer = cursor.has_value() && cursor->epoch == hello.epoch && cursor->seq > 0;
-  const bool we_send = hello.direction != protocol::Direction::kPush &&
-                       direction != protocol::Direction::kPush;
-  const bool we_receive = hello.direction != protocol::Direction::kPull &&
-                          direction != protocol::Direction::kPull;
+  const bool we_send =
+      hello.direction != protocol::Direction::kPush && direction != protocol::Direction::kPush;
+  const bool we_receive =
+      hello.direction != protocol::Direction::kPull && direction != protocol::Direction::kPull;
   if (hello.holds_records && ((we_send && !dialer_knows_us) || (we_receive && !we_know_dialer))) {
     LOCKSTEP_ASSIGN_OR_RETURN(welcome.reconcile, HoldsRecords(collections_, /*all=*/false));
   }

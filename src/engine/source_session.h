@@ -21,6 +21,13 @@ struct SessionCounts {
   size_t received = 0;   // records received
   size_t changed = 0;    // records that changed here
   size_t conflicts = 0;  // losing values logged here
+
+  void Add(const SessionCounts& other) {
+    sent += other.sent;
+    received += other.received;
+    changed += other.changed;
+    conflicts += other.conflicts;
+  }
 };
 
 // Reading and applying, shared by both ends once the collections are granted. Not thread-safe.
@@ -48,9 +55,10 @@ class SourceHandler : public protocol::SessionHandler {
   // Schemas of `names` as this source has them, for a peer that lacks them.
   Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
   // Takes in what the peer knows of this store (restore detection, ReplicaStore::AdoptPeerView)
-  // and refuses a peer that would need a reset. After Grant, before anything is stamped.
-  Status TakePeerView(const core::NodeId& peer, int64_t peer_epoch, uint64_t highest_dot_of_me,
-                      const protocol::Cursor& peer_cursor_of_me);
+  // and refuses a peer that would need a reset. After Grant, before anything is stamped. Returns
+  // whether this store found it was restored.
+  Result<bool> TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
+                            uint64_t highest_dot_of_me, const protocol::Cursor& peer_cursor_of_me);
   // Whether this store holds any record of the collections `names` (with `all`, of any).
   Result<bool> HoldsRecords(const std::vector<std::string>& names, bool all);
   // Begins the reconciliation phase: users' writes stamped, and this log's end noted, from
@@ -72,7 +80,6 @@ class SourceHandler : public protocol::SessionHandler {
   std::optional<Backlog> backlog_;
 
  protected:
-
   connectors::sqlite::SqliteSource& source_;
   core::NodeId peer_;
   std::vector<std::string> collections_;  // sorted
