@@ -11,9 +11,9 @@
 //   ORDER: scattered, clustered (positions by key hash, as ItemPosition, no recent changes
 //   given); scattered+recent, clustered+recent (each side gives the session the records it
 //   changed since the two were equal), clustered+recent×4 (four times as many of its most recent
-//   changes); and two what-ifs with positions ordered by last-change time instead, no recent
-//   changes given: clustered-by-time, and scattered-by-time (recent writes to records whose
-//   previous versions are of any age)
+//   changes), clustered+recent/2 (only half of them); and two what-ifs with positions ordered by
+//   last-change time instead, no recent changes given: clustered-by-time, and scattered-by-time
+//   (recent writes to records whose previous versions are of any age)
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -145,8 +145,9 @@ Pair MakePair(size_t n, size_t d, bool clustered, std::mt19937_64& rng) {
 
 // Which recent changes each side gives the session: none; those made since the two sides were
 // last equal (what the engine knows from the other side's cursor into this side's log); or four
-// times as many of the most recent (the engine knows less and reaches further back).
-enum class Window { kNone, kSinceEqual, kFourTimes };
+// times as many of the most recent (the engine knows less and reaches further back); or only
+// half of them (the engine knows too little, and the ranges must find the rest).
+enum class Window { kNone, kSinceEqual, kFourTimes, kHalf };
 
 // Positions of the recent changes of one side, most recent first. Changes at or after
 // `partition` were made since the sides were equal.
@@ -159,7 +160,10 @@ std::vector<uint64_t> RecentPositions(const std::vector<Version>& versions, uint
             [](const Version* x, const Version* y) { return x->changed > y->changed; });
   size_t since = 0;
   while (since < by_time.size() && by_time[since]->changed >= partition) ++since;
-  const size_t count = std::min(by_time.size(), window == Window::kSinceEqual ? since : 4 * since);
+  const size_t wanted = window == Window::kSinceEqual  ? since
+                        : window == Window::kFourTimes ? 4 * since
+                                                       : since / 2;
+  const size_t count = std::min(by_time.size(), wanted);
   std::vector<uint64_t> positions;
   for (size_t i = 0; i < count; ++i)
     positions.push_back(ToItem(*by_time[i], order, time_span).position);
@@ -338,6 +342,7 @@ int Main(int argc, char** argv) {
       {"scattered+recent", false, Order::kKeyHash, Window::kSinceEqual},
       {"clustered+recent", true, Order::kKeyHash, Window::kSinceEqual},
       {"clustered+recent×4", true, Order::kKeyHash, Window::kFourTimes},
+      {"clustered+recent/2", true, Order::kKeyHash, Window::kHalf},
       {"clustered-by-time", true, Order::kChangeTime, Window::kNone},
       {"scattered-by-time", false, Order::kChangeTime, Window::kNone},
   };

@@ -5,8 +5,10 @@
 //
 // The initiator opens with a probe of its whole set; the responder answers every request, in
 // one or more parts. Each side compares the other's probes with its own items and answers the
-// ranges that differ one level finer, until ranges are small enough to list. docs/PROTOCOL.md
-// ("Reconciliation") has the exchange.
+// ranges that differ one level finer, until ranges are small enough to list. When either side
+// gives its recent changes (Options::recent_positions), the items around them are compared
+// first, by lists, and the ranges only reconcile the rest. docs/PROTOCOL.md ("Reconciliation")
+// has the exchange.
 //
 // Lost, duplicated and reordered messages: every answer names the request it answers and every
 // entry names its ranges, answers are pure functions of the request and the items, and the
