@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "reconcile/excluding_item_set.h"
 #include "session_harness.h"
 
 namespace lockstep::reconcile {
@@ -175,12 +176,6 @@ TEST(ReconcilerTest, UnansweredRequestsAreResentUntilAnswered) {
   EXPECT_THAT(initiator.differences().send, ElementsAre("key400"));
 }
 
-}  // namespace
-}  // namespace lockstep::reconcile
-
-namespace lockstep::reconcile {
-namespace {
-
 // A request with `copies` entries, each listing no items for the whole set: an honest initiator
 // with no items sends one.
 Message EmptyListsOfEverything(int copies) {
@@ -205,14 +200,32 @@ TEST(ReconcilerTest, RequestsToListTheSameItemsOverAndOverAreRefused) {
   EXPECT_EQ(thrice.error().code(), StatusCode::kResourceExhausted);
 }
 
-}  // namespace
-}  // namespace lockstep::reconcile
-
-namespace lockstep::reconcile {
-namespace {
-
-using testing::MakeSet;
-using testing::Reconcile;
+TEST(ExcludingItemSetTest, RecentRangesAreInvisibleExceptWhenListedThemselves) {
+  MemoryItemSet base = MakeSet(Numbered(3000));
+  const uint64_t hidden = ItemPosition("key7");
+  auto set = ExcludingItemSet::Make(base, {RecentPrefix(hidden)});
+  ASSERT_TRUE(set.has_value());
+  const PositionRange all = kWholeRange.positions();
+  EXPECT_EQ(set->Summarize(all)->count, 2999u);
+  auto items = set->Items(all);
+  ASSERT_TRUE(items.has_value());
+  EXPECT_EQ(items->size(), 2999u);
+  EXPECT_TRUE(std::none_of(items->begin(), items->end(),
+                           [](const Item& item) { return item.key == "key7"; }));
+  // Equal to the base set without that item, range by range.
+  Records without = Numbered(3000);
+  without.erase(without.begin() + 7);
+  MemoryItemSet expected = MakeSet(without);
+  for (uint64_t i = 0; i < 16; ++i) {
+    const PositionRange range = kWholeRange.Child(4, i).positions();
+    EXPECT_EQ(*set->Summarize(range), *expected.Summarize(range));
+  }
+  const RangeId around{kRecentDepth, RecentPrefix(hidden)};
+  EXPECT_TRUE(set->Excludes(around));
+  EXPECT_TRUE(set->Excludes(around.Child(4, (hidden >> 28) & 15)));
+  EXPECT_FALSE(set->Excludes(RangeId{kRecentDepth, RecentPrefix(hidden) ^ 1}));
+  EXPECT_FALSE(set->Excludes(kWholeRange));
+}
 
 struct RecentCase {
   std::vector<std::pair<std::string, std::string>> a, b;
