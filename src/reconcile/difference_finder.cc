@@ -54,8 +54,12 @@ bool IsFirstProbe(const SplitEntry& split) {
 }  // namespace
 
 DifferenceFinder::DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
-                                   const std::vector<uint64_t>& recent_positions)
-    : items_(items), leaf_items_(leaf_items == 0 ? 1 : leaf_items), role_(role) {
+                                   const std::vector<uint64_t>& recent_positions,
+                                   size_t max_message_bytes)
+    : items_(items),
+      leaf_items_(leaf_items == 0 ? 1 : leaf_items),
+      role_(role),
+      max_message_bytes_(std::min(max_message_bytes, kMaxMessageBytes)) {
   std::set<uint32_t> seen;
   for (uint64_t position : recent_positions) {
     if (seen.size() == kMaxRecentPrefixes) break;
@@ -215,22 +219,42 @@ Status DifferenceFinder::AnswerRecent(const RecentEntry& recent, const SessionPa
                               ExcludingItemSet::Make(items_, std::move(prefixes)));
     excluding_.emplace(std::move(excluding));
   }
+  const std::vector<uint32_t>& ranges = excluding_->prefixes();
   if (role_ == Role::kResponder) {
     if (!recent.has_rest) return Status::Ok();
+    if (!recent.lists.empty() && recent.lists.size() != ranges.size()) {
+      return Aborted("reconcile: the initiator's recent ranges are not ours");
+    }
+    for (size_t i = 0; i < recent.lists.size(); ++i) {
+      LOCKSTEP_RETURN_IF_ERROR(
+          CompareList(RangeId{kRecentDepth, ranges[i]}, recent.lists[i], params, out, sent));
+    }
     return AnswerSplit(SplitEntry{kWholeRange, 0, {recent.rest}}, params, out, sent);
   }
   if (!first) return Status::Ok();
-  // The initiator: its recent changes and its probe of the rest in one entry, so that the
-  // responder never reads the probe without knowing what it leaves out; then a list of its items
-  // in each recent range, which the responder answers like any list.
+  // The initiator: its recent changes, its probe of the rest and its lists of the recent ranges,
+  // all in one entry, so that the responder never reads the probe without knowing what it leaves
+  // out.
   LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary rest, active().Summarize(kWholeRange.positions()));
-  RecentEntry mine{own_recent_, true, {}};
+  RecentEntry mine{own_recent_, true, {}, {}};
   LOCKSTEP_ASSIGN_OR_RETURN(mine.rest, Probe(kWholeRange, rest, params, leaf_items_));
+  size_t list_bytes = 0;
+  mine.lists.reserve(ranges.size());
+  for (uint32_t prefix : ranges) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Listed> listed,
+                              ListOwn(RangeId{kRecentDepth, prefix}, params));
+    std::vector<uint64_t>& list = mine.lists.emplace_back();
+    for (const Listed& item : listed) list.push_back(item.short_hash);
+    list_bytes += 1 + list.size() * params.item_bytes;
+  }
+  // Lists too large for one message travel as split entries, which any message can carry (a
+  // responder lists a recent range from all its items whether or not it knows it is recent).
+  std::vector<std::vector<uint64_t>> lists;
+  if (list_bytes > max_message_bytes_ / 2) lists.swap(mine.lists);
   out.emplace_back(std::move(mine));
-  for (uint32_t prefix : excluding_->prefixes()) {
-    const RangeId range{kRecentDepth, prefix};
-    LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(range, {}, params, SIZE_MAX));
-    out.emplace_back(SplitEntry{range, 0, {std::move(probe)}});
+  for (size_t i = 0; i < lists.size(); ++i) {
+    out.emplace_back(SplitEntry{
+        RangeId{kRecentDepth, ranges[i]}, 0, {RangeProbe{true, 0, std::move(lists[i])}}});
   }
   return Status::Ok();
 }
@@ -258,7 +282,7 @@ Result<std::vector<Entry>> DifferenceFinder::Answer(const std::vector<Entry>& en
       LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary own, items_.Summarize(kWholeRange.positions()));
       if (RangeFingerprint(own, params.seed, params.fingerprint_bytes) !=
           split->children[0].fingerprint) {
-        out.emplace_back(RecentEntry{own_recent_, false, {}});
+        out.emplace_back(RecentEntry{own_recent_, false, {}, {}});
       }
     } else if (const auto* lacking = std::get_if<LackingEntry>(&entry)) {
       LOCKSTEP_RETURN_IF_ERROR(AnswerLacking(*lacking, params, sent));

@@ -33,9 +33,10 @@ class DifferenceFinder {
  public:
   // `leaf_items`: a range in which this side holds at most this many items is listed, not split.
   // `recent_positions`: positions of the records this side changed recently, most recent first
-  // (only the first kMaxRecentPrefixes distinct ranges count).
+  // (only the first kMaxRecentPrefixes distinct ranges count). `max_message_bytes`: as in
+  // Options; lists of recent ranges above half of it are sent apart from the recent entry.
   DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
-                   const std::vector<uint64_t>& recent_positions);
+                   const std::vector<uint64_t>& recent_positions, size_t max_message_bytes);
 
   bool has_recent() const { return !own_recent_.empty(); }
 
@@ -80,6 +81,7 @@ class DifferenceFinder {
   ItemSet& items_;
   size_t leaf_items_;
   Role role_;
+  size_t max_message_bytes_;
   std::vector<uint32_t> own_recent_;  // ascending
   std::optional<ExcludingItemSet> excluding_;
   uint64_t list_budget_ = 0;  // items ListOwn may still read while answering one message

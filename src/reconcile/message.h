@@ -12,7 +12,9 @@
 //             | 2 range count:varint lacking:bitmap(count)                     -- lacking
 //             | 3 count:varint (length:varint key){count}                      -- keys
 //             | 4 count:varint(<= 65536) prefix:fixed(4){count} has_rest:u8(0|1)
-//               (listed:u8(0|1) probe)?                 (prefixes ascending, unique)   -- recent
+//               (listed:u8(0|1) probe lists:varint(<= 131072) list{lists})?           -- recent
+//                                                        (prefixes ascending, unique)
+//   list     := count:varint item:fixed(item_bytes){count}                     (ascending)
 //   range    := depth:u8(0..64) prefix:varint(< 2^depth)
 //   probe    := fingerprint:fixed(fingerprint_bytes)                (its bit of `listed` is 0)
 //             | count:varint item:fixed(item_bytes){count}           (its bit is 1; ascending)
@@ -78,15 +80,18 @@ struct KeysEntry {
 // The sender's recently changed records, as the top 32 bits of their positions. The responder
 // sends its own when the initiator's whole set differs from its own; the initiator then sends
 // its own too, with `rest`: its probe of the whole set without the ranges around either side's
-// recent records (excluding_item_set.h), which the rest of the session reconciles. The items in
-// those ranges are compared by lists, one per range.
+// recent records (excluding_item_set.h), which the rest of the session reconciles, and `lists`:
+// the short hashes of its items in each of those ranges (the union of both sides' prefixes, in
+// ascending order), which the responder answers like listed probes. When they would make the
+// entry too large, `lists` is empty and each range travels as a split entry of its own instead.
 struct RecentEntry {
   std::vector<uint32_t> prefixes;
   bool has_rest = false;
-  RangeProbe rest;  // when has_rest
+  RangeProbe rest;                           // when has_rest
+  std::vector<std::vector<uint64_t>> lists;  // when has_rest
   friend bool operator==(const RecentEntry&, const RecentEntry&) = default;
 };
-inline constexpr size_t kMaxRecentPrefixes = 1 << 16;
+inline constexpr size_t kMaxRecentPrefixes = 1 << 16;  // of one side
 
 using Entry = std::variant<SplitEntry, LackingEntry, KeysEntry, RecentEntry>;
 

@@ -87,6 +87,10 @@ void PutEntry(ByteWriter& out, const Entry& entry, const SessionParams& params) 
     if (recent.has_rest) {
       out.PutByte(recent.rest.listed ? 1 : 0);
       PutProbe(out, recent.rest, params);
+      out.PutVarint(recent.lists.size());
+      for (const std::vector<uint64_t>& list : recent.lists) {
+        PutProbe(out, RangeProbe{true, 0, list}, params);
+      }
     }
   }
 }
@@ -203,6 +207,14 @@ Result<RecentEntry> ReadRecent(ByteReader& in, const SessionParams& params) {
   if (recent.has_rest) {
     LOCKSTEP_ASSIGN_OR_RETURN(recent.rest.listed, ReadBool(in, "recent rest kind"));
     LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, recent.rest));
+    LOCKSTEP_ASSIGN_OR_RETURN(size_t lists, in.ReadCount("recent lists", 1));
+    if (lists > 2 * kMaxRecentPrefixes) return Corrupt("too many recent lists");
+    recent.lists.reserve(lists);
+    for (size_t i = 0; i < lists; ++i) {
+      RangeProbe list{true, 0, {}};
+      LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, list));
+      recent.lists.push_back(std::move(list.items));
+    }
   }
   return recent;
 }
@@ -301,8 +313,13 @@ size_t EncodedEntrySize(const Entry& entry, const SessionParams& params) {
     return size;
   }
   const auto& recent = std::get<RecentEntry>(entry);
-  return 2 + VarintSize(recent.prefixes.size()) + recent.prefixes.size() * kPrefixBytes +
-         (recent.has_rest ? 1 + ProbeSize(recent.rest, params) : 0);
+  size_t size = 2 + VarintSize(recent.prefixes.size()) + recent.prefixes.size() * kPrefixBytes;
+  if (recent.has_rest) {
+    size += 1 + ProbeSize(recent.rest, params) + VarintSize(recent.lists.size());
+    for (const auto& list : recent.lists)
+      size += VarintSize(list.size()) + list.size() * params.item_bytes;
+  }
+  return size;
 }
 
 namespace {

@@ -92,7 +92,8 @@ class Initiator {
 class Responder {
  public:
   Responder(ItemSet& items, const Options& options)
-      : finder_(items, options.leaf_items, Role::kResponder, options.recent_positions),
+      : finder_(items, options.leaf_items, Role::kResponder, options.recent_positions,
+                options.max_message_bytes),
         options_(options) {}
 
   // The answer to `request`, in one or more parts (at least one, which may be empty).
