@@ -57,7 +57,7 @@ CREATE TABLE _lockstep_node_dots(node BLOB PRIMARY KEY, counter INTEGER NOT NULL
 
 // Made after the columns are filled in, so that filling them moves no index entry.
 constexpr std::string_view kVersion2Indexes = R"sql(
-CREATE INDEX _lockstep_records_by_position ON _lockstep_records(collection, position, key, hash);
+CREATE INDEX _lockstep_records_by_bucket ON _lockstep_records(collection, position >> 48);
 CREATE INDEX _lockstep_tombstones ON _lockstep_records(deleted_ms) WHERE deleted_ms IS NOT NULL;
 )sql";
 

@@ -97,11 +97,14 @@ Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::Positi
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
       Prepared(store_.db(), items_,
-               "SELECT position, key, hash FROM _lockstep_records "
-               "WHERE collection = ? AND position BETWEEN ? AND ? ORDER BY position, key"));
+               "SELECT position, key, hash FROM _lockstep_records WHERE collection = ?1 AND "
+               "position >> 48 BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5 "
+               "ORDER BY position, key"));
   stmt->BindInt(1, collection_)
-      .BindInt(2, PositionColumn(bounds->first))
-      .BindInt(3, PositionColumn(bounds->second));
+      .BindInt(2, BucketColumn(BucketOf(bounds->first)))
+      .BindInt(3, BucketColumn(BucketOf(bounds->second)))
+      .BindInt(4, PositionColumn(bounds->first))
+      .BindInt(5, PositionColumn(bounds->second));
   for (;;) {
     auto row = stmt->Step();
     if (!row.has_value()) return row.error();
