@@ -51,8 +51,19 @@ Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t 
   return summary;
 }
 
-Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::PositionRange& range) {
+Status StoreItemSet::Prepare() {
   LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  if (!indexed_) {
+    // Once per item set: a write after that which drops the index again makes the reads slower,
+    // not wrong.
+    LOCKSTEP_RETURN_IF_ERROR(store_.EnsureItemIndex());
+    indexed_ = true;
+  }
+  return Status::Ok();
+}
+
+Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::PositionRange& range) {
+  LOCKSTEP_RETURN_IF_ERROR(Prepare());
   const auto bounds = Bounds(range);
   if (!bounds.has_value()) return reconcile::RangeSummary{};
   const auto [first, last] = *bounds;
@@ -90,7 +101,7 @@ Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::Positio
 }
 
 Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::PositionRange& range) {
-  LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  LOCKSTEP_RETURN_IF_ERROR(Prepare());
   std::vector<reconcile::Item> items;
   const auto bounds = Bounds(range);
   if (!bounds.has_value()) return items;
