@@ -8,8 +8,11 @@
 //   lockstep_reconcile_bench [--items N] [--runs N] [--diffs D[,D...]]
 //                            [--only ORDER[,ORDER...]] [--seed S] [--fingerprint-bytes B]
 //                            [--leaf-items L]
-//   ORDER: scattered, clustered (positions by key hash, as ItemPosition); and two what-ifs with
-//   positions ordered by last-change time instead: clustered-by-time, and scattered-by-time
+//   ORDER: scattered, clustered (positions by key hash, as ItemPosition, no recent changes
+//   given); scattered+recent, clustered+recent (each side gives the session the records it
+//   changed since the two were equal), clustered+recent×4 (four times as many of its most recent
+//   changes), clustered+recent/2 (only half of them); and two what-ifs with positions ordered by
+//   last-change time instead, no recent changes given: clustered-by-time, and scattered-by-time
 //   (recent writes to records whose previous versions are of any age)
 #include <algorithm>
 #include <chrono>
@@ -140,6 +143,33 @@ Pair MakePair(size_t n, size_t d, bool clustered, std::mt19937_64& rng) {
   return pair;
 }
 
+// Which recent changes each side gives the session: none; those made since the two sides were
+// last equal (what the engine knows from the other side's cursor into this side's log); or four
+// times as many of the most recent (the engine knows less and reaches further back); or only
+// half of them (the engine knows too little, and the ranges must find the rest).
+enum class Window { kNone, kSinceEqual, kFourTimes, kHalf };
+
+// Positions of the recent changes of one side, most recent first. Changes at or after
+// `partition` were made since the sides were equal.
+std::vector<uint64_t> RecentPositions(const std::vector<Version>& versions, uint64_t partition,
+                                      Window window, Order order, uint64_t time_span) {
+  if (window == Window::kNone) return {};
+  std::vector<const Version*> by_time;
+  for (const Version& v : versions) by_time.push_back(&v);
+  std::sort(by_time.begin(), by_time.end(),
+            [](const Version* x, const Version* y) { return x->changed > y->changed; });
+  size_t since = 0;
+  while (since < by_time.size() && by_time[since]->changed >= partition) ++since;
+  const size_t wanted = window == Window::kSinceEqual  ? since
+                        : window == Window::kFourTimes ? 4 * since
+                                                       : since / 2;
+  const size_t count = std::min(by_time.size(), wanted);
+  std::vector<uint64_t> positions;
+  for (size_t i = 0; i < count; ++i)
+    positions.push_back(ToItem(*by_time[i], order, time_span).position);
+  return positions;
+}
+
 MemoryItemSet ToSet(const std::vector<Version>& versions, Order order, uint64_t time_span) {
   std::vector<Item> items;
   items.reserve(versions.size());
@@ -160,11 +190,15 @@ struct Outcome {
 
 // Runs a session wave by wave: all requests, then all their answers. Every message is encoded
 // and decoded, as it would be on the wire.
-Outcome RunSession(MemoryItemSet& a, MemoryItemSet& b, const reconcile::Options& options) {
+Outcome RunSession(MemoryItemSet& a, MemoryItemSet& b, const reconcile::Options& options,
+                   const std::vector<uint64_t>& a_recent, const std::vector<uint64_t>& b_recent) {
   Outcome outcome;
   const auto start = Clock::now();
-  reconcile::Initiator initiator(a, options);
-  reconcile::Responder responder(b, options);
+  reconcile::Options a_options = options, b_options = options;
+  a_options.recent_positions = a_recent;
+  b_options.recent_positions = b_recent;
+  reconcile::Initiator initiator(a, a_options);
+  reconcile::Responder responder(b, b_options);
   std::vector<Message> wave = Take(initiator.Start(), "start");
   const auto carry = [&](const Message& message) {
     const std::string bytes = reconcile::EncodeMessage(message);
@@ -296,26 +330,41 @@ Options Parse(int argc, char** argv) {
 int Main(int argc, char** argv) {
   SetDieHandler("lockstep_reconcile_bench", nullptr);
   const Options options = Parse(argc, argv);
-  const std::vector<std::pair<std::string, std::pair<bool, Order>>> orders = {
-      {"scattered", {false, Order::kKeyHash}},
-      {"clustered", {true, Order::kKeyHash}},
-      {"clustered-by-time", {true, Order::kChangeTime}},
-      {"scattered-by-time", {false, Order::kChangeTime}},
+  struct Shape {
+    std::string name;
+    bool clustered;
+    Order order;
+    Window window;
+  };
+  const std::vector<Shape> shapes = {
+      {"scattered", false, Order::kKeyHash, Window::kNone},
+      {"clustered", true, Order::kKeyHash, Window::kNone},
+      {"scattered+recent", false, Order::kKeyHash, Window::kSinceEqual},
+      {"clustered+recent", true, Order::kKeyHash, Window::kSinceEqual},
+      {"clustered+recent×4", true, Order::kKeyHash, Window::kFourTimes},
+      {"clustered+recent/2", true, Order::kKeyHash, Window::kHalf},
+      {"clustered-by-time", true, Order::kChangeTime, Window::kNone},
+      {"scattered-by-time", false, Order::kChangeTime, Window::kNone},
   };
   std::vector<Row> rows;
-  for (const auto& [name, shape] : orders) {
+  for (const Shape& shape : shapes) {
+    const std::string& name = shape.name;
     if (!options.only.empty() && !options.only.contains(name)) continue;
     for (size_t d : options.diffs) {
       std::cerr << name << " d=" << d << "\n";
       std::mt19937_64 rng(options.seed + d);
-      const Pair pair = MakePair(options.items, d, shape.first, rng);
+      const Pair pair = MakePair(options.items, d, shape.clustered, rng);
       const uint64_t time_span = options.items + d + 1;
-      MemoryItemSet a = ToSet(pair.a, shape.second, time_span);
-      MemoryItemSet b = ToSet(pair.b, shape.second, time_span);
+      MemoryItemSet a = ToSet(pair.a, shape.order, time_span);
+      MemoryItemSet b = ToSet(pair.b, shape.order, time_span);
+      const auto a_recent =
+          RecentPositions(pair.a, options.items, shape.window, shape.order, time_span);
+      const auto b_recent =
+          RecentPositions(pair.b, options.items, shape.window, shape.order, time_span);
       Row row{name, d, {}, 0, {}, 0};
       std::vector<double> times, baseline_times;
       for (int run = 0; run < options.runs; ++run) {
-        Outcome outcome = RunSession(a, b, options.reconcile);
+        Outcome outcome = RunSession(a, b, options.reconcile, a_recent, b_recent);
         if (outcome.found != pair.differing) Die(name + ": found other differences than made");
         times.push_back(outcome.seconds);
         row.baseline = EncodeWholeCollection(pair.a);

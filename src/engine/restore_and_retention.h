@@ -1,6 +1,13 @@
 // What two stores settle before changes move between them (local form; the network session
 // carries the same facts in its handshake): whether one was restored from an older copy of its
 // file, and whether one has been away longer than the other's tombstone retention.
+//
+// Over the network each side's Hello must carry, per peer it is talking to: the highest dot of
+// that peer it holds (ReplicaStore::HighestDotOf), its cursor into that peer's log for the scope
+// (epoch, seq) and when that cursor last moved (CursorSyncedAt). The receiver then, before it
+// stamps captures: AdoptPeerView(peer, highest_dot_of_me, cursor_of_me); ForgetOrigin(peer) when
+// its own cursor of the peer names another epoch than the peer's Hello; and, as the sender,
+// PeerNeedsReset(cursor_of_me, synced_ms) -> refuse with "reset required".
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 
 #include "reconcile/fingerprint.h"
 
@@ -43,16 +45,39 @@ size_t ListUpTo(double mismatch, const SessionParams& params, size_t leaf_items)
   return std::min(leaf_items, static_cast<size_t>(items));
 }
 
+// Whether `split` is the initiator's first probe: a fingerprint of its whole set.
+bool IsFirstProbe(const SplitEntry& split) {
+  return split.range == kWholeRange && split.bits == 0 && split.children.size() == 1 &&
+         !split.children[0].listed;
+}
+
 }  // namespace
+
+DifferenceFinder::DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
+                                   const std::vector<uint64_t>& recent_positions,
+                                   size_t max_message_bytes)
+    : items_(items),
+      leaf_items_(leaf_items == 0 ? 1 : leaf_items),
+      role_(role),
+      max_message_bytes_(std::min(max_message_bytes, kMaxMessageBytes)) {
+  std::set<uint32_t> seen;
+  for (uint64_t position : recent_positions) {
+    if (seen.size() == kMaxRecentPrefixes) break;
+    seen.insert(RecentPrefix(position));
+  }
+  own_recent_.assign(seen.begin(), seen.end());
+}
 
 Result<std::vector<DifferenceFinder::Listed>> DifferenceFinder::ListOwn(
     const RangeId& range, const SessionParams& params) {
-  LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, items_.Summarize(range.positions()));
+  // Lists of recent ranges are of every item there; the range phase never sees those items.
+  ItemSet& set = excluding_ && excluding_->Excludes(range) ? items_ : active();
+  LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, set.Summarize(range.positions()));
   if (summary.count > list_budget_) {
     return ResourceExhausted("reconcile: a message asks to list more items than this side holds");
   }
   list_budget_ -= summary.count;
-  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Item> items, items_.Items(range.positions()));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Item> items, set.Items(range.positions()));
   std::vector<Listed> listed;
   listed.reserve(items.size());
   for (Item& item : items) {
@@ -102,7 +127,7 @@ Result<SplitEntry> DifferenceFinder::Refine(const RangeId& range, const RangeSum
   split.children.reserve(children);
   for (uint64_t i = 0; i < children; ++i) {
     const RangeId child = range.Child(split.bits, i);
-    LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, items_.Summarize(child.positions()));
+    LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary summary, active().Summarize(child.positions()));
     LOCKSTEP_ASSIGN_OR_RETURN(RangeProbe probe, Probe(child, summary, params, list_up_to));
     split.children.push_back(std::move(probe));
   }
@@ -167,7 +192,7 @@ Status DifferenceFinder::AnswerSplit(const SplitEntry& split, const SessionParam
       continue;
     }
     ++probed;
-    LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary own, items_.Summarize(child.positions()));
+    LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary own, active().Summarize(child.positions()));
     if (RangeFingerprint(own, params.seed, params.fingerprint_bytes) != probe.fingerprint) {
       mismatched.push_back({child, own});
     }
@@ -177,6 +202,59 @@ Status DifferenceFinder::AnswerSplit(const SplitEntry& split, const SessionParam
     LOCKSTEP_ASSIGN_OR_RETURN(SplitEntry finer,
                               Refine(mismatch.range, mismatch.own, expected, params));
     out.emplace_back(std::move(finer));
+  }
+  return Status::Ok();
+}
+
+Status DifferenceFinder::AnswerRecent(const RecentEntry& recent, const SessionParams& params,
+                                      std::vector<Entry>& out, std::vector<std::string>& sent) {
+  // The first Recent entry fixes the ranges left out; a later one is a duplicate (or a peer
+  // changing its mind, which is ignored) but its probe of the rest is answered again all the same.
+  const bool first = !excluding_;
+  if (first) {
+    std::vector<uint32_t> prefixes;
+    std::set_union(own_recent_.begin(), own_recent_.end(), recent.prefixes.begin(),
+                   recent.prefixes.end(), std::back_inserter(prefixes));
+    LOCKSTEP_ASSIGN_OR_RETURN(ExcludingItemSet excluding,
+                              ExcludingItemSet::Make(items_, std::move(prefixes)));
+    excluding_.emplace(std::move(excluding));
+  }
+  const std::vector<uint32_t>& ranges = excluding_->prefixes();
+  if (role_ == Role::kResponder) {
+    if (!recent.has_rest) return Status::Ok();
+    if (!recent.lists.empty() && recent.lists.size() != ranges.size()) {
+      return Aborted("reconcile: the initiator's recent ranges are not ours");
+    }
+    for (size_t i = 0; i < recent.lists.size(); ++i) {
+      LOCKSTEP_RETURN_IF_ERROR(
+          CompareList(RangeId{kRecentDepth, ranges[i]}, recent.lists[i], params, out, sent));
+    }
+    return AnswerSplit(SplitEntry{kWholeRange, 0, {recent.rest}}, params, out, sent);
+  }
+  if (!first) return Status::Ok();
+  // The initiator: its recent changes, its probe of the rest and its lists of the recent ranges,
+  // all in one entry, so that the responder never reads the probe without knowing what it leaves
+  // out.
+  LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary rest, active().Summarize(kWholeRange.positions()));
+  RecentEntry mine{own_recent_, true, {}, {}};
+  LOCKSTEP_ASSIGN_OR_RETURN(mine.rest, Probe(kWholeRange, rest, params, leaf_items_));
+  size_t list_bytes = 0;
+  mine.lists.reserve(ranges.size());
+  for (uint32_t prefix : ranges) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Listed> listed,
+                              ListOwn(RangeId{kRecentDepth, prefix}, params));
+    std::vector<uint64_t>& list = mine.lists.emplace_back();
+    for (const Listed& item : listed) list.push_back(item.short_hash);
+    list_bytes += 1 + list.size() * params.item_bytes;
+  }
+  // Lists too large for one message travel as split entries, which any message can carry (a
+  // responder lists a recent range from all its items whether or not it knows it is recent).
+  std::vector<std::vector<uint64_t>> lists;
+  if (list_bytes > max_message_bytes_ / 2) lists.swap(mine.lists);
+  out.emplace_back(std::move(mine));
+  for (size_t i = 0; i < lists.size(); ++i) {
+    out.emplace_back(SplitEntry{
+        RangeId{kRecentDepth, ranges[i]}, 0, {RangeProbe{true, 0, std::move(lists[i])}}});
   }
   return Status::Ok();
 }
@@ -194,9 +272,22 @@ Result<std::vector<Entry>> DifferenceFinder::Answer(const std::vector<Entry>& en
   std::vector<std::string> sent;
   for (const Entry& entry : entries) {
     if (const auto* split = std::get_if<SplitEntry>(&entry)) {
-      LOCKSTEP_RETURN_IF_ERROR(AnswerSplit(*split, params, out, sent));
+      // A session with recent changes on either side compares those first (excluding_item_set.h).
+      const bool recent_first = role_ == Role::kResponder && !excluding_ &&
+                                (params.recent || has_recent()) && IsFirstProbe(*split);
+      if (!recent_first) {
+        LOCKSTEP_RETURN_IF_ERROR(AnswerSplit(*split, params, out, sent));
+        continue;
+      }
+      LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary own, items_.Summarize(kWholeRange.positions()));
+      if (RangeFingerprint(own, params.seed, params.fingerprint_bytes) !=
+          split->children[0].fingerprint) {
+        out.emplace_back(RecentEntry{own_recent_, false, {}, {}});
+      }
     } else if (const auto* lacking = std::get_if<LackingEntry>(&entry)) {
       LOCKSTEP_RETURN_IF_ERROR(AnswerLacking(*lacking, params, sent));
+    } else if (const auto* recent = std::get_if<RecentEntry>(&entry)) {
+      LOCKSTEP_RETURN_IF_ERROR(AnswerRecent(*recent, params, out, sent));
     } else {
       for (const std::string& key : std::get<KeysEntry>(entry).keys) need_.insert(key);
     }

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "reconcile/excluding_item_set.h"
 #include "reconcile/item_set.h"
 #include "reconcile/message.h"
 
@@ -24,12 +26,19 @@ struct Differences {
   std::vector<std::string> need;
 };
 
+enum class Role { kInitiator, kResponder };
+
 // Not thread-safe; the ItemSet must outlive it.
 class DifferenceFinder {
  public:
   // `leaf_items`: a range in which this side holds at most this many items is listed, not split.
-  DifferenceFinder(ItemSet& items, size_t leaf_items)
-      : items_(items), leaf_items_(leaf_items == 0 ? 1 : leaf_items) {}
+  // `recent_positions`: positions of the records this side changed recently, most recent first
+  // (only the first kMaxRecentPrefixes distinct ranges count). `max_message_bytes`: as in
+  // Options; lists of recent ranges above half of it are sent apart from the recent entry.
+  DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
+                   const std::vector<uint64_t>& recent_positions, size_t max_message_bytes);
+
+  bool has_recent() const { return !own_recent_.empty(); }
 
   // The probe of the whole set that opens a session.
   Result<SplitEntry> ProbeWholeSet(const SessionParams& params);
@@ -62,9 +71,19 @@ class DifferenceFinder {
                      std::vector<std::string>& sent);
   Status AnswerLacking(const LackingEntry& lacking, const SessionParams& params,
                        std::vector<std::string>& sent);
+  // Learns the other side's recent changes (once) and answers: the initiator with its own, its
+  // probe of the rest and its lists of the recent ranges; the responder by comparing the rest.
+  Status AnswerRecent(const RecentEntry& recent, const SessionParams& params,
+                      std::vector<Entry>& out, std::vector<std::string>& sent);
+  // The set the range phase compares: without the recent ranges once they are known.
+  ItemSet& active() { return excluding_ ? static_cast<ItemSet&>(*excluding_) : items_; }
 
   ItemSet& items_;
   size_t leaf_items_;
+  Role role_;
+  size_t max_message_bytes_;
+  std::vector<uint32_t> own_recent_;  // ascending
+  std::optional<ExcludingItemSet> excluding_;
   uint64_t list_budget_ = 0;  // items ListOwn may still read while answering one message
   std::set<std::string> send_;
   std::set<std::string> need_;

@@ -3,19 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "reconcile/summary_difference.h"
+
 namespace lockstep::reconcile {
-namespace {
-
-// `whole` less `part`: RangeSummary only subtracts single items, and prefix sums need ranges.
-RangeSummary Difference(const RangeSummary& whole, const RangeSummary& part) {
-  RangeSummary result;
-  result.count = whole.count - part.count;
-  result.sum.lo = whole.sum.lo - part.sum.lo;
-  result.sum.hi = whole.sum.hi - part.sum.hi - (whole.sum.lo < part.sum.lo ? 1 : 0);
-  return result;
-}
-
-}  // namespace
 
 Item MakeItem(std::string_view key, std::string_view encoding) {
   return {ItemPosition(key), std::string(key), ItemHash(key, encoding)};
@@ -42,7 +32,7 @@ std::pair<size_t, size_t> MemoryItemSet::Bounds(const PositionRange& range) cons
 
 Result<RangeSummary> MemoryItemSet::Summarize(const PositionRange& range) {
   const auto [first, last] = Bounds(range);
-  return Difference(prefix_[last], prefix_[first]);
+  return SummaryDifference(prefix_[last], prefix_[first]);
 }
 
 Result<std::vector<Item>> MemoryItemSet::Items(const PositionRange& range) {

@@ -11,11 +11,15 @@
 //   entry    := 1 range bits:u8(0..8) listed:bitmap(2^bits) probe{2^bits}     -- split
 //             | 2 range count:varint lacking:bitmap(count)                     -- lacking
 //             | 3 count:varint (length:varint key){count}                      -- keys
+//             | 4 count:varint(<= 65536) prefix:fixed(4){count} has_rest:u8(0|1)
+//               (listed:u8(0|1) probe lists:varint(<= 131072) list{lists})?           -- recent
+//                                                        (prefixes ascending, unique)
+//   list     := count:varint item:fixed(item_bytes){count}                     (ascending)
 //   range    := depth:u8(0..64) prefix:varint(< 2^depth)
 //   probe    := fingerprint:fixed(fingerprint_bytes)                (its bit of `listed` is 0)
 //             | count:varint item:fixed(item_bytes){count}           (its bit is 1; ascending)
 //   bitmap(n):= ceil(n / 8) bytes, bit i of the list is bit (i % 8) of byte i / 8; padding is 0
-//   flags    := bit 0: name_keys; the other bits are 0
+//   flags    := bit 0: name_keys, bit 1: recent; the other bits are 0
 //
 // A request has part 0 and parts 1. The decoder accepts exactly one encoding of each message, so
 // decoding then encoding returns the input.
@@ -73,7 +77,23 @@ struct KeysEntry {
   friend bool operator==(const KeysEntry&, const KeysEntry&) = default;
 };
 
-using Entry = std::variant<SplitEntry, LackingEntry, KeysEntry>;
+// The sender's recently changed records, as the top 32 bits of their positions. The responder
+// sends its own when the initiator's whole set differs from its own; the initiator then sends
+// its own too, with `rest`: its probe of the whole set without the ranges around either side's
+// recent records (excluding_item_set.h), which the rest of the session reconciles, and `lists`:
+// the short hashes of its items in each of those ranges (the union of both sides' prefixes, in
+// ascending order), which the responder answers like listed probes. When they would make the
+// entry too large, `lists` is empty and each range travels as a split entry of its own instead.
+struct RecentEntry {
+  std::vector<uint32_t> prefixes;
+  bool has_rest = false;
+  RangeProbe rest;                           // when has_rest
+  std::vector<std::vector<uint64_t>> lists;  // when has_rest
+  friend bool operator==(const RecentEntry&, const RecentEntry&) = default;
+};
+inline constexpr size_t kMaxRecentPrefixes = 1 << 16;  // of one side
+
+using Entry = std::variant<SplitEntry, LackingEntry, KeysEntry, RecentEntry>;
 
 enum class MessageKind : uint8_t { kRequest = 1, kAnswer = 2 };
 
@@ -84,6 +104,7 @@ struct SessionParams {
   uint8_t fingerprint_bytes = 8;
   uint8_t item_bytes = 6;
   bool name_keys = false;
+  bool recent = false;  // the initiator has recent changes to compare first
   friend bool operator==(const SessionParams&, const SessionParams&) = default;
 };
 

@@ -11,8 +11,10 @@ namespace {
 using base::ByteReader;
 using base::ByteWriter;
 
-enum EntryTag : uint8_t { kSplitTag = 1, kLackingTag = 2, kKeysTag = 3 };
+enum EntryTag : uint8_t { kSplitTag = 1, kLackingTag = 2, kKeysTag = 3, kRecentTag = 4 };
 constexpr uint8_t kNameKeysFlag = 1;
+constexpr uint8_t kRecentFlag = 2;
+constexpr unsigned kPrefixBytes = 4;
 
 size_t VarintSize(uint64_t value) {
   size_t size = 1;
@@ -41,6 +43,21 @@ void PutBitmap(ByteWriter& out, uint64_t bits, const std::vector<uint64_t>& set_
   out.PutBytes(bitmap);
 }
 
+// A probe whose kind (listed or not) is written elsewhere.
+void PutProbe(ByteWriter& out, const RangeProbe& probe, const SessionParams& params) {
+  if (!probe.listed) {
+    PutFixed(out, probe.fingerprint, params.fingerprint_bytes);
+    return;
+  }
+  out.PutVarint(probe.items.size());
+  for (uint64_t item : probe.items) PutFixed(out, item, params.item_bytes);
+}
+
+size_t ProbeSize(const RangeProbe& probe, const SessionParams& params) {
+  return probe.listed ? VarintSize(probe.items.size()) + probe.items.size() * params.item_bytes
+                      : params.fingerprint_bytes;
+}
+
 void PutEntry(ByteWriter& out, const Entry& entry, const SessionParams& params) {
   if (const auto* split = std::get_if<SplitEntry>(&entry)) {
     out.PutByte(kSplitTag);
@@ -51,24 +68,30 @@ void PutEntry(ByteWriter& out, const Entry& entry, const SessionParams& params) 
       if (split->children[i].listed) listed.push_back(i);
     }
     PutBitmap(out, split->children.size(), listed);
-    for (const RangeProbe& probe : split->children) {
-      if (!probe.listed) {
-        PutFixed(out, probe.fingerprint, params.fingerprint_bytes);
-        continue;
-      }
-      out.PutVarint(probe.items.size());
-      for (uint64_t item : probe.items) PutFixed(out, item, params.item_bytes);
-    }
+    for (const RangeProbe& probe : split->children) PutProbe(out, probe, params);
   } else if (const auto* lacking = std::get_if<LackingEntry>(&entry)) {
     out.PutByte(kLackingTag);
     PutRange(out, lacking->range);
     out.PutVarint(lacking->listed);
     PutBitmap(out, lacking->listed, lacking->indices);
-  } else {
-    const auto& keys = std::get<KeysEntry>(entry);
+  } else if (const auto* keys = std::get_if<KeysEntry>(&entry)) {
     out.PutByte(kKeysTag);
-    out.PutVarint(keys.keys.size());
-    for (const std::string& key : keys.keys) out.PutLengthPrefixed(key);
+    out.PutVarint(keys->keys.size());
+    for (const std::string& key : keys->keys) out.PutLengthPrefixed(key);
+  } else {
+    const auto& recent = std::get<RecentEntry>(entry);
+    out.PutByte(kRecentTag);
+    out.PutVarint(recent.prefixes.size());
+    for (uint32_t prefix : recent.prefixes) PutFixed(out, prefix, kPrefixBytes);
+    out.PutByte(recent.has_rest ? 1 : 0);
+    if (recent.has_rest) {
+      out.PutByte(recent.rest.listed ? 1 : 0);
+      PutProbe(out, recent.rest, params);
+      out.PutVarint(recent.lists.size());
+      for (const std::vector<uint64_t>& list : recent.lists) {
+        PutProbe(out, RangeProbe{true, 0, list}, params);
+      }
+    }
   }
 }
 
@@ -107,6 +130,32 @@ Result<std::vector<uint64_t>> ReadBitmap(ByteReader& in, uint64_t bits, std::str
   return set_bits;
 }
 
+// Reads the body of `probe`, whose `listed` is already set.
+Status ReadProbe(ByteReader& in, const SessionParams& params, RangeProbe& probe) {
+  if (!probe.listed) {
+    LOCKSTEP_ASSIGN_OR_RETURN(probe.fingerprint,
+                              ReadFixed(in, params.fingerprint_bytes, "fingerprint"));
+    return Status::Ok();
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(size_t items, in.ReadCount("item count", params.item_bytes));
+  probe.items.reserve(items);
+  for (size_t i = 0; i < items; ++i) {
+    LOCKSTEP_ASSIGN_OR_RETURN(uint64_t item, ReadFixed(in, params.item_bytes, "item hash"));
+    if (!probe.items.empty() && item < probe.items.back()) {
+      return Corrupt("item hashes out of order");
+    }
+    probe.items.push_back(item);
+  }
+  return Status::Ok();
+}
+
+// A byte that must be 0 or 1.
+Result<bool> ReadBool(ByteReader& in, std::string_view what) {
+  LOCKSTEP_ASSIGN_OR_RETURN(uint8_t byte, in.ReadByte(what));
+  if (byte > 1) return Corrupt(std::string(what) + " is neither 0 nor 1");
+  return byte == 1;
+}
+
 Result<SplitEntry> ReadSplit(ByteReader& in, const SessionParams& params) {
   SplitEntry split;
   LOCKSTEP_ASSIGN_OR_RETURN(split.range, ReadRange(in));
@@ -118,22 +167,7 @@ Result<SplitEntry> ReadSplit(ByteReader& in, const SessionParams& params) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<uint64_t> listed, ReadBitmap(in, count, "listed bitmap"));
   split.children.resize(count);
   for (uint64_t i : listed) split.children[i].listed = true;
-  for (RangeProbe& probe : split.children) {
-    if (!probe.listed) {
-      LOCKSTEP_ASSIGN_OR_RETURN(probe.fingerprint,
-                                ReadFixed(in, params.fingerprint_bytes, "fingerprint"));
-      continue;
-    }
-    LOCKSTEP_ASSIGN_OR_RETURN(size_t items, in.ReadCount("item count", params.item_bytes));
-    probe.items.reserve(items);
-    for (size_t i = 0; i < items; ++i) {
-      LOCKSTEP_ASSIGN_OR_RETURN(uint64_t item, ReadFixed(in, params.item_bytes, "item hash"));
-      if (!probe.items.empty() && item < probe.items.back()) {
-        return Corrupt("item hashes out of order");
-      }
-      probe.items.push_back(item);
-    }
-  }
+  for (RangeProbe& probe : split.children) LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, probe));
   return split;
 }
 
@@ -157,6 +191,34 @@ Result<KeysEntry> ReadKeys(ByteReader& in) {
   return keys;
 }
 
+Result<RecentEntry> ReadRecent(ByteReader& in, const SessionParams& params) {
+  RecentEntry recent;
+  LOCKSTEP_ASSIGN_OR_RETURN(size_t count, in.ReadCount("recent count", kPrefixBytes));
+  if (count > kMaxRecentPrefixes) return Corrupt("too many recent prefixes");
+  recent.prefixes.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    LOCKSTEP_ASSIGN_OR_RETURN(uint64_t prefix, ReadFixed(in, kPrefixBytes, "recent prefix"));
+    if (!recent.prefixes.empty() && prefix <= recent.prefixes.back()) {
+      return Corrupt("recent prefixes out of order");
+    }
+    recent.prefixes.push_back(static_cast<uint32_t>(prefix));
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(recent.has_rest, ReadBool(in, "recent rest flag"));
+  if (recent.has_rest) {
+    LOCKSTEP_ASSIGN_OR_RETURN(recent.rest.listed, ReadBool(in, "recent rest kind"));
+    LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, recent.rest));
+    LOCKSTEP_ASSIGN_OR_RETURN(size_t lists, in.ReadCount("recent lists", 1));
+    if (lists > 2 * kMaxRecentPrefixes) return Corrupt("too many recent lists");
+    recent.lists.reserve(lists);
+    for (size_t i = 0; i < lists; ++i) {
+      RangeProbe list{true, 0, {}};
+      LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, list));
+      recent.lists.push_back(std::move(list.items));
+    }
+  }
+  return recent;
+}
+
 // Appends the entry read to `entries` (appending, rather than returning an Entry, keeps GCC's
 // -Wmaybe-uninitialized quiet about moving variants).
 Status ReadEntry(ByteReader& in, const SessionParams& params, std::vector<Entry>& entries) {
@@ -175,6 +237,11 @@ Status ReadEntry(ByteReader& in, const SessionParams& params, std::vector<Entry>
     case kKeysTag: {
       LOCKSTEP_ASSIGN_OR_RETURN(KeysEntry keys, ReadKeys(in));
       entries.emplace_back(std::move(keys));
+      return Status::Ok();
+    }
+    case kRecentTag: {
+      LOCKSTEP_ASSIGN_OR_RETURN(RecentEntry recent, ReadRecent(in, params));
+      entries.emplace_back(std::move(recent));
       return Status::Ok();
     }
     default:
@@ -204,8 +271,9 @@ Status ReadHeader(ByteReader& in, Message& message) {
     if (width < kMinHashBytes || width > kMaxHashBytes) return Corrupt("bad hash width");
   }
   LOCKSTEP_ASSIGN_OR_RETURN(uint8_t flags, in.ReadByte("flags"));
-  if ((flags & ~kNameKeysFlag) != 0) return Corrupt("unknown flags");
+  if ((flags & ~(kNameKeysFlag | kRecentFlag)) != 0) return Corrupt("unknown flags");
   message.params.name_keys = (flags & kNameKeysFlag) != 0;
+  message.params.recent = (flags & kRecentFlag) != 0;
   return Status::Ok();
 }
 
@@ -222,7 +290,8 @@ std::string EncodeMessage(const Message& message) {
   PutFixed(out, message.params.seed, 8);
   out.PutByte(message.params.fingerprint_bytes);
   out.PutByte(message.params.item_bytes);
-  out.PutByte(message.params.name_keys ? kNameKeysFlag : 0);
+  out.PutByte((message.params.name_keys ? kNameKeysFlag : 0) |
+              (message.params.recent ? kRecentFlag : 0));
   out.PutVarint(message.entries.size());
   for (const Entry& entry : message.entries) PutEntry(out, entry, message.params);
   return bytes;
@@ -231,19 +300,25 @@ std::string EncodeMessage(const Message& message) {
 size_t EncodedEntrySize(const Entry& entry, const SessionParams& params) {
   if (const auto* split = std::get_if<SplitEntry>(&entry)) {
     size_t size = 3 + VarintSize(split->range.prefix) + BitmapBytes(split->children.size());
-    for (const RangeProbe& probe : split->children) {
-      size += probe.listed ? VarintSize(probe.items.size()) + probe.items.size() * params.item_bytes
-                           : params.fingerprint_bytes;
-    }
+    for (const RangeProbe& probe : split->children) size += ProbeSize(probe, params);
     return size;
   }
   if (const auto* lacking = std::get_if<LackingEntry>(&entry)) {
     return 2 + VarintSize(lacking->range.prefix) + VarintSize(lacking->listed) +
            BitmapBytes(lacking->listed);
   }
-  const auto& keys = std::get<KeysEntry>(entry);
-  size_t size = 1 + VarintSize(keys.keys.size());
-  for (const std::string& key : keys.keys) size += VarintSize(key.size()) + key.size();
+  if (const auto* keys = std::get_if<KeysEntry>(&entry)) {
+    size_t size = 1 + VarintSize(keys->keys.size());
+    for (const std::string& key : keys->keys) size += VarintSize(key.size()) + key.size();
+    return size;
+  }
+  const auto& recent = std::get<RecentEntry>(entry);
+  size_t size = 2 + VarintSize(recent.prefixes.size()) + recent.prefixes.size() * kPrefixBytes;
+  if (recent.has_rest) {
+    size += 1 + ProbeSize(recent.rest, params) + VarintSize(recent.lists.size());
+    for (const auto& list : recent.lists)
+      size += VarintSize(list.size()) + list.size() * params.item_bytes;
+  }
   return size;
 }
 

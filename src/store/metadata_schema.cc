@@ -57,7 +57,6 @@ CREATE TABLE _lockstep_node_dots(node BLOB PRIMARY KEY, counter INTEGER NOT NULL
 
 // Made after the columns are filled in, so that filling them moves no index entry.
 constexpr std::string_view kVersion2Indexes = R"sql(
-CREATE INDEX _lockstep_records_by_position ON _lockstep_records(collection, position, key, hash);
 CREATE INDEX _lockstep_tombstones ON _lockstep_records(deleted_ms) WHERE deleted_ms IS NOT NULL;
 )sql";
 
@@ -89,6 +88,7 @@ Status MigrateTo2(SqliteDb& db) {
     }
   }
   LOCKSTEP_RETURN_IF_ERROR(db.Exec(kVersion2Indexes));
+  LOCKSTEP_RETURN_IF_ERROR(db.Exec(kItemIndexSql));
   LOCKSTEP_RETURN_IF_ERROR(BucketSums::Rebuild(db));
   LOCKSTEP_ASSIGN_OR_RETURN(Statement dots,
                             db.Prepare("INSERT INTO _lockstep_node_dots VALUES (?, ?)"));

@@ -32,6 +32,14 @@ namespace lockstep::store {
 
 inline constexpr int kMetadataVersion = 2;
 
+// The index that lists a collection's records by bucket (the top 16 bits of their item position,
+// record_item.h). A large write drops it and the first reader that needs it makes it again
+// (ReplicaStore::EnsureItemIndex): an apply writes its entries in random order, which costs more
+// than sorting them once.
+inline constexpr std::string_view kItemIndexSql =
+    "CREATE INDEX IF NOT EXISTS _lockstep_records_by_bucket "
+    "ON _lockstep_records(collection, position >> 48)";
+
 // Creates the metadata tables when missing, or migrates them to kMetadataVersion. Fails with
 // kFailedPrecondition when they were made by a newer Lockstep. REQUIRES: inside a transaction.
 Status InstallMetadata(SqliteDb& db);

@@ -50,4 +50,14 @@ inline uint32_t BucketOf(uint64_t position) {
 }
 inline uint64_t BucketStart(uint32_t bucket) { return uint64_t{bucket} << kBucketShift; }
 
+// The bucket as the SQL expression `position >> 48` reads it from the position column (the top
+// bit flipped, shifted arithmetically): records are indexed by it (metadata_schema.cc), not by
+// their full position. An index entry of (collection, bucket, key) is about a third of one of
+// (collection, position, key, hash), and an apply writes entries in random order, dirtying
+// every page of the index: its size is what an apply pays for.
+static_assert(kBucketShift == 48, "the SQL of the bucket index says position >> 48");
+inline int64_t BucketColumn(uint32_t bucket) {
+  return static_cast<int64_t>(bucket) - (int64_t{1} << (kBucketBits - 1));
+}
+
 }  // namespace lockstep::store

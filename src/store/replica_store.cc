@@ -144,6 +144,8 @@ Status ReplicaStore::SaveCounters() {
 }
 
 Status ReplicaStore::BeginWrite() {
+  new_in_write_ = 0;
+  index_dropped_ = false;
   in_savepoint_ = sqlite3_get_autocommit(db_.handle()) == 0;
   LOCKSTEP_RETURN_IF_ERROR(
       db_.Exec(in_savepoint_ ? "SAVEPOINT lockstep_write" : "BEGIN IMMEDIATE")
@@ -306,7 +308,11 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   if (encoding.empty()) encoding = core::EncodeRecord(stored.record);
   const std::string& key = stored.record.key();
   // The bucket sums lose the record's old item and gain its new one.
-  if (!stored.encoded.empty()) sums_.Subtract(collection, ItemOf(key, stored.encoded));
+  if (!stored.encoded.empty()) {
+    sums_.Subtract(collection, ItemOf(key, stored.encoded));
+  } else {
+    ++new_in_write_;
+  }
   const RecordItem item = ItemOf(key, encoding);
   sums_.Add(collection, item);
   NoteDots(stored.record.vv());
@@ -327,7 +333,25 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   return pending_.size() >= kPutBatch ? FlushPuts() : Status::Ok();
 }
 
+Status ReplicaStore::DropItemIndexForBulkLoad() {
+  if (index_dropped_ || new_in_write_ < kBulkLoadRecords) return Status::Ok();
+  // SQLite refuses to drop an index while a statement of this connection is reading (a scan of
+  // a user table that stamps as it goes): then the index is simply kept up to date.
+  for (sqlite3_stmt* stmt = sqlite3_next_stmt(db_.handle(), nullptr); stmt != nullptr;
+       stmt = sqlite3_next_stmt(db_.handle(), stmt)) {
+    if (sqlite3_stmt_busy(stmt) != 0) return Status::Ok();
+  }
+  index_dropped_ = true;
+  return db_.Exec("DROP INDEX IF EXISTS _lockstep_records_by_bucket");
+}
+
+Status ReplicaStore::EnsureItemIndex() {
+  if (sqlite3_db_readonly(db_.handle(), "main") == 1) return Status::Ok();
+  return db_.Exec(kItemIndexSql).WithContext("indexing records by bucket");
+}
+
 Status ReplicaStore::FlushPuts() {
+  LOCKSTEP_RETURN_IF_ERROR(DropItemIndexForBulkLoad());
   // Many rows per INSERT: SQLite spends about a third of a single-row insert on the statement
   // itself, and batches of records are what an apply writes.
   size_t done = 0;

@@ -130,6 +130,12 @@ class ReplicaStore {
   // so that reads of the item columns and bucket sums see it. Does nothing outside a write.
   Status FlushWrites();
   BucketSums& bucket_sums() { return sums_; }
+  // Makes the index of records by bucket if a large write dropped it (a sort of the collection's
+  // positions, once); does nothing on a read-only connection, whose reads then scan.
+  Status EnsureItemIndex();
+  // A write that adds at least this many new records drops the bucket index rather than insert
+  // into it in random order: a first sync, or any bulk load.
+  static constexpr size_t kBulkLoadRecords = 10'000;
 
   // ---- restore detection -----------------------------------------------------------------------
 
@@ -200,6 +206,7 @@ class ReplicaStore {
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
+  Status DropItemIndexForBulkLoad();
   Status FlushHighestDots();
   void NoteDots(const core::VersionVector& vv);
   Result<ChangePage> ReadChanges(uint64_t after, size_t limit, std::optional<int64_t> skip);
@@ -240,6 +247,8 @@ class ReplicaStore {
   // Changes to the bucket sums and the highest dots held, written at Commit().
   BucketSums sums_;
   std::vector<core::VersionVector::Entry> dirty_dots_;
+  size_t new_in_write_ = 0;     // records this write added (not replaced)
+  bool index_dropped_ = false;  // by this write
 
   std::unique_ptr<Statement> get_;
   std::unique_ptr<Statement> put_;

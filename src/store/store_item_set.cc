@@ -51,8 +51,19 @@ Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t 
   return summary;
 }
 
-Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::PositionRange& range) {
+Status StoreItemSet::Prepare() {
   LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  if (!indexed_) {
+    // Once per item set: a write after that which drops the index again makes the reads slower,
+    // not wrong.
+    LOCKSTEP_RETURN_IF_ERROR(store_.EnsureItemIndex());
+    indexed_ = true;
+  }
+  return Status::Ok();
+}
+
+Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::PositionRange& range) {
+  LOCKSTEP_RETURN_IF_ERROR(Prepare());
   const auto bounds = Bounds(range);
   if (!bounds.has_value()) return reconcile::RangeSummary{};
   const auto [first, last] = *bounds;
@@ -90,18 +101,21 @@ Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::Positio
 }
 
 Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::PositionRange& range) {
-  LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
+  LOCKSTEP_RETURN_IF_ERROR(Prepare());
   std::vector<reconcile::Item> items;
   const auto bounds = Bounds(range);
   if (!bounds.has_value()) return items;
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
       Prepared(store_.db(), items_,
-               "SELECT position, key, hash FROM _lockstep_records "
-               "WHERE collection = ? AND position BETWEEN ? AND ? ORDER BY position, key"));
+               "SELECT position, key, hash FROM _lockstep_records WHERE collection = ?1 AND "
+               "position >> 48 BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5 "
+               "ORDER BY position, key"));
   stmt->BindInt(1, collection_)
-      .BindInt(2, PositionColumn(bounds->first))
-      .BindInt(3, PositionColumn(bounds->second));
+      .BindInt(2, BucketColumn(BucketOf(bounds->first)))
+      .BindInt(3, BucketColumn(BucketOf(bounds->second)))
+      .BindInt(4, PositionColumn(bounds->first))
+      .BindInt(5, PositionColumn(bounds->second));
   for (;;) {
     auto row = stmt->Step();
     if (!row.has_value()) return row.error();

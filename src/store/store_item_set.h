@@ -23,9 +23,12 @@ class StoreItemSet final : public reconcile::ItemSet {
  private:
   // The items with positions first..last (inclusive), summed.
   Result<reconcile::RangeSummary> SumItems(uint64_t first, uint64_t last);
+  // Flushes the store's write and makes sure the bucket index exists.
+  Status Prepare();
 
   ReplicaStore& store_;
   int64_t collection_;
+  bool indexed_ = false;
   std::unique_ptr<Statement> sum_items_;
   std::unique_ptr<Statement> items_;
 };

@@ -23,6 +23,9 @@ Message SampleMessage() {
   message.entries.emplace_back(LackingEntry{{64, ~uint64_t{0}}, 11, {0, 7, 10}});
   message.entries.emplace_back(KeysEntry{{"a", std::string("\0b", 2), ""}});
   message.entries.emplace_back(SplitEntry{kWholeRange, 0, {{false, 42, {}}}});
+  message.entries.emplace_back(
+      RecentEntry{{1, 2, 0xffffffff}, true, {true, 0, {3, 4}}, {{}, {5}, {6, 7}}});
+  message.entries.emplace_back(RecentEntry{{}, false, {}, {}});
   return message;
 }
 
@@ -73,7 +76,7 @@ TEST(MessageTest, MalformedHeadersAreRefused) {
   EXPECT_FALSE(DecodeMessage(Patched(5, 0)).has_value());                // no parts
   EXPECT_FALSE(DecodeMessage(Patched(14, 9)).has_value());               // fingerprint width
   EXPECT_FALSE(DecodeMessage(Patched(15, 3)).has_value());               // item width
-  EXPECT_FALSE(DecodeMessage(Patched(16, 2)).has_value());               // unknown flag
+  EXPECT_FALSE(DecodeMessage(Patched(16, 4)).has_value());               // unknown flag
   EXPECT_FALSE(DecodeMessage(good + std::string(1, '\0')).has_value());  // trailing byte
   EXPECT_FALSE(DecodeMessage(std::string(kMaxMessageBytes + 1, '\1')).has_value());
 
@@ -114,6 +117,17 @@ TEST(MessageTest, MalformedEntriesAreRefused) {
       DecodeMessage(OneEntry(LackingEntry{{8, 1}, 1000000, {}}).substr(0, 40)).has_value());
 
   EXPECT_FALSE(DecodeMessage(OneEntry(KeysEntry{{"abc"}}, 1, 100)).has_value());  // key count
+
+  const RecentEntry recent{{5, 9}, true, {false, 7, {}}, {{}, {2}}};
+  ASSERT_TRUE(DecodeMessage(OneEntry(recent)).has_value());
+  // Entry layout: tag, count, two 4-byte prefixes, rest flag, rest kind, fingerprint.
+  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 2, 9)).has_value());   // prefixes out of order
+  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 10, 2)).has_value());  // rest flag not 0 or 1
+  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 11, 7)).has_value());  // rest kind not 0 or 1
+  EXPECT_FALSE(DecodeMessage(OneEntry(RecentEntry{{}, true, {}, {{9, 8}}})).has_value());
+  RecentEntry too_many;
+  for (uint32_t i = 0; i <= kMaxRecentPrefixes; ++i) too_many.prefixes.push_back(i);
+  EXPECT_FALSE(DecodeMessage(OneEntry(too_many)).has_value());
 }
 
 }  // namespace

@@ -90,11 +90,24 @@ RC_GTEST_PROP(ReconcilerPropertyTest, FindsExactlyTheDifferencesDespiteLossAndDu
   options.session.name_keys = *rc::gen::arbitrary<bool>();
   options.leaf_items = *rc::gen::inRange<size_t>(1, 40);
   options.max_message_bytes = *rc::gen::element<size_t>(200, 2000, kMaxMessageBytes);
+  // Recent changes, as the engine would give them: some of the keys that differ, some that do
+  // not, and positions of nothing at all.
+  Options b_options = options;
+  for (auto* side : {&options, &b_options}) {
+    const auto& records = side == &options ? sides.a : sides.b;
+    for (const auto& [key, encoding] : records) {
+      if (*rc::gen::inRange(0, 100) < 3) side->recent_positions.push_back(ItemPosition(key));
+    }
+    const auto strangers = *rc::gen::inRange(0, 5);
+    for (int i = 0; i < strangers; ++i) {
+      side->recent_positions.push_back(*rc::gen::arbitrary<uint64_t>());
+    }
+  }
   const int loss_percent = *rc::gen::inRange(0, 40);
   const int duplicate_percent = *rc::gen::inRange(0, 40);
 
   Initiator initiator(a, options);
-  Responder responder(b, options);
+  Responder responder(b, b_options);
   Channel to_responder, to_initiator;
   auto start = initiator.Start();
   RC_ASSERT(start.has_value());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "reconcile/excluding_item_set.h"
 #include "session_harness.h"
 
 namespace lockstep::reconcile {
@@ -175,12 +176,6 @@ TEST(ReconcilerTest, UnansweredRequestsAreResentUntilAnswered) {
   EXPECT_THAT(initiator.differences().send, ElementsAre("key400"));
 }
 
-}  // namespace
-}  // namespace lockstep::reconcile
-
-namespace lockstep::reconcile {
-namespace {
-
 // A request with `copies` entries, each listing no items for the whole set: an honest initiator
 // with no items sends one.
 Message EmptyListsOfEverything(int copies) {
@@ -203,6 +198,128 @@ TEST(ReconcilerTest, RequestsToListTheSameItemsOverAndOverAreRefused) {
   auto thrice = responder.Receive(EmptyListsOfEverything(3));
   ASSERT_FALSE(thrice.has_value());
   EXPECT_EQ(thrice.error().code(), StatusCode::kResourceExhausted);
+}
+
+TEST(ExcludingItemSetTest, RecentRangesAreInvisibleExceptWhenListedThemselves) {
+  MemoryItemSet base = MakeSet(Numbered(3000));
+  const uint64_t hidden = ItemPosition("key7");
+  auto set = ExcludingItemSet::Make(base, {RecentPrefix(hidden)});
+  ASSERT_TRUE(set.has_value());
+  const PositionRange all = kWholeRange.positions();
+  EXPECT_EQ(set->Summarize(all)->count, 2999u);
+  auto items = set->Items(all);
+  ASSERT_TRUE(items.has_value());
+  EXPECT_EQ(items->size(), 2999u);
+  EXPECT_TRUE(std::none_of(items->begin(), items->end(),
+                           [](const Item& item) { return item.key == "key7"; }));
+  // Equal to the base set without that item, range by range.
+  Records without = Numbered(3000);
+  without.erase(without.begin() + 7);
+  MemoryItemSet expected = MakeSet(without);
+  for (uint64_t i = 0; i < 16; ++i) {
+    const PositionRange range = kWholeRange.Child(4, i).positions();
+    EXPECT_EQ(*set->Summarize(range), *expected.Summarize(range));
+  }
+  const RangeId around{kRecentDepth, RecentPrefix(hidden)};
+  EXPECT_TRUE(set->Excludes(around));
+  EXPECT_TRUE(set->Excludes(around.Child(4, (hidden >> 28) & 15)));
+  EXPECT_FALSE(set->Excludes(RangeId{kRecentDepth, RecentPrefix(hidden) ^ 1}));
+  EXPECT_FALSE(set->Excludes(kWholeRange));
+}
+
+struct RecentCase {
+  std::vector<std::pair<std::string, std::string>> a, b;
+  std::vector<uint64_t> a_recent, b_recent;  // positions of what each side changed
+  std::vector<std::string> a_sends, b_sends;
+};
+
+// 20,000 equal records, then 40 changes of four kinds, each recorded as recent by its side.
+RecentCase FortyRecentChanges() {
+  RecentCase c;
+  for (int i = 0; i < 20000; ++i) {
+    c.a.emplace_back("key" + std::to_string(i), "v1");
+    c.b.emplace_back("key" + std::to_string(i), "v1");
+  }
+  for (int j = 0; j < 40; ++j) {
+    const std::string key = "key" + std::to_string(j * 401);
+    const std::string fresh = "new" + std::to_string(j);
+    switch (j % 4) {
+      case 0:  // updated on A
+        c.a[j * 401].second = "v2";
+        c.a_recent.push_back(ItemPosition(key));
+        c.a_sends.push_back(key);
+        c.b_sends.push_back(key);
+        break;
+      case 1:  // updated on B
+        c.b[j * 401].second = "v2";
+        c.b_recent.push_back(ItemPosition(key));
+        c.a_sends.push_back(key);
+        c.b_sends.push_back(key);
+        break;
+      case 2:  // inserted on A
+        c.a.emplace_back(fresh, "v1");
+        c.a_recent.push_back(ItemPosition(fresh));
+        c.a_sends.push_back(fresh);
+        break;
+      case 3:  // inserted on B
+        c.b.emplace_back(fresh, "v1");
+        c.b_recent.push_back(ItemPosition(fresh));
+        c.b_sends.push_back(fresh);
+        break;
+    }
+  }
+  std::sort(c.a_sends.begin(), c.a_sends.end());
+  std::sort(c.b_sends.begin(), c.b_sends.end());
+  return c;
+}
+
+TEST(ReconcilerTest, RecentChangesOnBothSidesAreFoundInTwoRoundTripsOfFewBytes) {
+  const RecentCase c = FortyRecentChanges();
+  MemoryItemSet a = MakeSet(c.a), b = MakeSet(c.b);
+  Options a_options, b_options;
+  a_options.recent_positions = c.a_recent;
+  b_options.recent_positions = c.b_recent;
+  Initiator initiator(a, a_options);
+  Responder responder(b, b_options);
+  const auto result = testing::Reconcile(initiator, responder);
+  EXPECT_EQ(result.initiator.send, c.a_sends);
+  EXPECT_EQ(result.responder.send, c.b_sends);
+  EXPECT_EQ(result.round_trips, 2);
+  EXPECT_LE(result.bytes, 40u * 64);
+  // Without the recent changes, the same differences cost ranges and more round trips.
+  const auto plain = Reconcile(a, b);
+  EXPECT_EQ(plain.initiator.send, c.a_sends);
+  EXPECT_GT(plain.round_trips, 2);
+  EXPECT_GT(plain.bytes, result.bytes);
+}
+
+TEST(ReconcilerTest, RecentChangesThatMissSomeDifferencesLeaveTheRestToRanges) {
+  const RecentCase c = FortyRecentChanges();
+  MemoryItemSet a = MakeSet(c.a), b = MakeSet(c.b);
+  Options a_options, b_options;
+  // Half of A's changes forgotten, B's replaced by unrelated positions.
+  a_options.recent_positions.assign(c.a_recent.begin(), c.a_recent.begin() + 10);
+  for (int i = 0; i < 30; ++i)
+    b_options.recent_positions.push_back(ItemPosition("x" + std::to_string(i)));
+  Initiator initiator(a, a_options);
+  Responder responder(b, b_options);
+  const auto result = testing::Reconcile(initiator, responder);
+  EXPECT_EQ(result.initiator.send, c.a_sends);
+  EXPECT_EQ(result.responder.send, c.b_sends);
+  EXPECT_LE(result.round_trips, 7);
+}
+
+TEST(ReconcilerTest, RecentChangesOnEqualSetsStillCostOneSmallRoundTrip) {
+  const RecentCase c = FortyRecentChanges();
+  MemoryItemSet a = MakeSet(c.a);
+  MemoryItemSet also_a = MakeSet(c.a);
+  Options options;
+  options.recent_positions = c.a_recent;
+  Initiator initiator(a, options);
+  Responder responder(also_a, options);
+  const auto result = testing::Reconcile(initiator, responder);
+  EXPECT_EQ(result.round_trips, 1);
+  EXPECT_LE(result.bytes, 64u);
 }
 
 }  // namespace

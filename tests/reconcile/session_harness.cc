@@ -13,9 +13,13 @@ MemoryItemSet MakeSet(const std::vector<std::pair<std::string, std::string>>& re
 
 SessionResult Reconcile(MemoryItemSet& initiator_items, MemoryItemSet& responder_items,
                         const Options& options) {
-  SessionResult result;
   Initiator initiator(initiator_items, options);
   Responder responder(responder_items, options);
+  return Reconcile(initiator, responder);
+}
+
+SessionResult Reconcile(Initiator& initiator, Responder& responder) {
+  SessionResult result;
   auto requests = initiator.Start();
   EXPECT_TRUE(requests.has_value()) << requests.error().ToString();
   std::vector<Message> wave = requests ? std::move(*requests) : std::vector<Message>{};

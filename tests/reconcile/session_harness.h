@@ -23,5 +23,7 @@ struct SessionResult {
 // Runs to completion with no loss. Fails the calling test (and returns what it has) on error.
 SessionResult Reconcile(MemoryItemSet& initiator_items, MemoryItemSet& responder_items,
                         const Options& options = {});
+// The same between two sides made by the caller, which must not have started.
+SessionResult Reconcile(Initiator& initiator, Responder& responder);
 
 }  // namespace lockstep::reconcile::testing
