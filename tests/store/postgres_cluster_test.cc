@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "support/postgres.h"
+#include "support/process.h"
 
 namespace lockstep::testing {
 namespace {
@@ -23,9 +24,14 @@ TEST(PostgresClusterTest, GivesEachTestItsOwnDatabase) {
 TEST(PostgresClusterTest, ServerRunsAsAnUnprivilegedUser) {
   PostgresCluster& cluster = PostgresCluster::Shared();
   const std::string url = cluster.CreateDatabase("owner");
-  const std::string pid = Psql(url, "SELECT pg_backend_pid()");
+  // The postmaster's pid is the first line of postmaster.pid in the data directory.
+  std::string data = Psql(url, "SHOW data_directory");
+  data.pop_back();
+  const std::string pid_file = ReadFile(std::filesystem::path(data) / "postmaster.pid");
+  const std::string pid = pid_file.substr(0, pid_file.find('\n'));
+  ASSERT_FALSE(pid.empty());
   struct stat info {};
-  ASSERT_EQ(stat(("/proc/" + pid.substr(0, pid.size() - 1)).c_str(), &info), 0);
+  ASSERT_EQ(stat(("/proc/" + pid).c_str(), &info), 0);
   EXPECT_NE(info.st_uid, 0u);
 }
 
