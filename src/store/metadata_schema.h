@@ -1,5 +1,6 @@
-// The `_lockstep_*` tables that hold the replica store inside a user's SQLite database, and the
-// migrations between their versions.
+// The `_lockstep_*` tables that hold the replica store inside a user's SQLite database (or in a
+// PostgreSQL database, with the same columns in PostgreSQL's types), and the migrations between
+// their versions.
 //
 //   _lockstep_meta(name, value)            node id, log epoch, dot counter, seq, last HLC, version
 //   _lockstep_collections(id, name, policy, create_sql)   the synced tables
@@ -19,7 +20,7 @@
 #include <map>
 #include <string>
 
-#include "store/sqlite_db.h"
+#include "store/database.h"
 
 namespace lockstep::store {
 
@@ -27,16 +28,16 @@ inline constexpr int kMetadataVersion = 1;
 
 // Creates the metadata tables when missing, or migrates them to kMetadataVersion. Fails with
 // kFailedPrecondition when they were made by a newer Lockstep. REQUIRES: inside a transaction.
-Status InstallMetadata(SqliteDb& db);
+Status InstallMetadata(Database& db);
 
 // True when `db` holds Lockstep metadata.
-Result<bool> HasMetadata(SqliteDb& db);
+Result<bool> HasMetadata(Database& db);
 
 // The conflict policy of each registered collection, by name; empty when `db` has no metadata.
 // Reads only.
-Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db);
+Result<std::map<std::string, std::string>> ReadPolicies(Database& db);
 
 // Drops every `_lockstep_` table and trigger, leaving the user's tables untouched.
-Status DropMetadata(SqliteDb& db);
+Status DropMetadata(Database& db);
 
 }  // namespace lockstep::store
