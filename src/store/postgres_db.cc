@@ -370,11 +370,10 @@ Result<Statement> PostgresDb::Prepare(std::string_view sql) {
 bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
 
 Status PostgresDb::BeginWrite() {
-  // The lock's key is a constant: one lock per database, taken only by Lockstep ("lockstep" in
-  // ASCII). lock_timeout bounds the wait and is restored for the rest of the transaction.
-  Status status = Exec(
-      "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(7813874148681863280); "
-      "SET LOCAL lock_timeout = 0");
+  // One lock per database. lock_timeout bounds the wait and is lifted for the rest of the
+  // transaction.
+  Status status = Exec("BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
+                       std::to_string(kWriterLock) + "); SET LOCAL lock_timeout = 0");
   if (!status.ok() && InTransaction()) (void)Exec("ROLLBACK");
   return status;
 }

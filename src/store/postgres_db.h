@@ -37,6 +37,9 @@ class PostgresDb final : public Database {
   PostgresDb(const PostgresDb&) = delete;
   PostgresDb& operator=(const PostgresDb&) = delete;
 
+  // The advisory lock that serializes Lockstep's writers ("lockstep" in ASCII).
+  static constexpr int64_t kWriterLock = 7813874148681863280;
+
   Dialect dialect() const override { return Dialect::kPostgres; }
   const std::string& name() const override { return name_; }
   Status Exec(std::string_view sql) override;

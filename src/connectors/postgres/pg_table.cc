@@ -1,0 +1,192 @@
+#include "connectors/postgres/pg_table.h"
+
+#include <algorithm>
+#include <map>
+
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_schema.h"
+#include "core/key.h"
+
+namespace lockstep::connectors::postgres {
+namespace {
+
+using store::QuoteIdentifier;
+using store::Statement;
+
+constexpr int64_t kCaptureChunk = 10'000;
+
+Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::string& sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  return std::make_unique<Statement>(std::move(stmt));
+}
+
+const Column& ColumnNamed(const TableSchema& schema, const std::string& name) {
+  return *std::find_if(schema.columns.begin(), schema.columns.end(),
+                       [&](const Column& c) { return c.name == name; });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSchema schema,
+                                                  store::Collection collection,
+                                                  core::MergePolicy policy) {
+  std::unique_ptr<PgTable> table(
+      new PgTable(std::move(schema), std::move(collection), std::move(policy)));
+  const TableSchema& s = table->schema_;
+  for (const std::string& key : s.key) {
+    auto it = std::find_if(s.columns.begin(), s.columns.end(),
+                           [&](const Column& c) { return c.name == key; });
+    table->key_positions_.push_back(static_cast<size_t>(it - s.columns.begin()));
+  }
+  const std::string name = SplitName(s.name).Quoted();
+  const std::string capture = QuoteIdentifier(CaptureTableName(table->collection_.id));
+
+  std::string columns, values, reads, update, key_list, key_match, join;
+  for (size_t i = 0; i < s.columns.size(); ++i) {
+    const Column& column = s.columns[i];
+    columns += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
+    values += (i == 0 ? "" : ", ") + WriteExpression(column, static_cast<int>(i + 1));
+    reads += ", " + ReadExpression(column, "t");
+  }
+  for (const std::string& column : s.non_key) {
+    update += (update.empty() ? "" : ", ") + QuoteIdentifier(column) + " = excluded." +
+              QuoteIdentifier(column);
+  }
+  std::string captured_keys;
+  for (size_t i = 0; i < s.key.size(); ++i) {
+    const Column& column = ColumnNamed(s, s.key[i]);
+    key_list += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
+    key_match += (i == 0 ? "" : " AND ") + QuoteIdentifier(column.name) + " = " +
+                 WriteExpression(column, static_cast<int>(i + 1));
+    join += (i == 0 ? "" : " AND ") + std::string("t.") + QuoteIdentifier(column.name) + " = c.k" +
+            std::to_string(i);
+    Column as_captured = column;
+    as_captured.name = "k" + std::to_string(i);
+    captured_keys += ", " + ReadExpression(as_captured, "c");
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->upsert_, PrepareOwned(db, "INSERT INTO " + name + " (" + columns + ") VALUES (" +
+                                           values + ") ON CONFLICT (" + key_list + ") DO " +
+                                           (update.empty() ? "NOTHING" : "UPDATE SET " + update)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
+                            PrepareOwned(db, "DELETE FROM " + name + " WHERE " + key_match));
+  // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
+  const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->captured_,
+      PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
+                           reads + " FROM " + capture + " c LEFT JOIN " + name + " t ON " + join +
+                           " ORDER BY c.id LIMIT " + std::to_string(kCaptureChunk)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->forget_captured_,
+                            PrepareOwned(db, "DELETE FROM " + capture + " WHERE id <= ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->scan_,
+                            PrepareOwned(db, "SELECT " + reads.substr(2) + " FROM " + name + " t"));
+  return table;
+}
+
+Status PgTable::WriteRow(const core::Record& record) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
+  if (key.size() != schema_.key.size()) {
+    return DataLoss("record key of table '" + schema_.name + "' has " + std::to_string(key.size()) +
+                    " columns, the table's primary key " + std::to_string(schema_.key.size()));
+  }
+  if (!core::Exists(record, policy_)) {
+    for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
+    return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
+  }
+  for (size_t i = 0; i < schema_.columns.size(); ++i) {
+    const core::Field* field = record.Find(schema_.columns[i].name);
+    upsert_->Bind(static_cast<int>(i + 1),
+                  field == nullptr ? Value::Null()
+                                   : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+  }
+  // The key columns come from the key itself (see the SQLite connector).
+  for (size_t i = 0; i < key.size(); ++i) {
+    upsert_->Bind(static_cast<int>(key_positions_[i] + 1), key[i]);
+  }
+  return upsert_->Run().WithContext("writing to '" + schema_.name + "'");
+}
+
+Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& store) {
+  // The latest capture time of each distinct key, and the row as it is now.
+  struct Captured {
+    int64_t ts = 0;
+    std::optional<std::vector<Value>> row;
+  };
+  std::map<std::string, Captured> keys;
+  int64_t last_id = -1;
+  const size_t key_count = schema_.key.size();
+  const int first_value = 3 + static_cast<int>(key_count);
+  for (;;) {
+    auto row = captured_->Step();
+    if (!row.has_value()) {
+      captured_->Reset();
+      return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
+    }
+    if (!*row) break;
+    last_id = captured_->ColumnInt(0);
+    std::vector<Value> key;
+    for (size_t i = 0; i < key_count; ++i)
+      key.push_back(captured_->Column(3 + static_cast<int>(i)));
+    Captured& entry = keys[core::EncodeKey(key)];
+    entry.ts = std::max(entry.ts, captured_->ColumnInt(1));
+    if (captured_->ColumnInt(2) != 0) {
+      std::vector<Value> values;
+      values.reserve(schema_.columns.size());
+      for (size_t i = 0; i < schema_.columns.size(); ++i) {
+        values.push_back(captured_->Column(first_value + static_cast<int>(i)));
+      }
+      entry.row = std::move(values);
+    } else {
+      entry.row.reset();
+    }
+  }
+  captured_->Reset();
+  if (last_id < 0) return std::optional<size_t>();
+  // In order of capture time: the clock never goes back (see the SQLite connector).
+  std::vector<const std::pair<const std::string, Captured>*> order;
+  for (const auto& item : keys) order.push_back(&item);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto* x, const auto* y) { return x->second.ts < y->second.ts; });
+  size_t writes = 0;
+  for (const auto* captured : order) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
+                              store.Get(collection_.id, captured->first));
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        bool wrote, StampRow(store, schema_, collection_.id, policy_, captured->first,
+                             std::move(stored), captured->second.row, captured->second.ts));
+    writes += wrote ? 1 : 0;
+  }
+  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindInt(1, last_id).Run());
+  return std::optional<size_t>(writes);
+}
+
+Result<size_t> PgTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {
+  size_t writes = 0;
+  for (;;) {
+    auto stepped = scan_->Step();
+    if (!stepped.has_value()) {
+      scan_->Reset();
+      return stepped.error().WithContext("reading '" + schema_.name + "'");
+    }
+    if (!*stepped) break;
+    std::vector<Value> row;
+    row.reserve(schema_.columns.size());
+    for (size_t i = 0; i < schema_.columns.size(); ++i) {
+      row.push_back(scan_->Column(static_cast<int>(i)));
+    }
+    std::vector<Value> key;
+    for (size_t position : key_positions_) key.push_back(row[position]);
+    auto wrote = StampRow(store, schema_, collection_.id, policy_, core::EncodeKey(key),
+                          std::nullopt, row, now_millis);
+    if (!wrote.has_value()) {
+      scan_->Reset();
+      return wrote.error();
+    }
+    writes += *wrote ? 1 : 0;
+  }
+  scan_->Reset();
+  return writes;
+}
+
+}  // namespace lockstep::connectors::postgres
