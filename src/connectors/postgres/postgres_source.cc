@@ -4,10 +4,30 @@
 
 #include "connectors/postgres/pg_capture.h"
 #include "connectors/postgres/pg_schema.h"
+#include "connectors/sqlite/table_schema.h"
 #include "connectors/type_mapping.h"
 #include "store/metadata_schema.h"
 
 namespace lockstep::connectors::postgres {
+namespace {
+
+// A schema known only by its CREATE statement (a peer over the network sends no more): the
+// statement is SQLite's, so SQLite reads the columns and their declared types from it.
+Result<TableSchema> WithColumns(const TableSchema& wanted) {
+  if (!wanted.columns.empty()) return wanted;
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb scratch, store::SqliteDb::OpenInMemory());
+  LOCKSTEP_RETURN_IF_ERROR(scratch.Exec(wanted.create_sql)
+                               .WithContext("reading the CREATE statement of '" + wanted.name +
+                                            "' (" + wanted.create_sql + ")"));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema,
+                            sqlite::ReadTableSchema(scratch, wanted.name));
+  if (!schema.has_value()) {
+    return InvalidArgument("the CREATE statement of '" + wanted.name + "' creates another table");
+  }
+  return std::move(*schema);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<PostgresSource>> PostgresSource::Open(std::string_view url,
                                                              const base::Clock& clock) {
@@ -48,8 +68,9 @@ Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
     LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing,
                               ReadTableSchema(*db_, wanted.name));
     if (!existing.has_value()) {
-      LOCKSTEP_RETURN_IF_ERROR(
-          db_->Exec(PostgresCreateSql(wanted)).WithContext("creating table '" + wanted.name + "'"));
+      LOCKSTEP_ASSIGN_OR_RETURN(TableSchema columns, WithColumns(wanted));
+      LOCKSTEP_RETURN_IF_ERROR(db_->Exec(PostgresCreateSql(columns))
+                                   .WithContext("creating table '" + wanted.name + "'"));
       LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(*db_, wanted.name));
       if (!existing.has_value()) return Internal("table '" + wanted.name + "' vanished");
     }
@@ -59,8 +80,10 @@ Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
     const bool new_collection = found == known.end();
     store::Collection collection;
     if (new_collection) {
+      // Peers get the table's CREATE statement in SQLite's dialect, which every node can run,
+      // with the types that keep the values exactly.
       LOCKSTEP_ASSIGN_OR_RETURN(
-          collection, store_->EnsureCollection(wanted.name, policy, existing->create_sql));
+          collection, store_->EnsureCollection(wanted.name, policy, SqliteCreateSql(*existing)));
     } else {
       collection = std::move(*found);
     }
