@@ -71,8 +71,13 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
     } else {
       std::vector<std::string> collections = peer.collections;
       if (collections.empty()) {
-        auto tables = (*source)->ListTables();
-        if (tables.has_value()) collections = std::move(*tables);
+        // The source's tables (those named in the node file, if any) that can be synced: one
+        // without a primary key would only be refused by the peer at every reconnect.
+        auto tables = config.tables.empty() ? (*source)->ListTables()
+                                            : Result<std::vector<std::string>>(config.tables);
+        for (const std::string& table : tables.has_value() ? *tables : collections) {
+          if ((*source)->Schema(table).has_value()) collections.push_back(table);
+        }
       }
       DialerHandler handler(**source, peer.url, collections, peer.collections.empty());
       auto hello = handler.MakeHello(peer.token, peer.direction);

@@ -371,11 +371,16 @@ bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQ
 
 Status PostgresDb::BeginWrite() {
   // One lock per database. lock_timeout bounds the wait and is lifted for the rest of the
-  // transaction.
-  Status status = Exec("BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
-                       std::to_string(kWriterLock) + "); SET LOCAL lock_timeout = 0");
+  // transaction (see LockForTransaction).
+  Status status = Exec("BEGIN");
+  if (status.ok()) status = LockForTransaction(kWriterLock);
   if (!status.ok() && InTransaction()) (void)Exec("ROLLBACK");
   return status;
+}
+
+Status PostgresDb::LockForTransaction(int64_t key) {
+  return Exec("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
+              std::to_string(key) + "); SET LOCAL lock_timeout = 0");
 }
 
 Status PostgresDb::BeginRead() { return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); }

@@ -57,7 +57,7 @@ Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t co
     return "INSERT INTO " + capture + "(ts" + key_names + ") VALUES (" + now +
            KeyValues(schema, row) + "); ";
   };
-  const std::string lock = std::to_string(store::PostgresDb::kWriterLock);
+  const std::string lock = std::to_string(store::PostgresDb::kRowsLock);
   std::string sql = "CREATE TABLE IF NOT EXISTS " + capture +
                     " (id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts int8 NOT NULL" +
                     key_columns + ");\n";

@@ -3,9 +3,9 @@
 // to `_lockstep_capture_<collection id>`, and NOTIFYs `lockstep` so that a running engine wakes.
 //
 // Lockstep's own applies set `lockstep.applying` (SET LOCAL) and are not captured: no echo. Every
-// statement on a synced table first takes a shared advisory lock that Lockstep's writer takes
-// exclusively (PostgresDb::BeginWrite): Lockstep never merges into a row that a transaction it
-// cannot see yet has written, which would lose that write when both commit.
+// statement on a synced table first takes a shared advisory lock (PostgresDb::kRowsLock) that an
+// apply takes exclusively: Lockstep never merges into a row that a transaction it cannot see yet
+// has written, which would lose that write when both commit. Stamping does not take it.
 #pragma once
 
 #include <string>

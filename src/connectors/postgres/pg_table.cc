@@ -77,8 +77,9 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
       PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
                            reads + " FROM " + capture + " c LEFT JOIN " + name + " t ON " + join +
                            " ORDER BY c.id LIMIT " + std::to_string(kCaptureChunk)));
-  LOCKSTEP_ASSIGN_OR_RETURN(table->forget_captured_,
-                            PrepareOwned(db, "DELETE FROM " + capture + " WHERE id <= ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->forget_captured_,
+      PrepareOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
   LOCKSTEP_ASSIGN_OR_RETURN(table->scan_,
                             PrepareOwned(db, "SELECT " + reads.substr(2) + " FROM " + name + " t"));
   return table;
@@ -114,7 +115,9 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
     std::optional<std::vector<Value>> row;
   };
   std::map<std::string, Captured> keys;
-  int64_t last_id = -1;
+  // The captures read, deleted by id: not "up to the last id read", as a capture of a
+  // transaction that commits meanwhile may hold a smaller id, and it has not been stamped.
+  std::string ids;
   const size_t key_count = schema_.key.size();
   const int first_value = 3 + static_cast<int>(key_count);
   for (;;) {
@@ -124,7 +127,7 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
       return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
     }
     if (!*row) break;
-    last_id = captured_->ColumnInt(0);
+    ids += (ids.empty() ? "{" : ",") + std::to_string(captured_->ColumnInt(0));
     std::vector<Value> key;
     for (size_t i = 0; i < key_count; ++i)
       key.push_back(captured_->Column(3 + static_cast<int>(i)));
@@ -142,7 +145,7 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
     }
   }
   captured_->Reset();
-  if (last_id < 0) return std::optional<size_t>();
+  if (ids.empty()) return std::optional<size_t>();
   // In order of capture time: the clock never goes back (see the SQLite connector).
   std::vector<const std::pair<const std::string, Captured>*> order;
   for (const auto& item : keys) order.push_back(&item);
@@ -157,7 +160,7 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
                              std::move(stored), captured->second.row, captured->second.ts));
     writes += wrote ? 1 : 0;
   }
-  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindInt(1, last_id).Run());
+  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindText(1, ids + "}").Run());
   return std::optional<size_t>(writes);
 }
 

@@ -166,6 +166,9 @@ Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> c
   // The prepared statements name the columns they were prepared with: a table altered since
   // would take values into the wrong columns, or fail halfway.
   LOCKSTEP_RETURN_IF_ERROR(CheckTablesUnchanged());
+  // Every user transaction that wrote a synced table has committed, and new ones wait: what is
+  // stamped next is all there is (see pg_capture.h).
+  LOCKSTEP_RETURN_IF_ERROR(db_->LockForTransaction(store::PostgresDb::kRowsLock));
   size_t stamped = 0;
   for (;;) {
     bool more = false;
