@@ -14,6 +14,8 @@ using store::QuoteIdentifier;
 using store::Statement;
 
 constexpr int64_t kCaptureChunk = 10'000;
+constexpr size_t kRowBatch = 100;
+constexpr size_t kMaxParameters = 65'535;  // PostgreSQL's limit per statement
 
 Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::string& sql) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
@@ -41,11 +43,10 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   const std::string name = SplitName(s.name).Quoted();
   const std::string capture = QuoteIdentifier(CaptureTableName(table->collection_.id));
 
-  std::string columns, values, reads, update, key_list, key_match, join;
+  std::string columns, reads, update, key_list, key_match, join;
   for (size_t i = 0; i < s.columns.size(); ++i) {
     const Column& column = s.columns[i];
     columns += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
-    values += (i == 0 ? "" : ", ") + WriteExpression(column, static_cast<int>(i + 1));
     reads += ", " + ReadExpression(column, "t");
   }
   for (const std::string& column : s.non_key) {
@@ -64,10 +65,25 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
     as_captured.name = "k" + std::to_string(i);
     captured_keys += ", " + ReadExpression(as_captured, "c");
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      table->upsert_, PrepareOwned(db, "INSERT INTO " + name + " (" + columns + ") VALUES (" +
-                                           values + ") ON CONFLICT (" + key_list + ") DO " +
-                                           (update.empty() ? "NOTHING" : "UPDATE SET " + update)));
+  // Several rows per upsert: each statement is a round trip to the server.
+  table->rows_per_upsert_ = std::max<size_t>(
+      1, std::min(kRowBatch, kMaxParameters / std::max<size_t>(1, s.columns.size())));
+  auto upsert = [&](size_t rows) {
+    std::string all_values;
+    for (size_t row = 0; row < rows; ++row) {
+      all_values += row == 0 ? "(" : ", (";
+      for (size_t i = 0; i < s.columns.size(); ++i) {
+        all_values +=
+            (i == 0 ? "" : ", ") +
+            WriteExpression(s.columns[i], static_cast<int>(row * s.columns.size() + i + 1));
+      }
+      all_values += ")";
+    }
+    return "INSERT INTO " + name + " (" + columns + ") VALUES " + all_values + " ON CONFLICT (" +
+           key_list + ") DO " + (update.empty() ? "NOTHING" : "UPDATE SET " + update);
+  };
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_, PrepareOwned(db, upsert(1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_many_, PrepareOwned(db, upsert(table->rows_per_upsert_)));
   LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
                             PrepareOwned(db, "DELETE FROM " + name + " WHERE " + key_match));
   // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
@@ -92,20 +108,42 @@ Status PgTable::WriteRow(const core::Record& record) {
                     " columns, the table's primary key " + std::to_string(schema_.key.size()));
   }
   if (!core::Exists(record, policy_)) {
+    LOCKSTEP_RETURN_IF_ERROR(Flush());  // an upsert of the same row may be waiting
     for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
     return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
   }
+  const size_t first = pending_rows_.size();
   for (size_t i = 0; i < schema_.columns.size(); ++i) {
     const core::Field* field = record.Find(schema_.columns[i].name);
-    upsert_->Bind(static_cast<int>(i + 1),
-                  field == nullptr ? Value::Null()
-                                   : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+    pending_rows_.push_back(field == nullptr
+                                ? Value::Null()
+                                : core::VisibleValue(*field, schema_.columns[i].name, policy_));
   }
   // The key columns come from the key itself (see the SQLite connector).
-  for (size_t i = 0; i < key.size(); ++i) {
-    upsert_->Bind(static_cast<int>(key_positions_[i] + 1), key[i]);
+  for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
+  const size_t rows = pending_rows_.size() / schema_.columns.size();
+  return rows >= rows_per_upsert_ ? Flush() : Status::Ok();
+}
+
+Status PgTable::Flush() {
+  const size_t width = schema_.columns.size();
+  const size_t total = pending_rows_.size() / width;
+  size_t done = 0;
+  while (done < total) {
+    const size_t rows = total - done >= rows_per_upsert_ ? rows_per_upsert_ : 1;
+    Statement& stmt = rows == rows_per_upsert_ ? *upsert_many_ : *upsert_;
+    for (size_t i = 0; i < rows * width; ++i) {
+      stmt.Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+    }
+    Status status = stmt.Run();
+    if (!status.ok()) {
+      pending_rows_.clear();
+      return status.WithContext("writing to '" + schema_.name + "'");
+    }
+    done += rows;
   }
-  return upsert_->Run().WithContext("writing to '" + schema_.name + "'");
+  pending_rows_.clear();
+  return Status::Ok();
 }
 
 Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& store) {

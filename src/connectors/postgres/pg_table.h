@@ -24,8 +24,12 @@ class PgTable final : public RowSink {
   const store::Collection& collection() const override { return collection_; }
   const core::MergePolicy& policy() const override { return policy_; }
 
-  // An upsert of every column, or a delete: written at once (PostgreSQL batches nothing here).
+  // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
+  // are batched, up to 100 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
+  Status Flush();
+  // Drops batched upserts: their transaction is being rolled back.
+  void Discard() { pending_rows_.clear(); }
 
   // One chunk of captured keys (up to 10,000) made local writes and forgotten: the writes made,
   // or nullopt when nothing was captured. REQUIRES: inside a write of `store`.
@@ -45,6 +49,9 @@ class PgTable final : public RowSink {
   core::MergePolicy policy_;
   std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
   std::unique_ptr<store::Statement> upsert_;
+  std::unique_ptr<store::Statement> upsert_many_;
+  size_t rows_per_upsert_ = 1;
+  std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
   std::unique_ptr<store::Statement> delete_;
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;

@@ -153,6 +153,7 @@ Result<ApplyStats> PostgresSource::Apply(std::span<store::Change> changes, const
   auto stats = ApplyInTransaction(changes, from, scope, cursor);
   if (!stats.has_value()) {
     store_->Rollback();
+    for (auto& [table_name, table] : tables_) table->Discard();
     return stats.error().WithContext("applying changes to " + name());
   }
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
@@ -189,6 +190,7 @@ Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> c
         return it == tables_.end() ? nullptr : static_cast<RowSink*>(it->second.get());
       }));
   stats.stamped = stamped;
+  for (auto& [table_name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
   LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, scope, cursor));
   return stats;
 }
