@@ -89,6 +89,15 @@ std::string Text(store::PostgresDb& db, const std::string& sql) {
   return *row ? std::string(stmt->ColumnText(0)) : std::string();
 }
 
+// The integer in the first column of the first row; 0 when there is none (or it is NULL).
+int64_t Int(store::PostgresDb& db, const std::string& sql) {
+  auto stmt = db.Prepare(sql);
+  if (!stmt.has_value()) Die(stmt.error().ToString());
+  auto row = stmt->Step();
+  if (!row.has_value()) Die(row.error().ToString());
+  return *row ? stmt->ColumnInt(0) : 0;
+}
+
 // Starts the cluster: initdb (as the postgres user when root) and pg_ctl on a free port.
 int StartCluster(const fs::path& dir) {
   const fs::path pwfile = dir / "password";
@@ -160,12 +169,12 @@ std::vector<double> ProbeLag(const std::string& source, const std::string& repli
   auto from = Connect(source);
   auto to = Connect(replica);
   std::vector<double> lags_ms;
-  int64_t n = std::stoll(Text(*from, "SELECT n FROM lag_probe WHERE id = 1"));
+  int64_t n = Int(*from, "SELECT n FROM lag_probe WHERE id = 1");
   while (!stop) {
     ++n;
     const auto written = Clock::now();
     Exec(*from, "UPDATE lag_probe SET n = " + std::to_string(n) + " WHERE id = 1");
-    while (!stop && std::stoll("0" + Text(*to, "SELECT n FROM lag_probe WHERE id = 1")) < n) {
+    while (!stop && Int(*to, "SELECT n FROM lag_probe WHERE id = 1") < n) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     if (stop) break;
@@ -211,6 +220,7 @@ void WriteNode(const fs::path& file, const std::string& name, const std::string&
 
 int Main(const Options& options) {
   SetDieHandler("lockstep_postgres_bench", StopCluster);
+  std::cout << std::unitbuf;  // progress lines appear as they happen
   const fs::path dir = MakeScratchDir(options.dir, "lockstep-postgres-bench");
   const int port = StartCluster(dir);
   auto admin = Connect(Url(port, "postgres"));
@@ -318,5 +328,9 @@ int main(int argc, char** argv) {
     else
       lockstep::bench::Die("unknown option " + flag);
   }
-  return lockstep::bench::Main(options);
+  try {
+    return lockstep::bench::Main(options);
+  } catch (const std::exception& e) {
+    lockstep::bench::Die(e.what());  // stops the processes and the cluster
+  }
 }
