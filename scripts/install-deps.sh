@@ -8,8 +8,9 @@ packages=(
   g++ cmake ninja-build make pkg-config ccache clang clang-format-14 libclang-rt-14-dev git
   # embedded store and the SQLite connector; the sqlite3 CLI drives the integration tests
   libsqlite3-dev sqlite3
-  # PostgreSQL connector and hub store; the tests start a real server
-  libpq-dev postgresql-15
+  # PostgreSQL connector and hub store; the tests start a real server (initdb, pg_ctl and pgbench
+  # come with postgresql-15, psql with postgresql-client-15)
+  libpq-dev postgresql-15 postgresql-client-15
   # networking, TLS, wire format, compression, hashing, encryption at rest
   libboost1.81-dev libssl-dev libprotobuf-dev protobuf-compiler libzstd-dev libxxhash-dev
   libsodium-dev

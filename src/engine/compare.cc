@@ -6,6 +6,7 @@
 
 #include "connectors/sqlite/capture.h"
 #include "core/key.h"
+#include "store/postgres_db.h"
 #include "store/record_item.h"
 #include "store/replica_store.h"
 #include "store/store_item_set.h"
@@ -114,6 +115,12 @@ bool Comparison::differs() const {
 
 Result<Comparison> CompareDatabases(const std::filesystem::path& a, const std::filesystem::path& b,
                                     const base::Clock& clock) {
+  for (const std::filesystem::path& path : {a, b}) {
+    if (store::IsPostgresUrl(path.string())) {
+      return InvalidArgument("verify compares SQLite files only, not yet PostgreSQL databases (" +
+                             store::RedactPassword(path.string()) + ")");
+    }
+  }
   std::error_code ec;
   if (std::filesystem::equivalent(a, b, ec)) {
     return InvalidArgument(a.string() + " is named twice");

@@ -6,18 +6,20 @@
 #include <optional>
 #include <set>
 
+#include "connectors/postgres/postgres_source.h"
 #include "connectors/sqlite/sqlite_source.h"
+#include "connectors/sqlite/table_schema.h"
 #include "core/policy.h"
 #include "engine/restore_and_retention.h"
-#include "store/metadata_schema.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::engine {
 namespace {
 
-using connectors::sqlite::SqliteSource;
-using connectors::sqlite::TableSchema;
+using connectors::Source;
+using connectors::TableSchema;
 
-using Sources = std::vector<std::unique_ptr<SqliteSource>>;
+using Sources = std::vector<std::unique_ptr<Source>>;
 
 // The tables to sync and the schema each should have, decided before anything is written.
 struct Plan {
@@ -30,8 +32,7 @@ Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncO
     return std::set<std::string>(options.tables.begin(), options.tables.end());
   std::set<std::string> names;
   for (auto& source : sources) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
-                              connectors::sqlite::ListUserTables(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables, source->ListTables());
     names.insert(tables.begin(), tables.end());
   }
   return names;
@@ -41,16 +42,16 @@ Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncO
 Status CheckPoliciesAgree(Sources& sources, const Plan& plan) {
   std::map<std::string, std::pair<std::string, std::string>> seen;  // table -> (policy, path)
   for (auto& source : sources) {
-    LOCKSTEP_ASSIGN_OR_RETURN(auto policies, store::ReadPolicies(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(auto policies, source->Policies());
     for (const TableSchema& schema : plan.schemas) {
       auto it = policies.find(schema.name);
       if (it == policies.end()) continue;
       auto [first, inserted] =
-          seen.emplace(schema.name, std::make_pair(it->second, source->path().string()));
+          seen.emplace(schema.name, std::make_pair(it->second, source->name()));
       if (!inserted && first->second.first != it->second) {
         return FailedPrecondition("table '" + schema.name + "' resolves conflicts by '" +
                                   first->second.first + "' in " + first->second.second +
-                                  " but by '" + it->second + "' in " + source->path().string() +
+                                  " but by '" + it->second + "' in " + source->name() +
                                   "; choose one with --conflict");
       }
     }
@@ -68,17 +69,17 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
     for (auto& source : sources) {
       auto schema = source->Schema(name);
       if (!schema.has_value()) {
-        refused = schema.error().WithContext(source->path().string());
+        refused = schema.error().WithContext(source->name());
         break;
       }
       if (!schema->has_value()) continue;
       if (!reference.has_value()) {
         reference = std::move(**schema);
-        reference_path = source->path().string();
+        reference_path = source->name();
         continue;
       }
-      LOCKSTEP_RETURN_IF_ERROR(connectors::sqlite::CheckSameShape(
-          *reference, reference_path, **schema, source->path().string()));
+      LOCKSTEP_RETURN_IF_ERROR(
+          connectors::sqlite::CheckSameShape(*reference, reference_path, **schema, source->name()));
     }
     if (!refused.ok()) {
       // Asked for by name, a table we cannot sync is an error; found by looking, it is a note.
@@ -95,7 +96,7 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
 // After `from` sent its changes to `to`, every record `to` wrote may be one it took verbatim
 // from `from`. If `from` had already seen all of `to`'s log before, its cursor into that log can
 // jump to the end: reading it back would only find the echoes of what `from` just sent.
-Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, size_t verbatim,
+Status SkipEchoes(Source& from, Source& to, uint64_t receiver_last, size_t verbatim,
                   size_t stamped) {
   store::ReplicaStore& receiver = to.store();
   if (stamped > 0 || receiver.last_seq() != receiver_last + verbatim) return Status::Ok();
@@ -113,8 +114,8 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
   });
 }
 
-Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
-  Transfer transfer{from.path().string(), to.path().string()};
+Result<Transfer> Move(Source& from, Source& to, size_t batch_size) {
+  Transfer transfer{from.name(), to.name()};
   store::ReplicaStore& sender = from.store();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved,
                             to.store().GetCursor(sender.node(), to.CursorScope()));
@@ -125,7 +126,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     cursor = saved->seq;
   }
   const core::NodeId receiver = to.store().node();
-  LOCKSTEP_RETURN_IF_ERROR(from.db().SyncWal());
+  LOCKSTEP_RETURN_IF_ERROR(from.MakeDurable());
   const uint64_t receiver_last = to.store().last_seq();
   size_t verbatim = 0;
   size_t stamped = 0;
@@ -133,7 +134,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
                               sender.ChangesAfter(cursor, batch_size, &receiver));
     if (page.scanned_to == cursor) break;
-    LOCKSTEP_ASSIGN_OR_RETURN(connectors::sqlite::ApplyStats stats,
+    LOCKSTEP_ASSIGN_OR_RETURN(connectors::ApplyStats stats,
                               to.Apply(page.changes, sender.node(), to.CursorScope(),
                                        store::Cursor{sender.epoch(), page.scanned_to}));
     transfer.sent += stats.received;
@@ -148,10 +149,9 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
 }
 
 // The pairs that changes will move between, as (from, to).
-std::vector<std::pair<SqliteSource*, SqliteSource*>> Moves(Sources& sources,
-                                                           const LocalSyncOptions& options) {
-  std::vector<std::pair<SqliteSource*, SqliteSource*>> moves;
-  SqliteSource* first = sources.front().get();
+std::vector<std::pair<Source*, Source*>> Moves(Sources& sources, const LocalSyncOptions& options) {
+  std::vector<std::pair<Source*, Source*>> moves;
+  Source* first = sources.front().get();
   // Through the first database, like a hub: everything flows into it, then out to the others.
   if (options.direction != Direction::kPush) {
     for (size_t i = 1; i < sources.size(); ++i) moves.emplace_back(sources[i].get(), first);
@@ -168,7 +168,7 @@ Status Prepare(Sources& sources, const Plan& plan, const LocalSyncOptions& optio
                const base::Clock& clock) {
   std::vector<std::string> names;
   for (const TableSchema& schema : plan.schemas) names.push_back(schema.name);
-  const std::string scope = SqliteSource::ScopeOf(names);
+  const std::string scope = connectors::CursorScopeOf(std::move(names));
   for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
   for (size_t i = 1; i < sources.size(); ++i) {
     LOCKSTEP_RETURN_IF_ERROR(ExchangeViews(*sources.front(), *sources[i], scope));
@@ -177,7 +177,7 @@ Status Prepare(Sources& sources, const Plan& plan, const LocalSyncOptions& optio
     LOCKSTEP_RETURN_IF_ERROR(source->store()
                                  .CollectTombstones(clock.NowMillis() - options.retention_ms)
                                  .status()
-                                 .WithContext(source->path().string()));
+                                 .WithContext(source->name()));
   }
   for (auto [from, to] : Moves(sources, options)) {
     LOCKSTEP_RETURN_IF_ERROR(CheckRetention(*from, *to, scope, options.retention_ms));
@@ -191,8 +191,7 @@ Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
   for (auto& source : sources) {
     for (const TableSchema& schema : plan.schemas) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, source->Schema(schema.name));
-      if (!existing.has_value())
-        report.created.push_back(schema.name + " in " + source->path().string());
+      if (!existing.has_value()) report.created.push_back(schema.name + " in " + source->name());
     }
     LOCKSTEP_RETURN_IF_ERROR(source->Attach(plan.schemas, options.policy));
   }
@@ -224,15 +223,24 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   for (size_t i = 0; i < paths.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       std::error_code ec;
-      if (paths[i] == paths[j] || std::filesystem::equivalent(paths[i], paths[j], ec)) {
+      if (paths[i] == paths[j] || (!store::IsPostgresUrl(paths[i].string()) &&
+                                   std::filesystem::equivalent(paths[i], paths[j], ec))) {
         return InvalidArgument(paths[i].string() + " is named twice");
       }
     }
   }
   Sources sources;
   for (size_t i = 0; i < paths.size(); ++i) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
-                              SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
+    if (store::IsPostgresUrl(paths[i].string())) {
+      LOCKSTEP_ASSIGN_OR_RETURN(
+          std::unique_ptr<connectors::postgres::PostgresSource> source,
+          connectors::postgres::PostgresSource::Open(paths[i].string(), clock));
+      sources.push_back(std::move(source));
+      continue;
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        std::unique_ptr<connectors::sqlite::SqliteSource> source,
+        connectors::sqlite::SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
     sources.push_back(std::move(source));
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Plan plan, MakePlan(sources, options));
@@ -245,15 +253,15 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   report.skipped = plan.skipped;
   if (options.dry_run) {
     // Everything happens inside one transaction per database, rolled back at the end.
-    for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->db().Exec("BEGIN IMMEDIATE"));
+    for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->database().BeginWrite());
   }
   if (options.retention_ms <= 0) return InvalidArgument("the retention must be positive");
   Status status = Run(sources, plan, options, clock, report);
   for (auto& source : sources) {
     if (options.dry_run) {
-      (void)source->db().Exec("ROLLBACK");
+      (void)source->database().Exec("ROLLBACK");
     } else if (status.ok()) {
-      status = source->db().SyncWal();
+      status = source->MakeDurable();
     }
   }
   if (!status.ok()) return status;

@@ -1,4 +1,5 @@
-// One-shot sync of SQLite databases on this machine: `lockstep sync a.db b.db [more.db ...]`.
+// One-shot sync of databases reachable from this machine: `lockstep sync a.db b.db [more ...]`,
+// where each is a SQLite file or a postgres:// URL.
 #pragma once
 
 #include <filesystem>
@@ -48,12 +49,13 @@ struct LocalSyncReport {
   size_t conflicts() const;
 };
 
-// Syncs `paths` (at least two). Before anything moves, each pair tells each other what it knows
-// of the other (a database restored from an older copy of its file is detected and never reuses
-// a dot, see ReplicaStore::AdoptPeerView), tombstones beyond the retention are collected, and a
-// pair one of which missed collected deletions is refused with kFailedPrecondition. The first
-// database must exist; the others are created when missing. Everything is validated before anything
-// is written: a table without a primary key that was asked for, or one whose columns differ between
+// Syncs `paths` (at least two: SQLite files or postgres:// URLs). Before anything moves, each pair
+// tells each other what it knows of the other (a database restored from an older copy is detected
+// and never reuses a dot, see ReplicaStore::AdoptPeerView), tombstones beyond the retention are
+// collected, and a pair one of which missed collected deletions is refused with
+// kFailedPrecondition. The first database must exist; SQLite files after it are created when
+// missing. Everything is validated before anything is written: a table without a primary key that
+// was asked for, or one whose columns differ between
 // databases, fails with kFailedPrecondition and leaves every file untouched.
 Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> paths,
                                       const LocalSyncOptions& options, const base::Clock& clock);

@@ -26,8 +26,7 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
     if (schema->has_value()) schemas.push_back(**schema);
     syncable.push_back(table);
   }
-  LOCKSTEP_RETURN_IF_ERROR(
-      source->Attach(schemas, "", connectors::sqlite::SqliteSource::Stamping::kLater));
+  LOCKSTEP_RETURN_IF_ERROR(source->Attach(schemas, "", connectors::Source::Stamping::kLater));
   net::DialOptions dial;
   dial.target = target;
   dial.tls = options.tls;

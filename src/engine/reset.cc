@@ -10,6 +10,7 @@
 #include "core/policy.h"
 #include "engine/local_sync.h"
 #include "store/metadata_schema.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::engine {
 namespace {
@@ -182,6 +183,12 @@ Status DeleteAgain(const std::filesystem::path& path, const std::vector<TablePla
 Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
                                   const std::filesystem::path& peer, int64_t retention_ms,
                                   const base::Clock& clock) {
+  for (const std::filesystem::path& path : {db, peer}) {
+    if (store::IsPostgresUrl(path.string())) {
+      return InvalidArgument("reset works on SQLite files only, not yet PostgreSQL databases (" +
+                             store::RedactPassword(path.string()) + ")");
+    }
+  }
   std::error_code ec;
   if (std::filesystem::equivalent(db, peer, ec))
     return InvalidArgument(db.string() + " is named twice");

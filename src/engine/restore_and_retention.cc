@@ -6,8 +6,7 @@ namespace lockstep::engine {
 namespace {
 
 // What `knower` knows of `known`, offered to `known`.
-Status Offer(connectors::sqlite::SqliteSource& knower, connectors::sqlite::SqliteSource& known,
-             std::string_view scope) {
+Status Offer(connectors::Source& knower, connectors::Source& known, std::string_view scope) {
   store::ReplicaStore& of = known.store();
   LOCKSTEP_ASSIGN_OR_RETURN(uint64_t highest, knower.store().HighestDotOf(of.node()));
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
@@ -32,10 +31,9 @@ std::string Date(int64_t millis) {
 
 }  // namespace
 
-Status ExchangeViews(connectors::sqlite::SqliteSource& a, connectors::sqlite::SqliteSource& b,
-                     std::string_view scope) {
-  LOCKSTEP_RETURN_IF_ERROR(Offer(b, a, scope).WithContext(a.path().string()));
-  return Offer(a, b, scope).WithContext(b.path().string());
+Status ExchangeViews(connectors::Source& a, connectors::Source& b, std::string_view scope) {
+  LOCKSTEP_RETURN_IF_ERROR(Offer(b, a, scope).WithContext(a.name()));
+  return Offer(a, b, scope).WithContext(b.name());
 }
 
 std::string DescribeDuration(int64_t millis) {
@@ -53,8 +51,8 @@ std::string DescribeDuration(int64_t millis) {
   return std::to_string(millis) + " ms";
 }
 
-Status CheckRetention(connectors::sqlite::SqliteSource& from, connectors::sqlite::SqliteSource& to,
-                      std::string_view scope, int64_t retention_ms) {
+Status CheckRetention(connectors::Source& from, connectors::Source& to, std::string_view scope,
+                      int64_t retention_ms) {
   const core::NodeId& sender = from.store().node();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> cursor,
                             to.store().GetCursor(sender, scope));
@@ -64,10 +62,10 @@ Status CheckRetention(connectors::sqlite::SqliteSource& from, connectors::sqlite
   if (!reset) return Status::Ok();
   LOCKSTEP_ASSIGN_OR_RETURN(store::ReplicaStore::GcHorizon horizon, from.store().Horizon());
   const std::string since = synced.has_value() ? Date(*synced) : "before " + Date(horizon.millis);
-  return FailedPrecondition(
-      "reset required: " + to.path().string() + " has not synced with " + from.path().string() +
-      " since " + since + ", beyond the retention of " + DescribeDuration(retention_ms) +
-      "; run `lockstep reset " + to.path().string() + " " + from.path().string() + "`");
+  return FailedPrecondition("reset required: " + to.name() + " has not synced with " + from.name() +
+                            " since " + since + ", beyond the retention of " +
+                            DescribeDuration(retention_ms) + "; run `lockstep reset " + to.name() +
+                            " " + from.name() + "`");
 }
 
 }  // namespace lockstep::engine

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "connectors/sqlite/sqlite_source.h"
+#include "connectors/source.h"
 
 namespace lockstep::engine {
 
@@ -22,13 +22,12 @@ inline constexpr int64_t kDefaultRetentionMs = 30LL * 24 * 3600 * 1000;
 // Tells each store what the other knows of it (the highest dot of it held, the cursor into its
 // log kept for `scope`), so that a store restored from a backup moves its dot counter past what
 // its peer has seen and starts a new log epoch (ReplicaStore::AdoptPeerView). Before stamping.
-Status ExchangeViews(connectors::sqlite::SqliteSource& a, connectors::sqlite::SqliteSource& b,
-                     std::string_view scope);
+Status ExchangeViews(connectors::Source& a, connectors::Source& b, std::string_view scope);
 
 // kFailedPrecondition "reset required: ..." when `to` has not merged `from`'s log since before
 // tombstones `from` has collected: syncing could resurrect records deleted meanwhile.
-Status CheckRetention(connectors::sqlite::SqliteSource& from, connectors::sqlite::SqliteSource& to,
-                      std::string_view scope, int64_t retention_ms);
+Status CheckRetention(connectors::Source& from, connectors::Source& to, std::string_view scope,
+                      int64_t retention_ms);
 
 // "30 days", "12 hours", ...: a retention as the error message shows it.
 std::string DescribeDuration(int64_t millis);

@@ -39,14 +39,6 @@ Result<std::array<reconcile::RangeSummary, kBucketsPerRow>> DecodeRow(std::strin
   return row;
 }
 
-Result<Statement*> Cached(SqliteDb& db, std::unique_ptr<Statement>& slot, std::string_view sql) {
-  if (!slot) {
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
-    slot = std::make_unique<Statement>(std::move(stmt));
-  }
-  return slot.get();
-}
-
 }  // namespace
 
 BucketSums::Row& BucketSums::DeltaRow(int64_t collection, uint32_t bucket) {
@@ -65,13 +57,15 @@ void BucketSums::Subtract(int64_t collection, const RecordItem& item) {
 
 Status BucketSums::Flush() {
   if (deltas_.empty()) return Status::Ok();
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement * read,
-                            Cached(db_, read_, "SELECT sums FROM _lockstep_buckets WHERE id = ?"));
   LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * write,
-      Cached(db_, write_, "INSERT OR REPLACE INTO _lockstep_buckets(id, sums) VALUES (?, ?)"));
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement * erase,
-                            Cached(db_, erase_, "DELETE FROM _lockstep_buckets WHERE id = ?"));
+      Statement * read,
+      PrepareCached(db_, read_, "SELECT sums FROM _lockstep_buckets WHERE id = ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * write,
+                            PrepareCached(db_, write_,
+                                          "INSERT INTO _lockstep_buckets(id, sums) VALUES (?, ?) "
+                                          "ON CONFLICT(id) DO UPDATE SET sums = excluded.sums"));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * erase, PrepareCached(db_, erase_, "DELETE FROM _lockstep_buckets WHERE id = ?"));
   // In row order, so that the bucket table's pages are written in order.
   std::vector<int64_t> rows;
   rows.reserve(deltas_.size());
@@ -114,7 +108,8 @@ Result<reconcile::RangeSummary> BucketSums::Read(int64_t collection, uint32_t fi
                                                  uint32_t last) {
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * range,
-      Cached(db_, range_, "SELECT id, sums FROM _lockstep_buckets WHERE id BETWEEN ? AND ?"));
+      PrepareCached(db_, range_,
+                    "SELECT id, sums FROM _lockstep_buckets WHERE id BETWEEN ? AND ?"));
   range->BindInt(1, RowNumber(collection, first)).BindInt(2, RowNumber(collection, last));
   reconcile::RangeSummary total;
   for (;;) {
@@ -137,7 +132,7 @@ Result<reconcile::RangeSummary> BucketSums::Read(int64_t collection, uint32_t fi
   return total;
 }
 
-Status BucketSums::Rebuild(SqliteDb& db) {
+Status BucketSums::Rebuild(Database& db) {
   LOCKSTEP_RETURN_IF_ERROR(db.Exec("DELETE FROM _lockstep_buckets"));
   BucketSums sums(db);
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,

@@ -10,8 +10,8 @@
 #include <unordered_map>
 
 #include "reconcile/item.h"
+#include "store/database.h"
 #include "store/record_item.h"
-#include "store/sqlite_db.h"
 
 namespace lockstep::store {
 
@@ -23,7 +23,7 @@ inline constexpr uint32_t kRowsPerCollection = kBucketCount / kBucketsPerRow;
 // Not thread-safe; lives as long as its connection.
 class BucketSums {
  public:
-  explicit BucketSums(SqliteDb& db) : db_(db) {}
+  explicit BucketSums(Database& db) : db_(db) {}
 
   void Add(int64_t collection, const RecordItem& item);
   void Subtract(int64_t collection, const RecordItem& item);
@@ -40,13 +40,13 @@ class BucketSums {
 
   // Recomputes every bucket of every collection from the records' item columns: the migration
   // to metadata version 2. REQUIRES: inside a transaction.
-  static Status Rebuild(SqliteDb& db);
+  static Status Rebuild(Database& db);
 
  private:
   using Row = std::array<reconcile::RangeSummary, kBucketsPerRow>;
   Row& DeltaRow(int64_t collection, uint32_t bucket);
 
-  SqliteDb& db_;
+  Database& db_;
   std::unordered_map<int64_t, Row> deltas_;  // by row number
   std::unique_ptr<Statement> read_;
   std::unique_ptr<Statement> write_;

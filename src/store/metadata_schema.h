@@ -1,5 +1,6 @@
-// The `_lockstep_*` tables that hold the replica store inside a user's SQLite database, and the
-// migrations between their versions.
+// The `_lockstep_*` tables that hold the replica store inside a user's SQLite database (or in a
+// PostgreSQL database, with the same columns in PostgreSQL's types), and the migrations between
+// their versions.
 //
 //   _lockstep_meta(name, value)            node id, log epoch, dot counter, seq, last HLC, version,
 //                                          the tombstone collection horizon (gc_seq, gc_ms)
@@ -26,7 +27,7 @@
 #include <optional>
 #include <string>
 
-#include "store/sqlite_db.h"
+#include "store/database.h"
 
 namespace lockstep::store {
 
@@ -38,26 +39,26 @@ inline constexpr int kMetadataVersion = 2;
 // than sorting them once.
 inline constexpr std::string_view kItemIndexSql =
     "CREATE INDEX IF NOT EXISTS _lockstep_records_by_bucket "
-    "ON _lockstep_records(collection, position >> 48)";
+    "ON _lockstep_records(collection, (position >> 48))";
 
 // Creates the metadata tables when missing, or migrates them to kMetadataVersion. Fails with
 // kFailedPrecondition when they were made by a newer Lockstep. REQUIRES: inside a transaction.
-Status InstallMetadata(SqliteDb& db);
+Status InstallMetadata(Database& db);
 
 // True when `db` holds Lockstep metadata.
-Result<bool> HasMetadata(SqliteDb& db);
+Result<bool> HasMetadata(Database& db);
 // The version of `db`'s metadata, 0 when it has none. Reads only.
-Result<int64_t> MetadataVersion(SqliteDb& db);
+Result<int64_t> MetadataVersion(Database& db);
 
 // The conflict policy of each registered collection, by name; empty when `db` has no metadata.
 // Reads only.
-Result<std::map<std::string, std::string>> ReadPolicies(SqliteDb& db);
+Result<std::map<std::string, std::string>> ReadPolicies(Database& db);
 
 // One entry of `_lockstep_meta`: its value, or nullopt when missing.
-Result<std::optional<Value>> ReadMeta(SqliteDb& db, std::string_view name);
-Status WriteMeta(SqliteDb& db, std::string_view name, const Value& value);
+Result<std::optional<Value>> ReadMeta(Database& db, std::string_view name);
+Status WriteMeta(Database& db, std::string_view name, const Value& value);
 
 // Drops every `_lockstep_` table and trigger, leaving the user's tables untouched.
-Status DropMetadata(SqliteDb& db);
+Status DropMetadata(Database& db);
 
 }  // namespace lockstep::store

@@ -56,7 +56,7 @@ int64_t ReplicaStore::NewEpoch() {
   return static_cast<int64_t>((uint64_t{random()} << 32 | random()) >> 1);
 }
 
-Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(Database& db,
                                                          const base::Clock& physical) {
   std::unique_ptr<ReplicaStore> store(new ReplicaStore(db, physical));
   LOCKSTEP_RETURN_IF_ERROR(store->BeginWrite());
@@ -65,28 +65,28 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(SqliteDb& db,
   if (status.ok()) status = store->Commit();
   if (!status.ok()) {
     store->Rollback();
-    return status.WithContext("opening replica store in " + db.path().string());
+    return status.WithContext("opening replica store in " + db.name());
   }
   return store;
 }
 
-Result<std::unique_ptr<ReplicaStore>> ReplicaStore::OpenReadOnly(SqliteDb& db,
+Result<std::unique_ptr<ReplicaStore>> ReplicaStore::OpenReadOnly(Database& db,
                                                                  const base::Clock& physical) {
   LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, MetadataVersion(db));
   if (version == 0) {
-    return NotFound(db.path().string() + " has no lockstep metadata: it was never synced");
+    return NotFound(db.name() + " has no lockstep metadata: it was never synced");
   }
   if (version != kMetadataVersion) {
-    return FailedPrecondition(db.path().string() + " has lockstep metadata version " +
+    return FailedPrecondition(db.name() + " has lockstep metadata version " +
                               std::to_string(version) + ", this lockstep reads version " +
                               std::to_string(kMetadataVersion) +
                               (version < kMetadataVersion ? " (a sync upgrades it)" : ""));
   }
   // LoadIdentity writes only when the store has no identity yet.
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> node, ReadMeta(db, "node"));
-  if (!node.has_value()) return DataLoss(db.path().string() + " has no node id");
+  if (!node.has_value()) return DataLoss(db.name() + " has no node id");
   std::unique_ptr<ReplicaStore> store(new ReplicaStore(db, physical));
-  LOCKSTEP_RETURN_IF_ERROR(store->LoadIdentity().WithContext(db.path().string()));
+  LOCKSTEP_RETURN_IF_ERROR(store->LoadIdentity().WithContext(db.name()));
   return store;
 }
 
@@ -116,11 +116,17 @@ Status ReplicaStore::LoadCounters() {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
                             db_.Prepare("SELECT name, value FROM _lockstep_meta "
                                         "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+  // Counters not stored yet are zero: a rolled-back first write must not leave its own behind.
+  dot_counter_ = 0;
+  seq_ = 0;
   for (;;) {
     LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     const std::string_view name = stmt.ColumnText(0);
-    const auto value = static_cast<uint64_t>(stmt.ColumnInt(1));
+    const Value stored = stmt.ColumnAny(1);
+    if (stored.type() != ValueType::kInt)
+      return DataLoss("stored " + std::string(name) + " is malformed");
+    const auto value = static_cast<uint64_t>(stored.as_int());
     if (name == "dot_counter") dot_counter_ = value;
     if (name == "seq") seq_ = value;
     if (name == "hlc") clock_.Restore(core::Hlc{value});
@@ -135,28 +141,28 @@ Status ReplicaStore::SaveCounters() {
   if (now == saved_) return Status::Ok();
   saved_ = now;
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("INSERT OR REPLACE INTO _lockstep_meta VALUES "
-                                        "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3)"));
-  return stmt.BindInt(1, static_cast<int64_t>(dot_counter_))
-      .BindInt(2, static_cast<int64_t>(seq_))
-      .BindInt(3, static_cast<int64_t>(clock_.last().raw))
+                            db_.Prepare("INSERT INTO _lockstep_meta VALUES "
+                                        "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3) "
+                                        "ON CONFLICT(name) DO UPDATE SET value = excluded.value"));
+  return stmt.BindAny(1, Value::Int(static_cast<int64_t>(dot_counter_)))
+      .BindAny(2, Value::Int(static_cast<int64_t>(seq_)))
+      .BindAny(3, Value::Int(static_cast<int64_t>(clock_.last().raw)))
       .Run();
 }
 
 Status ReplicaStore::BeginWrite() {
   new_in_write_ = 0;
   index_dropped_ = false;
-  in_savepoint_ = sqlite3_get_autocommit(db_.handle()) == 0;
-  LOCKSTEP_RETURN_IF_ERROR(
-      db_.Exec(in_savepoint_ ? "SAVEPOINT lockstep_write" : "BEGIN IMMEDIATE")
-          .WithContext("starting a write transaction on " + db_.path().string()));
+  in_savepoint_ = db_.InTransaction();
+  LOCKSTEP_RETURN_IF_ERROR((in_savepoint_ ? db_.Exec("SAVEPOINT lockstep_write") : db_.BeginWrite())
+                               .WithContext("starting a write transaction on " + db_.name()));
   Status loaded = node_ == core::NodeId{} ? Status::Ok() : LoadCounters();
   if (!loaded.ok()) Rollback();
   return loaded;
 }
 
 Status ReplicaStore::FlushWrites() {
-  if (sqlite3_get_autocommit(db_.handle()) != 0) return Status::Ok();
+  if (!db_.InTransaction()) return Status::Ok();
   LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
   LOCKSTEP_RETURN_IF_ERROR(sums_.Flush());
   return FlushHighestDots();
@@ -170,7 +176,7 @@ Status ReplicaStore::Commit() {
   if (status.ok()) status = db_.Exec(in_savepoint_ ? "RELEASE lockstep_write" : "COMMIT");
   if (!status.ok()) {
     Rollback();
-    return status.WithContext("committing to " + db_.path().string());
+    return status.WithContext("committing to " + db_.name());
   }
   return Status::Ok();
 }
@@ -232,11 +238,7 @@ Status ReplicaStore::SetPolicy(int64_t collection, const std::string& policy) {
 }
 
 Result<Statement*> ReplicaStore::Cached(std::unique_ptr<Statement>& slot, std::string_view sql) {
-  if (!slot) {
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare(sql));
-    slot = std::make_unique<Statement>(std::move(stmt));
-  }
-  return slot.get();
+  return PrepareCached(db_, slot, sql);
 }
 
 Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::string_view key) {
@@ -284,8 +286,9 @@ Status ReplicaStore::ForEachRecord(int64_t collection,
 
 Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
   LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement stmt, db_.Prepare("SELECT max(key) FROM _lockstep_records WHERE collection = ?"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("SELECT key FROM _lockstep_records WHERE collection = ? "
+                                        "ORDER BY key DESC LIMIT 1"));
   stmt.BindInt(1, collection);
   LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row || stmt.ColumnIsNull(0)) return std::optional<std::string>();
@@ -335,32 +338,55 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
 
 Status ReplicaStore::DropItemIndexForBulkLoad() {
   if (index_dropped_ || new_in_write_ < kBulkLoadRecords) return Status::Ok();
-  // SQLite refuses to drop an index while a statement of this connection is reading (a scan of
-  // a user table that stamps as it goes): then the index is simply kept up to date.
-  for (sqlite3_stmt* stmt = sqlite3_next_stmt(db_.handle(), nullptr); stmt != nullptr;
-       stmt = sqlite3_next_stmt(db_.handle(), stmt)) {
-    if (sqlite3_stmt_busy(stmt) != 0) return Status::Ok();
-  }
+  // PostgreSQL keeps the index up to date: dropping it would lock every reader out of the records
+  // until this write commits. SQLite refuses to drop an index while a statement of this
+  // connection is reading (a scan of a user table that stamps as it goes): then it is kept too.
+  if (db_.dialect() != Dialect::kSqlite || db_.Reading()) return Status::Ok();
   index_dropped_ = true;
   return db_.Exec("DROP INDEX IF EXISTS _lockstep_records_by_bucket");
 }
 
 Status ReplicaStore::EnsureItemIndex() {
-  if (sqlite3_db_readonly(db_.handle(), "main") == 1) return Status::Ok();
+  // Only SQLite ever drops it (DropItemIndexForBulkLoad).
+  if (db_.dialect() != Dialect::kSqlite || db_.read_only()) return Status::Ok();
   return db_.Exec(kItemIndexSql).WithContext("indexing records by bucket");
+}
+
+void ReplicaStore::DropSupersededPuts() {
+  if (pending_.size() < 2) return;
+  std::map<std::pair<int64_t, std::string_view>, size_t> last;
+  for (size_t i = 0; i < pending_.size(); ++i) last[{pending_[i].collection, pending_[i].key}] = i;
+  if (last.size() == pending_.size()) return;
+  // Decided before anything moves: the map's keys view the pending puts' keys.
+  std::vector<bool> keep(pending_.size(), false);
+  for (const auto& [record, index] : last) keep[index] = true;
+  std::vector<PendingPut> kept;
+  kept.reserve(last.size());
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (keep[i]) kept.push_back(std::move(pending_[i]));
+  }
+  pending_ = std::move(kept);
 }
 
 Status ReplicaStore::FlushPuts() {
   LOCKSTEP_RETURN_IF_ERROR(DropItemIndexForBulkLoad());
   // Many rows per INSERT: SQLite spends about a third of a single-row insert on the statement
-  // itself, and batches of records are what an apply writes.
+  // itself, and batches of records are what an apply writes. One statement must not name a record
+  // twice (PostgreSQL refuses to upsert a row twice): the last put of a record wins.
+  DropSupersededPuts();
   size_t done = 0;
   while (done < pending_.size()) {
     const size_t rows = pending_.size() - done >= kPutBatch ? kPutBatch : 1;
     std::unique_ptr<Statement>& slot = rows == kPutBatch ? put_many_ : put_;
     constexpr int kColumns = 9;
-    std::string sql = "INSERT OR REPLACE INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    std::string sql =
+        "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, position, "
+        "hash, deleted_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
     for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    sql +=
+        " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
+        "record = excluded.record, field_seqs = excluded.field_seqs, origin = excluded.origin, "
+        "position = excluded.position, hash = excluded.hash, deleted_ms = excluded.deleted_ms";
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, Cached(slot, sql));
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
@@ -394,8 +420,8 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
     LOCKSTEP_ASSIGN_OR_RETURN(skip, PeerNumber(*skip_origin, false));
   }
   // Both queries must see one snapshot, or a commit between them could be skipped unread.
-  const bool own_snapshot = sqlite3_get_autocommit(db_.handle()) != 0;
-  if (own_snapshot) LOCKSTEP_RETURN_IF_ERROR(db_.Exec("BEGIN"));
+  const bool own_snapshot = !db_.InTransaction();
+  if (own_snapshot) LOCKSTEP_RETURN_IF_ERROR(db_.BeginRead());
   auto page = ReadChanges(after, limit, skip);
   if (own_snapshot) (void)db_.Exec(page.has_value() ? "COMMIT" : "ROLLBACK");
   return page;
@@ -410,7 +436,8 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
       Cached(changes_,
              "SELECT c.name, r.record, r.field_seqs, r.seq FROM _lockstep_records r "
              "JOIN _lockstep_collections c ON c.id = r.collection "
-             "WHERE r.seq > ?1 AND (?3 IS NULL OR r.origin IS NOT ?3) ORDER BY r.seq LIMIT ?2"));
+             "WHERE r.seq > ?1 AND (CAST(?3 AS BIGINT) IS NULL OR r.origin IS DISTINCT FROM ?3) "
+             "ORDER BY r.seq LIMIT ?2"));
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
   if (skip.has_value()) stmt->BindInt(3, *skip);
   ChangePage page{{}, after};
@@ -446,12 +473,15 @@ Result<std::optional<int64_t>> ReplicaStore::PeerNumber(const core::NodeId& peer
   find.BindBlob(1, AsBytes(peer));
   LOCKSTEP_ASSIGN_OR_RETURN(bool found, find.Step());
   if (!found && !assign) return std::optional<int64_t>();
+  int64_t number = found ? find.ColumnInt(0) : 0;
   if (!found) {
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement insert,
-                              db_.Prepare("INSERT INTO _lockstep_peers(node) VALUES (?)"));
-    LOCKSTEP_RETURN_IF_ERROR(insert.BindBlob(1, AsBytes(peer)).Run());
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        Statement insert, db_.Prepare("INSERT INTO _lockstep_peers(node) VALUES (?) RETURNING id"));
+    insert.BindBlob(1, AsBytes(peer));
+    LOCKSTEP_ASSIGN_OR_RETURN(bool inserted, insert.Step());
+    if (!inserted) return Internal("registering a peer returned no id");
+    number = insert.ColumnInt(0);
   }
-  const int64_t number = found ? find.ColumnInt(0) : sqlite3_last_insert_rowid(db_.handle());
   // Cached only once committed numbers are certain: a rollback could undo a fresh one.
   if (found) peer_numbers_[peer] = number;
   return std::optional<int64_t>(number);
@@ -479,8 +509,10 @@ Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer,
 
 Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
                                const Cursor& cursor) {
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement stmt, db_.Prepare("INSERT OR REPLACE INTO _lockstep_cursors VALUES (?, ?, ?, ?)"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            db_.Prepare("INSERT INTO _lockstep_cursors VALUES (?, ?, ?, ?) "
+                                        "ON CONFLICT(peer) DO UPDATE SET epoch = excluded.epoch, "
+                                        "seq = excluded.seq, synced_ms = excluded.synced_ms"));
   return stmt.BindBlob(1, CursorKey(peer, scope))
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
@@ -523,10 +555,10 @@ Status ReplicaStore::LogConflict(const std::string& collection, const core::Conf
                                  .BindText(2, collection)
                                  .BindBlob(3, conflict.key)
                                  .BindText(4, conflict.field)
-                                 .Bind(5, conflict.winner.value)
+                                 .BindAny(5, conflict.winner.value)
                                  .BindBlob(6, AsBytes(conflict.winner.dot.node))
                                  .BindInt(7, static_cast<int64_t>(conflict.winner.hlc.raw))
-                                 .Bind(8, loser.value)
+                                 .BindAny(8, loser.value)
                                  .BindBlob(9, AsBytes(loser.dot.node))
                                  .BindInt(10, static_cast<int64_t>(loser.hlc.raw))
                                  .BindInt(11, conflict.pending ? 1 : 0)
@@ -558,8 +590,10 @@ Result<std::vector<LoggedConflict>> ReplicaStore::Conflicts() {
     c.collection = std::string(stmt.ColumnText(1));
     c.key = std::string(stmt.ColumnBlob(2));
     c.field = std::string(stmt.ColumnText(3));
-    c.winner = {stmt.Column(4), {node(5), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(6))}};
-    c.loser = {stmt.Column(7), {node(8), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(9))}};
+    c.winner = {
+        stmt.ColumnAny(4), {node(5), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(6))}};
+    c.loser = {
+        stmt.ColumnAny(7), {node(8), 0}, core::Hlc{static_cast<uint64_t>(stmt.ColumnInt(9))}};
     c.pending = stmt.ColumnInt(10) != 0;
     conflicts.push_back(std::move(c));
   }

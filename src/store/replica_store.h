@@ -1,5 +1,5 @@
 // The replica store: records with their versions, the change log, peer cursors and the conflict
-// log, kept in `_lockstep_*` tables inside a SQLite database (see metadata_schema.h).
+// log, kept in `_lockstep_*` tables inside a SQLite or PostgreSQL database (see metadata_schema.h).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@
 #include "core/merge.h"
 #include "core/record.h"
 #include "store/bucket_sums.h"
-#include "store/sqlite_db.h"
+#include "store/database.h"
 
 namespace lockstep::store {
 
@@ -70,22 +70,22 @@ struct LoggedConflict {
 };
 
 // One store on one connection; not thread-safe. Reads outside a write transaction see the last
-// committed state. Writes happen between BeginWrite() and Commit(): one SQLite transaction (a
-// savepoint when the caller already opened one, which is how a dry run rolls everything back).
+// committed state. Writes happen between BeginWrite() and Commit(): one transaction (a savepoint
+// when the caller already opened one, which is how a dry run rolls everything back).
 class ReplicaStore {
  public:
   // Opens the store in `db`, creating its metadata and identity (a random node id and log epoch)
   // when missing. `physical` must outlive the store.
-  static Result<std::unique_ptr<ReplicaStore>> Open(SqliteDb& db, const base::Clock& physical);
+  static Result<std::unique_ptr<ReplicaStore>> Open(Database& db, const base::Clock& physical);
   // Opens an existing store without writing anything (`db` may be read-only): kNotFound when
   // `db` has no Lockstep metadata, kFailedPrecondition when its metadata is of another version
   // (an older one is migrated by the next sync). Only reads may be made through it.
-  static Result<std::unique_ptr<ReplicaStore>> OpenReadOnly(SqliteDb& db,
+  static Result<std::unique_ptr<ReplicaStore>> OpenReadOnly(Database& db,
                                                             const base::Clock& physical);
 
   const core::NodeId& node() const { return node_; }
   int64_t epoch() const { return epoch_; }
-  SqliteDb& db() { return db_; }
+  Database& db() { return db_; }
   core::HybridClock& clock() { return clock_; }
 
   // BEGIN IMMEDIATE (waiting out other writers up to the busy timeout), then reloads the
@@ -200,13 +200,14 @@ class ReplicaStore {
   Status MarkResolved(const std::string& collection, std::string_view key);
 
  private:
-  ReplicaStore(SqliteDb& db, const base::Clock& physical)
+  ReplicaStore(Database& db, const base::Clock& physical)
       : db_(db), physical_(physical), clock_(physical), sums_(db) {}
   static int64_t NewEpoch();
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
   Status DropItemIndexForBulkLoad();
+  void DropSupersededPuts();
   Status FlushHighestDots();
   void NoteDots(const core::VersionVector& vv);
   Result<ChangePage> ReadChanges(uint64_t after, size_t limit, std::optional<int64_t> skip);
@@ -215,7 +216,7 @@ class ReplicaStore {
   Status SaveCounters();
   Result<Statement*> Cached(std::unique_ptr<Statement>& slot, std::string_view sql);
 
-  SqliteDb& db_;
+  Database& db_;
   const base::Clock& physical_;
   core::HybridClock clock_;
   core::NodeId node_;

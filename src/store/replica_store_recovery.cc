@@ -14,7 +14,7 @@ std::string_view AsBytes(const core::NodeId& node) {
   return {reinterpret_cast<const char*>(node.bytes.data()), node.bytes.size()};
 }
 
-Result<int64_t> ReadMetaInt(SqliteDb& db, std::string_view name) {
+Result<int64_t> ReadMetaInt(Database& db, std::string_view name) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> value, ReadMeta(db, name));
   if (!value.has_value()) return int64_t{0};
   if (value->type() != ValueType::kInt)
@@ -41,8 +41,9 @@ Status ReplicaStore::FlushHighestDots() {
   if (dirty_dots_.empty()) return Status::Ok();
   LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
                             Cached(note_dot_,
-                                   "INSERT INTO _lockstep_node_dots VALUES (?1, ?2) "
-                                   "ON CONFLICT(node) DO UPDATE SET counter = max(counter, ?2)"));
+                                   "INSERT INTO _lockstep_node_dots VALUES (?, ?) "
+                                   "ON CONFLICT(node) DO UPDATE SET counter = excluded.counter "
+                                   "WHERE excluded.counter > _lockstep_node_dots.counter"));
   Status status;
   for (const auto& [node, counter] : dirty_dots_) {
     status = stmt->BindBlob(1, AsBytes(node)).BindInt(2, static_cast<int64_t>(counter)).Run();

@@ -48,6 +48,93 @@ Status FromRc(int rc, sqlite3* db, std::string_view what) {
   return Status(CodeFor(rc), std::move(message));
 }
 
+// A statement over sqlite3_stmt. SQLite's columns hold any value, so BindAny and ColumnAny are
+// Bind and Column.
+class SqliteStatement final : public StatementBackend {
+ public:
+  explicit SqliteStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+
+  void Bind(int index, const Value& value) override {
+    switch (value.type()) {
+      case ValueType::kNull:
+        return BindNull(index);
+      case ValueType::kInt:
+        return BindInt(index, value.as_int());
+      case ValueType::kFloat:
+        sqlite3_bind_double(stmt_.get(), index, value.as_float());
+        return;
+      case ValueType::kText:
+        return BindText(index, value.as_text());
+      case ValueType::kBlob:
+        return BindBlob(index, value.as_blob());
+    }
+  }
+  void BindInt(int index, int64_t value) override { sqlite3_bind_int64(stmt_.get(), index, value); }
+  void BindText(int index, std::string_view text) override {
+    sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
+                        SQLITE_UTF8);
+  }
+  void BindBlob(int index, std::string_view bytes) override {
+    // A zero-length blob must stay a blob, not become NULL: bind a non-null pointer.
+    static const char kEmpty = 0;
+    sqlite3_bind_blob64(stmt_.get(), index, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
+                        SQLITE_TRANSIENT);
+  }
+  void BindNull(int index) override { sqlite3_bind_null(stmt_.get(), index); }
+  void BindAny(int index, const Value& value) override { Bind(index, value); }
+
+  Result<bool> Step() override {
+    const int rc = sqlite3_step(stmt_.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    sqlite3* db = sqlite3_db_handle(stmt_.get());
+    Status error = FromRc(rc, db, "executing statement");
+    sqlite3_reset(stmt_.get());
+    return error;
+  }
+  void Reset() override {
+    sqlite3_reset(stmt_.get());
+    sqlite3_clear_bindings(stmt_.get());
+  }
+
+  Value Column(int index) const override {
+    switch (sqlite3_column_type(stmt_.get(), index)) {
+      case SQLITE_INTEGER:
+        return Value::Int(sqlite3_column_int64(stmt_.get(), index));
+      case SQLITE_FLOAT:
+        return Value::Float(sqlite3_column_double(stmt_.get(), index));
+      case SQLITE_TEXT:
+        return Value::Text(std::string(ColumnText(index)));
+      case SQLITE_BLOB:
+        return Value::Bytes(std::string(ColumnBlob(index)));
+      default:
+        return Value::Null();
+    }
+  }
+  Value ColumnAny(int index) const override { return Column(index); }
+  int64_t ColumnInt(int index) const override { return sqlite3_column_int64(stmt_.get(), index); }
+  std::string_view ColumnText(int index) const override {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), index));
+    return text == nullptr ? std::string_view()
+                           : std::string_view(text, sqlite3_column_bytes(stmt_.get(), index));
+  }
+  std::string_view ColumnBlob(int index) const override {
+    const auto* blob = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), index));
+    return blob == nullptr ? std::string_view()
+                           : std::string_view(blob, sqlite3_column_bytes(stmt_.get(), index));
+  }
+  bool ColumnIsNull(int index) const override {
+    return sqlite3_column_type(stmt_.get(), index) == SQLITE_NULL;
+  }
+  int column_count() const override { return sqlite3_column_count(stmt_.get()); }
+
+ private:
+  struct Finalizer {
+    void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+  };
+  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+};
+
 }  // namespace
 
 Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOptions& options) {
@@ -125,7 +212,14 @@ Result<Statement> SqliteDb::Prepare(std::string_view sql) {
   const int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
                                     SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return FromRc(rc, db_.get(), "preparing statement");
-  return Statement(stmt);
+  return Statement(std::make_unique<SqliteStatement>(stmt));
+}
+
+Result<bool> SqliteDb::HasTable(std::string_view name) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt, Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"));
+  stmt.BindText(1, name);
+  return stmt.Step();
 }
 
 Status SqliteDb::DisableTriggers() {
@@ -153,92 +247,12 @@ Status SqliteDb::Error(std::string_view what) const {
   return FromRc(sqlite3_extended_errcode(db_.get()), db_.get(), what);
 }
 
-Statement& Statement::Bind(int index, const Value& value) {
-  switch (value.type()) {
-    case ValueType::kNull:
-      return BindNull(index);
-    case ValueType::kInt:
-      return BindInt(index, value.as_int());
-    case ValueType::kFloat:
-      sqlite3_bind_double(stmt_.get(), index, value.as_float());
-      break;
-    case ValueType::kText:
-      return BindText(index, value.as_text());
-    case ValueType::kBlob:
-      return BindBlob(index, value.as_blob());
+bool SqliteDb::Reading() const {
+  for (sqlite3_stmt* stmt = sqlite3_next_stmt(db_.get(), nullptr); stmt != nullptr;
+       stmt = sqlite3_next_stmt(db_.get(), stmt)) {
+    if (sqlite3_stmt_busy(stmt) != 0) return true;
   }
-  return *this;
-}
-
-Statement& Statement::BindInt(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_.get(), index, value);
-  return *this;
-}
-
-Statement& Statement::BindText(int index, std::string_view text) {
-  sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-  return *this;
-}
-
-Statement& Statement::BindBlob(int index, std::string_view bytes) {
-  // A zero-length blob must stay a blob, not become NULL: bind a non-null pointer.
-  static const char kEmpty = 0;
-  sqlite3_bind_blob64(stmt_.get(), index, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
-                      SQLITE_TRANSIENT);
-  return *this;
-}
-
-Statement& Statement::BindNull(int index) {
-  sqlite3_bind_null(stmt_.get(), index);
-  return *this;
-}
-
-Result<bool> Statement::Step() {
-  const int rc = sqlite3_step(stmt_.get());
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  sqlite3* db = sqlite3_db_handle(stmt_.get());
-  Status error = FromRc(rc, db, "executing statement");
-  sqlite3_reset(stmt_.get());
-  return error;
-}
-
-Status Statement::Run() {
-  auto stepped = Step();
-  Reset();
-  return stepped.status();
-}
-
-void Statement::Reset() {
-  sqlite3_reset(stmt_.get());
-  sqlite3_clear_bindings(stmt_.get());
-}
-
-Value Statement::Column(int index) const {
-  switch (sqlite3_column_type(stmt_.get(), index)) {
-    case SQLITE_INTEGER:
-      return Value::Int(sqlite3_column_int64(stmt_.get(), index));
-    case SQLITE_FLOAT:
-      return Value::Float(sqlite3_column_double(stmt_.get(), index));
-    case SQLITE_TEXT:
-      return Value::Text(std::string(ColumnText(index)));
-    case SQLITE_BLOB:
-      return Value::Bytes(std::string(ColumnBlob(index)));
-    default:
-      return Value::Null();
-  }
-}
-
-std::string_view Statement::ColumnText(int index) const {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), index));
-  return text == nullptr ? std::string_view()
-                         : std::string_view(text, sqlite3_column_bytes(stmt_.get(), index));
-}
-
-std::string_view Statement::ColumnBlob(int index) const {
-  const auto* blob = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), index));
-  return blob == nullptr ? std::string_view()
-                         : std::string_view(blob, sqlite3_column_bytes(stmt_.get(), index));
+  return false;
 }
 
 std::string QuoteIdentifier(std::string_view name) {

@@ -10,10 +10,9 @@
 
 #include "lockstep/status.h"
 #include "lockstep/value.h"
+#include "store/database.h"
 
 namespace lockstep::store {
-
-class Statement;
 
 struct OpenOptions {
   bool create_if_missing = false;
@@ -22,7 +21,7 @@ struct OpenOptions {
 };
 
 // One connection. Not thread-safe; move-only.
-class SqliteDb {
+class SqliteDb final : public Database {
  public:
   // Opens `path`. Errors: kNotFound (missing, unless create_if_missing), kInvalidArgument (not a
   // SQLite database), kPermissionDenied (cannot be read or, unless read_only, written).
@@ -36,13 +35,23 @@ class SqliteDb {
     busy_ = std::move(other.busy_);
     db_ = std::move(other.db_);
     path_ = std::move(other.path_);
+    name_ = std::move(other.name_);
     synced_changes_ = other.synced_changes_;
     return *this;
   }
 
-  // Runs one or more statements that return no rows.
-  Status Exec(std::string_view sql);
-  Result<Statement> Prepare(std::string_view sql);
+  Dialect dialect() const override { return Dialect::kSqlite; }
+  const std::string& name() const override { return name_; }
+  Status Exec(std::string_view sql) override;
+  Result<Statement> Prepare(std::string_view sql) override;
+  bool InTransaction() const override { return sqlite3_get_autocommit(db_.get()) == 0; }
+  // BEGIN IMMEDIATE, waiting out other writers up to the busy timeout.
+  Status BeginWrite() override { return Exec("BEGIN IMMEDIATE"); }
+  // In WAL mode a read transaction sees one snapshot from its first read.
+  Status BeginRead() override { return Exec("BEGIN"); }
+  Result<bool> HasTable(std::string_view name) override;
+  bool read_only() const override { return sqlite3_db_readonly(db_.get(), "main") == 1; }
+  bool Reading() const override;
 
   // Turns trigger enforcement off for this connection only (SQLITE_DBCONFIG_ENABLE_TRIGGER):
   // writes Lockstep applies are then never captured again, while every other connection's
@@ -74,53 +83,13 @@ class SqliteDb {
   static int OnBusy(void* wait, int attempt);
 
   SqliteDb(std::unique_ptr<sqlite3, Closer> db, std::filesystem::path path)
-      : db_(std::move(db)), path_(std::move(path)) {}
+      : db_(std::move(db)), path_(std::move(path)), name_(path_.string()) {}
 
   std::unique_ptr<BusyWait> busy_;  // declared before db_, so the connection closes first
   std::unique_ptr<sqlite3, Closer> db_;
   std::filesystem::path path_;
+  std::string name_;
   int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last SyncWal
 };
-
-// A prepared statement. Bind indexes start at 1, column indexes at 0. Not thread-safe.
-class Statement {
- public:
-  Statement(Statement&&) noexcept = default;
-  Statement& operator=(Statement&&) noexcept = default;
-
-  Statement& Bind(int index, const Value& value);
-  Statement& BindInt(int index, int64_t value);
-  Statement& BindText(int index, std::string_view text);
-  Statement& BindBlob(int index, std::string_view bytes);
-  Statement& BindNull(int index);
-
-  // Advances: true while a row is available, false when done, an error otherwise.
-  Result<bool> Step();
-  // Runs a statement that returns no rows, then resets it for reuse.
-  Status Run();
-  // Resets for another execution and clears bindings.
-  void Reset();
-
-  Value Column(int index) const;
-  int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_.get(), index); }
-  std::string_view ColumnText(int index) const;
-  std::string_view ColumnBlob(int index) const;
-  bool ColumnIsNull(int index) const {
-    return sqlite3_column_type(stmt_.get(), index) == SQLITE_NULL;
-  }
-  int column_count() const { return sqlite3_column_count(stmt_.get()); }
-
- private:
-  friend class SqliteDb;
-  struct Finalizer {
-    void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-  };
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
-
-  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
-};
-
-// Quotes an identifier for SQL: "name" with inner quotes doubled.
-std::string QuoteIdentifier(std::string_view name);
 
 }  // namespace lockstep::store

@@ -19,21 +19,13 @@ constexpr uint64_t kBucketSpan = uint64_t{1} << kBucketShift;
 
 uint64_t BucketLast(uint32_t bucket) { return BucketStart(bucket) + (kBucketSpan - 1); }
 
-Result<Statement*> Prepared(SqliteDb& db, std::unique_ptr<Statement>& slot, std::string_view sql) {
-  if (!slot) {
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
-    slot = std::make_unique<Statement>(std::move(stmt));
-  }
-  return slot.get();
-}
-
 }  // namespace
 
 Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t last) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
-                            Prepared(store_.db(), sum_items_,
-                                     "SELECT hash FROM _lockstep_records "
-                                     "WHERE collection = ? AND position BETWEEN ? AND ?"));
+                            PrepareCached(store_.db(), sum_items_,
+                                          "SELECT hash FROM _lockstep_records "
+                                          "WHERE collection = ? AND position BETWEEN ? AND ?"));
   stmt->BindInt(1, collection_).BindInt(2, PositionColumn(first)).BindInt(3, PositionColumn(last));
   reconcile::RangeSummary summary;
   for (;;) {
@@ -107,10 +99,10 @@ Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::Positi
   if (!bounds.has_value()) return items;
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
-      Prepared(store_.db(), items_,
-               "SELECT position, key, hash FROM _lockstep_records WHERE collection = ?1 AND "
-               "position >> 48 BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5 "
-               "ORDER BY position, key"));
+      PrepareCached(store_.db(), items_,
+                    "SELECT position, key, hash FROM _lockstep_records WHERE collection = ?1 AND "
+                    "(position >> 48) BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5 "
+                    "ORDER BY position, key"));
   stmt->BindInt(1, collection_)
       .BindInt(2, BucketColumn(BucketOf(bounds->first)))
       .BindInt(3, BucketColumn(BucketOf(bounds->second)))

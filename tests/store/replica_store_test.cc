@@ -1,304 +1,356 @@
-// The replica store's metadata version 2 and what it is for: the migration from version 1, restore
-// detection (AdoptPeerView) and tombstone retention.
+// One suite of replica store tests, run against SQLite (a scratch file) and PostgreSQL (a fresh
+// database in the test binary's throwaway cluster): the store must behave the same on both.
 #include "store/replica_store.h"
 
 #include <gtest/gtest.h>
 
-#include "core/codec.h"
+#include <set>
+#include <thread>
+
+#include "base/clock.h"
+#include "core/key.h"
+#include "core/local_write.h"
 #include "store/metadata_schema.h"
-#include "store/record_item.h"
-#include "store/store_item_set.h"
+#include "store/postgres_db.h"
+#include "store/sqlite_db.h"
 #include "store_test_support.h"
+#include "support/postgres.h"
+#include "support/process.h"
 
 namespace lockstep::store {
 namespace {
 
-using testing::Check;
-using testing::Key;
-using testing::Take;
-using testing::WriteLocal;
+using lockstep::testing::PostgresCluster;
+using lockstep::testing::ScratchDir;
+using testing::DialectName;
 
-constexpr int64_t kDay = 24 * 3600 * 1000;
-
-std::string Bytes(const core::NodeId& node) {
-  return {reinterpret_cast<const char*>(node.bytes.data()), node.bytes.size()};
+::testing::AssertionResult Ok(const Status& status) {
+  if (status.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << status.ToString();
 }
 
-core::NodeId Node(uint8_t fill) {
-  core::NodeId node;
-  node.bytes.fill(fill);
-  return node;
+std::string KeyOf(int64_t id) {
+  const Value key[] = {Value::Int(id)};
+  return core::EncodeKey(key);
 }
 
-// A file exactly as Lockstep wrote metadata version 1.
-void WriteVersion1File(SqliteDb& db, const std::vector<core::Record>& records) {
-  Check(db.Exec(R"sql(
-CREATE TABLE _lockstep_meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE _lockstep_collections(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, policy TEXT NOT NULL DEFAULT 'lww',
-  create_sql TEXT);
-CREATE TABLE _lockstep_records(
-  collection INTEGER NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL,
-  field_seqs BLOB NOT NULL, origin INTEGER, PRIMARY KEY (collection, key)) WITHOUT ROWID;
-CREATE INDEX _lockstep_records_by_seq ON _lockstep_records(seq, origin);
-CREATE TABLE _lockstep_peers(id INTEGER PRIMARY KEY, node BLOB NOT NULL UNIQUE);
-CREATE TABLE _lockstep_cursors(
-  peer BLOB PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE _lockstep_conflicts(
-  id INTEGER PRIMARY KEY, logged_ms INTEGER NOT NULL, collection TEXT NOT NULL, key BLOB NOT NULL,
-  field TEXT NOT NULL, winner_value, winner_node BLOB NOT NULL, winner_hlc INTEGER NOT NULL,
-  loser_value, loser_node BLOB NOT NULL, loser_hlc INTEGER NOT NULL, pending INTEGER NOT NULL);
-INSERT INTO _lockstep_meta VALUES ('version', 1), ('epoch', 77), ('dot_counter', 3), ('seq', 3);
-INSERT INTO _lockstep_collections(id, name, policy) VALUES (1, 't', 'lww');
-INSERT INTO _lockstep_cursors VALUES (x'00', 5, 9);
-)sql"));
-  auto node = Take(db.Prepare("INSERT INTO _lockstep_meta VALUES ('node', ?)"));
-  Check(node.BindBlob(1, Bytes(Node(0xaa))).Run());
-  auto insert = Take(db.Prepare("INSERT INTO _lockstep_records VALUES (1, ?, ?, ?, x'', NULL)"));
-  int64_t seq = 0;
-  for (const core::Record& record : records) {
-    Check(insert.BindBlob(1, record.key())
-              .BindInt(2, ++seq)
-              .BindBlob(3, core::EncodeRecord(record))
-              .Run());
-  }
-}
-
-core::Record MakeRecord(int64_t key, const core::NodeId& node, uint64_t counter, bool exists,
-                        int64_t millis) {
-  core::Record record(Key(key));
-  core::LocalWrite write{
-      {node, counter}, core::Hlc::Make(static_cast<uint64_t>(millis), 0), {}, exists};
-  if (exists) write.fields.emplace_back("v", Value::Int(key));
-  auto policy = Take(core::ParsePolicy("lww"));
-  Take(core::ApplyLocalWrite(record, write, policy));
-  return record;
-}
-
-TEST(MetadataMigrationTest, Version1FileGainsItemColumnsBucketSumsAndHighestDots) {
-  base::FakeClock clock(1'700'000'000'000);
-  testing::ScratchStore scratch(clock, "unused");  // only for a scratch directory
-  const auto path = scratch.path().parent_path() / "v1.sqlite";
-  std::vector<core::Record> records = {
-      MakeRecord(1, Node(0xaa), 1, true, 1000),
-      MakeRecord(2, Node(0xaa), 2, false, 2000),
-      MakeRecord(3, Node(0xbb), 7, true, 3000),
-  };
-  {
-    auto db = Take(SqliteDb::Open(path, {.create_if_missing = true}));
-    WriteVersion1File(db, records);
-  }
-  auto db = Take(SqliteDb::Open(path, {}));
-  auto store = Take(ReplicaStore::Open(db, clock));
-  EXPECT_EQ(Take(ReadMeta(db, "version"))->as_int(), kMetadataVersion);
-  EXPECT_EQ(store->node(), Node(0xaa));
-  EXPECT_EQ(store->epoch(), 77);
-
-  auto rows = Take(db.Prepare(
-      "SELECT key, record, position, hash, deleted_ms FROM _lockstep_records ORDER BY key"));
-  reconcile::RangeSummary want;
-  int seen = 0;
-  while (Take(rows.Step())) {
-    const RecordItem item = ItemOf(rows.ColumnBlob(0), rows.ColumnBlob(1));
-    EXPECT_EQ(PositionFromColumn(rows.ColumnInt(2)), item.position);
-    EXPECT_EQ(Take(HashFromColumn(rows.ColumnBlob(3))), item.hash);
-    // Only the deleted record (key 2) is a tombstone, deleted at 2000 ms.
-    EXPECT_EQ(rows.ColumnIsNull(4), seen != 1);
-    if (seen == 1) {
-      EXPECT_EQ(rows.ColumnInt(4), 2000);
-    }
-    want.Add(item.hash);
-    ++seen;
-  }
-  EXPECT_EQ(seen, 3);
-  StoreItemSet set(*store, 1);
-  EXPECT_EQ(Take(set.Summarize({0, 0, true})), want);
-  EXPECT_EQ(Take(store->HighestDotOf(Node(0xaa))), 2U);
-  EXPECT_EQ(Take(store->HighestDotOf(Node(0xbb))), 7U);
-  EXPECT_EQ(Take(store->HighestDotOf(Node(0xcc))), 0U);
-  // The version 1 cursor survives, with no sync time.
-  auto cursor = Take(db.Prepare("SELECT epoch, seq, synced_ms FROM _lockstep_cursors"));
-  ASSERT_TRUE(Take(cursor.Step()));
-  EXPECT_EQ(cursor.ColumnInt(0), 5);
-  EXPECT_EQ(cursor.ColumnInt(1), 9);
-  EXPECT_TRUE(cursor.ColumnIsNull(2));
-
-  // And the migrated store keeps its sums up to date as it writes on.
-  Check(store->Write([&] { return WriteLocal(*store, 1, Key(1), 42); }));
-  want.Subtract(ItemOf(Key(1), core::EncodeRecord(records[0])).hash);
-  auto updated = Take(store->Get(1, Key(1)));
-  want.Add(ItemOf(Key(1), updated->encoded).hash);
-  EXPECT_EQ(Take(set.Summarize({0, 0, true})), want);
-}
-
-TEST(MetadataMigrationTest, NewerVersionIsRefused) {
-  base::FakeClock clock(1'700'000'000'000);
-  testing::ScratchStore scratch(clock);
-  Check(scratch.db().Exec("UPDATE _lockstep_meta SET value = 99 WHERE name = 'version'"));
-  auto again = ReplicaStore::Open(scratch.db(), clock);
-  ASSERT_FALSE(again.has_value());
-  EXPECT_NE(again.error().message().find("newer lockstep"), std::string::npos);
-}
-
-TEST(HighestDotsTest, KeptAtCommitForEveryNodeWhoseDotsAreHeld) {
-  base::FakeClock clock(1'700'000'000'000);
-  testing::ScratchStore scratch(clock);
-  ReplicaStore& store = scratch.store();
-  const int64_t c = Take(store.EnsureCollection("t", "lww", "")).id;
-  Check(store.Write([&]() -> Status {
-    for (int64_t k = 0; k < 5; ++k) LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store, c, Key(k), k));
-    StoredRecord other{MakeRecord(100, Node(0x11), 40, true, 5), {}, 0, {}};
-    const std::vector<std::string> all = {"_exists", "v"};
-    return store.Put(c, other, all, nullptr);
-  }));
-  EXPECT_EQ(Take(store.HighestDotOf(store.node())), 5U);
-  EXPECT_EQ(Take(store.HighestDotOf(Node(0x11))), 40U);
-  // A rolled-back write notes nothing.
-  Check(store.BeginWrite());
-  Check(WriteLocal(store, c, Key(9), 9));
-  store.Rollback();
-  EXPECT_EQ(Take(store.HighestDotOf(store.node())), 5U);
-}
-
-// ---- restore detection -----------------------------------------------------------------------
-
-class AdoptPeerViewTest : public ::testing::Test {
+class ReplicaStoreTest : public ::testing::TestWithParam<Dialect> {
  protected:
-  AdoptPeerViewTest() : clock_(1'700'000'000'000), scratch_(clock_) {
-    collection_ = Take(store().EnsureCollection("t", "lww", "")).id;
-    Check(store().Write([&]() -> Status {
-      for (int64_t k = 0; k < 10; ++k)
-        LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), collection_, Key(k), k));
-      return Status::Ok();
-    }));
+  void SetUp() override {
+    if (GetParam() == Dialect::kPostgres) {
+      url_ = PostgresCluster::Shared().CreateDatabase(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    }
   }
-  ReplicaStore& store() { return scratch_.store(); }
 
-  base::FakeClock clock_;
-  testing::ScratchStore scratch_;
-  int64_t collection_ = 0;
+  // A new connection to this test's database.
+  std::unique_ptr<Database> Connect() {
+    if (GetParam() == Dialect::kPostgres) {
+      auto db = PostgresDb::Connect(url_);
+      EXPECT_TRUE(db.has_value()) << db.error().ToString();
+      return db.has_value() ? std::move(*db) : nullptr;
+    }
+    auto db = SqliteDb::Open(dir_ / "store.db", {.create_if_missing = true});
+    EXPECT_TRUE(db.has_value()) << db.error().ToString();
+    if (!db.has_value()) return nullptr;
+    EXPECT_TRUE(Ok(db->Exec("PRAGMA journal_mode = WAL")));
+    return std::make_unique<SqliteDb>(std::move(*db));
+  }
+
+  std::unique_ptr<ReplicaStore> OpenStore(Database& db) {
+    auto store = ReplicaStore::Open(db, clock_);
+    EXPECT_TRUE(store.has_value()) << store.error().ToString();
+    return store.has_value() ? std::move(*store) : nullptr;
+  }
+
+  // A local write of `fields` to the record at `id`, as a connector makes one.
+  static Status WriteRecord(ReplicaStore& store, int64_t collection, int64_t id,
+                            std::vector<std::pair<std::string, Value>> fields,
+                            const core::NodeId* origin = nullptr) {
+    const std::string key = KeyOf(id);
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<StoredRecord> stored, store.Get(collection, key));
+    if (!stored.has_value()) stored = StoredRecord{core::Record(key), {}, 0, {}};
+    core::LocalWrite write{store.NextDot(), store.clock().Tick(), std::move(fields), true};
+    LOCKSTEP_ASSIGN_OR_RETURN(core::MergePolicy policy, core::ParsePolicy(""));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
+                              core::ApplyLocalWrite(stored->record, write, policy));
+    return store.Put(collection, *stored, changed, origin);
+  }
+
+  static core::NodeId Peer(uint8_t fill) {
+    core::NodeId node;
+    node.bytes.fill(fill);
+    return node;
+  }
+
+  base::FakeClock clock_{1'700'000'000'000};
+  ScratchDir dir_;
+  std::string url_;
 };
 
-TEST_F(AdoptPeerViewTest, PeerThatKnowsNoMoreChangesNothing) {
-  const int64_t epoch = store().epoch();
-  EXPECT_FALSE(Take(store().AdoptPeerView(Node(1), 10, Cursor{epoch, 10})));
-  EXPECT_FALSE(Take(store().AdoptPeerView(Node(1), 3, Cursor{epoch, 4})));
-  EXPECT_FALSE(Take(store().AdoptPeerView(Node(1), 0, std::nullopt)));
-  // A cursor past the end of another epoch of this log says nothing about this one.
-  EXPECT_FALSE(Take(store().AdoptPeerView(Node(1), 0, Cursor{epoch + 1, 500})));
-  EXPECT_EQ(store().epoch(), epoch);
-  EXPECT_EQ(store().dot_counter(), 10U);
+TEST_P(ReplicaStoreTest, KeepsItsIdentityAcrossConnections) {
+  core::NodeId node;
+  int64_t epoch = 0;
+  {
+    auto db = Connect();
+    auto store = OpenStore(*db);
+    ASSERT_NE(store, nullptr);
+    EXPECT_NE(store->node(), core::NodeId{});
+    EXPECT_GT(store->epoch(), 0);
+    node = store->node();
+    epoch = store->epoch();
+  }
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->node(), node);
+  EXPECT_EQ(store->epoch(), epoch);
+  EXPECT_TRUE(*HasMetadata(*db));
 }
 
-TEST_F(AdoptPeerViewTest, HigherDotHeldByPeerMeansRestored) {
-  const int64_t epoch = store().epoch();
-  EXPECT_TRUE(Take(store().AdoptPeerView(Node(1), 25, std::nullopt)));
-  EXPECT_NE(store().epoch(), epoch);
-  // The next dot is above every dot the peer holds, and so stays after reopening.
-  Check(store().Write([&] { return WriteLocal(store(), collection_, Key(50), 50); }));
-  auto record = Take(store().Get(collection_, Key(50)));
-  EXPECT_EQ(record->record.vv().Get(store().node()), 26U);
-  auto reopened = Take(ReplicaStore::Open(scratch_.db(), clock_));
-  EXPECT_EQ(reopened->epoch(), store().epoch());
-  Check(reopened->BeginWrite());
-  EXPECT_EQ(reopened->NextDot().counter, 27U);
-  reopened->Rollback();
-}
-
-TEST_F(AdoptPeerViewTest, CursorPastTheEndOfThisEpochMeansRestored) {
-  const int64_t epoch = store().epoch();
-  EXPECT_TRUE(Take(store().AdoptPeerView(Node(1), 10, Cursor{epoch, 11})));
-  EXPECT_NE(store().epoch(), epoch);
-  EXPECT_EQ(store().dot_counter(), 10U);
-  // Only once: the peer's cursor is now of another epoch.
-  EXPECT_FALSE(Take(store().AdoptPeerView(Node(1), 10, Cursor{epoch, 11})));
-}
-
-TEST_F(AdoptPeerViewTest, RestoredCopyOfTheFileIsDetected) {
-  // The file is copied, the store writes on (a peer takes those writes), and the copy comes back.
-  const auto copy = scratch_.path().parent_path() / "copy.sqlite";
-  Check(scratch_.db().Exec("VACUUM INTO '" + copy.string() + "'"));
-  Check(store().Write([&]() -> Status {
-    for (int64_t k = 10; k < 20; ++k)
-      LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), collection_, Key(k), k));
+TEST_P(ReplicaStoreTest, ReadsItsChangeLogInSeqOrder) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto items = store->EnsureCollection("items", "", "CREATE TABLE items(id INTEGER PRIMARY KEY)");
+  ASSERT_TRUE(items.has_value()) << items.error().ToString();
+  ASSERT_TRUE(Ok(store->Write([&]() -> Status {
+    for (int64_t id : {3, 1, 2}) {
+      LOCKSTEP_RETURN_IF_ERROR(
+          WriteRecord(*store, items->id, id, {{"v", Value::Text("v" + std::to_string(id))}}));
+    }
     return Status::Ok();
-  }));
-  const uint64_t peer_holds = Take(store().HighestDotOf(store().node()));
-  const Cursor peer_cursor{store().epoch(), store().last_seq()};
-  ASSERT_EQ(peer_holds, 20U);
-  auto db = Take(SqliteDb::Open(copy, {}));
-  auto restored = Take(ReplicaStore::Open(db, clock_));
-  ASSERT_EQ(restored->dot_counter(), 10U);
-  EXPECT_TRUE(Take(restored->AdoptPeerView(Node(1), peer_holds, peer_cursor)));
-  EXPECT_NE(restored->epoch(), peer_cursor.epoch);
-  Check(restored->BeginWrite());
-  EXPECT_EQ(restored->NextDot().counter, 21U);
-  restored->Rollback();
+  })));
+  ASSERT_TRUE(Ok(store->Write([&] {
+    return WriteRecord(*store, items->id, 3, {{"v", Value::Int(7)}});
+  })));
+  EXPECT_EQ(store->last_seq(), 4u);
+
+  auto page = store->ChangesAfter(0, 100, nullptr);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  ASSERT_EQ(page->changes.size(), 3u);  // record 3 once, at its latest seq
+  EXPECT_EQ(page->changes[0].stored.record.key(), KeyOf(1));
+  EXPECT_EQ(page->changes[1].stored.record.key(), KeyOf(2));
+  EXPECT_EQ(page->changes[2].stored.record.key(), KeyOf(3));
+  EXPECT_EQ(page->changes[2].stored.seq, 4u);
+  EXPECT_EQ(page->changes[2].collection, "items");
+  EXPECT_EQ(page->scanned_to, 4u);
+  EXPECT_EQ(page->changes[2].stored.record.Find("v")->versions[0].value, Value::Int(7));
+
+  auto after = store->ChangesAfter(2, 1, nullptr);
+  ASSERT_TRUE(after.has_value());
+  ASSERT_EQ(after->changes.size(), 1u);
+  EXPECT_EQ(after->scanned_to, 3u);
+
+  auto stored = store->Get(items->id, KeyOf(2));
+  ASSERT_TRUE(stored.has_value() && stored->has_value());
+  EXPECT_EQ((*stored)->seq, 3u);
+  auto max = store->MaxKey(items->id);
+  ASSERT_TRUE(max.has_value() && max->has_value());
+  EXPECT_EQ(**max, KeyOf(3));
 }
 
-// ---- retention -------------------------------------------------------------------------------
-
-TEST(RetentionTest, CollectsOnlyTombstonesOlderThanTheHorizonAndRecordsIt) {
-  base::FakeClock clock(100 * kDay);
-  testing::ScratchStore scratch(clock);
-  ReplicaStore& store = scratch.store();
-  const int64_t c = Take(store.EnsureCollection("t", "lww", "")).id;
-  Check(store.Write([&]() -> Status {
-    for (int64_t k = 0; k < 6; ++k) LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store, c, Key(k), k));
+TEST_P(ReplicaStoreTest, ARecordPutTwiceInOneWriteIsStoredOnceAtItsLatestState) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto items = store->EnsureCollection("items", "", "");
+  ASSERT_TRUE(items.has_value());
+  // More puts than one batch holds, each record several times.
+  ASSERT_TRUE(Ok(store->Write([&]() -> Status {
+    for (int round = 0; round < 3; ++round) {
+      for (int64_t id = 0; id < 100; ++id) {
+        LOCKSTEP_RETURN_IF_ERROR(
+            WriteRecord(*store, items->id, id, {{"round", Value::Int(round)}}));
+      }
+    }
     return Status::Ok();
-  }));
-  Check(store.Write([&] { return WriteLocal(store, c, Key(0), std::nullopt); }));  // day 100
-  Check(store.Write([&] { return WriteLocal(store, c, Key(1), std::nullopt); }));
-  const uint64_t old_deletes_seq = store.last_seq();
-  clock.Set(120 * kDay);
-  Check(store.Write([&] { return WriteLocal(store, c, Key(2), std::nullopt); }));  // day 120
-  EXPECT_EQ(Take(store.Horizon()).seq, 0U);
-
-  clock.Set(140 * kDay);
-  // Retention 30 days: the deletes of day 100 go, the one of day 120 stays, live records stay.
-  EXPECT_EQ(Take(store.CollectTombstones(clock.NowMillis() - 30 * kDay)), 2U);
-  EXPECT_FALSE(Take(store.Get(c, Key(0))).has_value());
-  EXPECT_FALSE(Take(store.Get(c, Key(1))).has_value());
-  EXPECT_TRUE(Take(store.Get(c, Key(2))).has_value());
-  EXPECT_TRUE(Take(store.Get(c, Key(3))).has_value());
-  const ReplicaStore::GcHorizon horizon = Take(store.Horizon());
-  EXPECT_EQ(horizon.seq, old_deletes_seq);
-  EXPECT_EQ(horizon.millis, 100 * kDay);
-  EXPECT_EQ(Take(store.CollectTombstones(clock.NowMillis() - 30 * kDay)), 0U);
-
-  // A peer that read the log up to before the collected deletes must reset; one past them, or one
-  // that never synced, need not.
-  const int64_t epoch = store.epoch();
-  EXPECT_TRUE(Take(store.PeerNeedsReset(Cursor{epoch, old_deletes_seq - 1}, 99 * kDay)));
-  EXPECT_FALSE(Take(store.PeerNeedsReset(Cursor{epoch, old_deletes_seq}, 101 * kDay)));
-  EXPECT_FALSE(Take(store.PeerNeedsReset(std::nullopt, std::nullopt)));
-  // A cursor of another epoch is judged by when the peer last synced.
-  EXPECT_TRUE(Take(store.PeerNeedsReset(Cursor{epoch + 1, 0}, 99 * kDay)));
-  EXPECT_TRUE(Take(store.PeerNeedsReset(Cursor{epoch + 1, 0}, std::nullopt)));
-  EXPECT_FALSE(Take(store.PeerNeedsReset(Cursor{epoch + 1, 0}, 101 * kDay)));
+  })));
+  auto page = store->ChangesAfter(0, 1000, nullptr);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  ASSERT_EQ(page->changes.size(), 100u);
+  for (const Change& change : page->changes) {
+    EXPECT_EQ(change.stored.record.Find("round")->versions[0].value, Value::Int(2));
+  }
 }
 
-TEST(RetentionTest, ResurrectedRecordIsNotCollected) {
-  base::FakeClock clock(100 * kDay);
-  testing::ScratchStore scratch(clock);
-  ReplicaStore& store = scratch.store();
-  const int64_t c = Take(store.EnsureCollection("t", "lww", "")).id;
-  Check(store.Write([&] { return WriteLocal(store, c, Key(0), 1); }));
-  Check(store.Write([&] { return WriteLocal(store, c, Key(0), std::nullopt); }));
-  Check(store.Write([&] { return WriteLocal(store, c, Key(0), 2); }));
-  clock.Set(200 * kDay);
-  EXPECT_EQ(Take(store.CollectTombstones(clock.NowMillis())), 0U);
-  EXPECT_TRUE(Take(store.Get(c, Key(0))).has_value());
+TEST_P(ReplicaStoreTest, AFailedWriteLeavesNothingBehind) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto items = store->EnsureCollection("items", "", "");
+  ASSERT_TRUE(items.has_value());
+  Status failed = store->Write([&]() -> Status {
+    LOCKSTEP_RETURN_IF_ERROR(WriteRecord(*store, items->id, 1, {{"v", Value::Int(1)}}));
+    return Aborted("the caller gave up");
+  });
+  EXPECT_EQ(failed.code(), StatusCode::kAborted);
+  EXPECT_FALSE(db->InTransaction());
+  auto page = store->ChangesAfter(0, 10, nullptr);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_TRUE(page->changes.empty());
+  // The next write takes the seq the failed one did not keep.
+  ASSERT_TRUE(Ok(store->Write([&] {
+    return WriteRecord(*store, items->id, 2, {{"v", Value::Int(2)}});
+  })));
+  EXPECT_EQ(store->last_seq(), 1u);
 }
 
-TEST(CursorTest, SyncTimeIsNotedWithTheCursor) {
-  base::FakeClock clock(5 * kDay);
-  testing::ScratchStore scratch(clock);
-  ReplicaStore& store = scratch.store();
-  EXPECT_FALSE(Take(store.CursorSyncedAt(Node(3), "t")).has_value());
-  Check(store.Write([&] { return store.SetCursor(Node(3), "t", {1, 2}); }));
-  EXPECT_EQ(Take(store.CursorSyncedAt(Node(3), "t")), std::optional<int64_t>(5 * kDay));
+TEST_P(ReplicaStoreTest, SkipsRecordsThatCameFromThePeerItSendsTo) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto items = store->EnsureCollection("items", "", "");
+  ASSERT_TRUE(items.has_value());
+  const core::NodeId peer = Peer(0xab);
+  const core::NodeId other = Peer(0xcd);
+  ASSERT_TRUE(Ok(store->Write([&]() -> Status {
+    LOCKSTEP_RETURN_IF_ERROR(WriteRecord(*store, items->id, 1, {{"v", Value::Int(1)}}, &peer));
+    return WriteRecord(*store, items->id, 2, {{"v", Value::Int(2)}});
+  })));
+  auto to_peer = store->ChangesAfter(0, 10, &peer);
+  ASSERT_TRUE(to_peer.has_value()) << to_peer.error().ToString();
+  ASSERT_EQ(to_peer->changes.size(), 1u);
+  EXPECT_EQ(to_peer->changes[0].stored.record.key(), KeyOf(2));
+  EXPECT_EQ(to_peer->scanned_to, 2u);
+  auto to_other = store->ChangesAfter(0, 10, &other);
+  ASSERT_TRUE(to_other.has_value());
+  EXPECT_EQ(to_other->changes.size(), 2u);
 }
+
+TEST_P(ReplicaStoreTest, KeepsCursorsPerPeerAndScope) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  const core::NodeId peer = Peer(1);
+  auto none = store->GetCursor(peer, "a,b");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(Ok(store->Write([&] { return store->SetCursor(peer, "a,b", {42, 7}); })));
+  ASSERT_TRUE(Ok(store->Write([&] { return store->SetCursor(peer, "a,b", {42, 9}); })));
+  ASSERT_TRUE(Ok(store->Write([&] { return store->SetCursor(peer, "a", {5, 1}); })));
+  auto cursor = store->GetCursor(peer, "a,b");
+  ASSERT_TRUE(cursor.has_value() && cursor->has_value());
+  EXPECT_EQ((*cursor)->epoch, 42);
+  EXPECT_EQ((*cursor)->seq, 9u);
+  auto narrow = store->GetCursor(peer, "a");
+  ASSERT_TRUE(narrow.has_value() && narrow->has_value());
+  EXPECT_EQ((*narrow)->seq, 1u);
+
+  EXPECT_FALSE(store->ListenerAt("lockstep://h:1")->has_value());
+  ASSERT_TRUE(Ok(store->Write([&] { return store->RememberListener("lockstep://h:1", peer); })));
+  auto listener = store->ListenerAt("lockstep://h:1");
+  ASSERT_TRUE(listener.has_value() && listener->has_value());
+  EXPECT_EQ(**listener, peer);
+}
+
+TEST_P(ReplicaStoreTest, LogsConflictsWithValuesOfEveryKind) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  const std::vector<Value> values = {Value::Null(),      Value::Int(-5),
+                                     Value::Float(2.5),  Value::Float(-0.0),
+                                     Value::Text("été"), Value::Bytes(std::string("\0\xff", 2)),
+                                     Value::Bytes("")};
+  core::Conflict conflict;
+  conflict.key = KeyOf(1);
+  conflict.field = "v";
+  conflict.winner = {Value::Int(1), {Peer(1), 3}, core::Hlc{99}};
+  for (size_t i = 0; i < values.size(); ++i) {
+    conflict.losers.push_back({values[i], {Peer(2), i + 1}, core::Hlc{i}});
+  }
+  conflict.pending = true;
+  ASSERT_TRUE(Ok(store->Write([&] { return store->LogConflict("items", conflict); })));
+  auto logged = store->Conflicts();
+  ASSERT_TRUE(logged.has_value()) << logged.error().ToString();
+  ASSERT_EQ(logged->size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const LoggedConflict& c = (*logged)[i];
+    EXPECT_EQ(c.loser.value, values[i]) << i;
+    EXPECT_EQ(c.loser.dot.node, Peer(2));
+    EXPECT_EQ(c.loser.hlc.raw, i);
+    EXPECT_EQ(c.winner.value, Value::Int(1));
+    EXPECT_EQ(c.collection, "items");
+    EXPECT_EQ(c.key, conflict.key);
+    EXPECT_TRUE(c.pending);
+  }
+  ASSERT_TRUE(Ok(store->Write([&] { return store->MarkResolved("items", conflict.key); })));
+  EXPECT_FALSE((*store->Conflicts())[0].pending);
+}
+
+TEST_P(ReplicaStoreTest, RegistersCollectionsOnceInNameOrder) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto lower = store->EnsureCollection("alpha", "lww", "CREATE TABLE alpha(id)");
+  auto upper = store->EnsureCollection("Zeta", "", "");
+  auto again = store->EnsureCollection("alpha", "manual", "other");
+  ASSERT_TRUE(lower.has_value() && upper.has_value() && again.has_value());
+  EXPECT_EQ(again->id, lower->id);
+  EXPECT_EQ(again->create_sql, "CREATE TABLE alpha(id)");
+  ASSERT_TRUE(Ok(store->SetPolicy(lower->id, "manual")));
+  auto all = store->Collections();
+  ASSERT_TRUE(all.has_value());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "Zeta");  // bytewise, as SQLite sorts
+  EXPECT_EQ((*all)[1].policy, "manual");
+}
+
+TEST_P(ReplicaStoreTest, WritersOnTwoConnectionsTakeTurns) {
+  auto db_a = Connect();
+  auto db_b = Connect();
+  auto a = OpenStore(*db_a);
+  ASSERT_NE(a, nullptr);
+  auto b = OpenStore(*db_b);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(a->node(), b->node());
+  auto items = a->EnsureCollection("items", "", "");
+  ASSERT_TRUE(items.has_value());
+  constexpr int kWrites = 20;
+  auto writer = [&](ReplicaStore& store, int64_t first_id) {
+    for (int i = 0; i < kWrites; ++i) {
+      Status status = store.Write([&] {
+        return WriteRecord(store, items->id, first_id + i, {{"v", Value::Int(i)}});
+      });
+      EXPECT_TRUE(status.ok()) << status.ToString();
+    }
+  };
+  std::thread other([&] { writer(*b, 1000); });
+  writer(*a, 0);
+  other.join();
+  // Every write took its own seq and dot: none was lost or reused.
+  auto page = a->ChangesAfter(0, 1000, nullptr);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->changes.size(), 2u * kWrites);
+  EXPECT_EQ(page->scanned_to, 2u * kWrites);
+  std::set<uint64_t> dots;
+  for (const Change& change : page->changes) {
+    dots.insert(change.stored.record.vv().Get(a->node()));
+  }
+  EXPECT_EQ(dots.size(), 2u * kWrites);
+}
+
+TEST_P(ReplicaStoreTest, RefusesMetadataFromANewerLockstepAndDetachesCleanly) {
+  auto db = Connect();
+  ASSERT_NE(OpenStore(*db), nullptr);
+  {
+    auto stmt = db->Prepare("UPDATE _lockstep_meta SET value = ? WHERE name = 'version'");
+    ASSERT_TRUE(stmt.has_value());
+    ASSERT_TRUE(Ok(stmt->BindAny(1, Value::Int(kMetadataVersion + 1)).Run()));
+  }
+  auto refused = ReplicaStore::Open(*db, clock_);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message().find("newer lockstep"), std::string::npos);
+
+  ASSERT_TRUE(Ok(db->BeginWrite()));
+  ASSERT_TRUE(Ok(DropMetadata(*db)));
+  ASSERT_TRUE(Ok(db->Exec("COMMIT")));
+  EXPECT_FALSE(*HasMetadata(*db));
+}
+
+INSTANTIATE_TEST_SUITE_P(BothDatabases, ReplicaStoreTest,
+                         ::testing::Values(Dialect::kSqlite, Dialect::kPostgres), DialectName);
 
 }  // namespace
 }  // namespace lockstep::store

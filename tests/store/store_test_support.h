@@ -1,5 +1,6 @@
-// What the store tests share: a replica store on a scratch database and local writes made the way
-// the SQLite connector makes them.
+// What the store tests share: a replica store on a scratch database (a SQLite file, or a fresh
+// database of the test binary's PostgreSQL cluster) and local writes made the way the connectors
+// make them.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,7 +13,10 @@
 #include "core/key.h"
 #include "core/local_write.h"
 #include "core/policy.h"
+#include "store/postgres_db.h"
 #include "store/replica_store.h"
+#include "store/sqlite_db.h"
+#include "support/postgres.h"
 
 namespace lockstep::store::testing {
 
@@ -44,17 +48,24 @@ inline Status WriteLocal(ReplicaStore& store, int64_t collection, const std::str
   return store.Put(collection, *stored, changed, nullptr);
 }
 
-// A store in a fresh file of its own, removed at the end.
+// A store in a fresh database of its own (a SQLite file, removed at the end, or a PostgreSQL
+// database of the shared cluster).
 class ScratchStore {
  public:
-  explicit ScratchStore(const base::Clock& clock, std::string name = "store") {
+  explicit ScratchStore(const base::Clock& clock, std::string name = "store",
+                        Dialect dialect = Dialect::kSqlite) {
     dir_ = std::filesystem::temp_directory_path() /
            ("lockstep-store-test-" + std::to_string(::getpid()) + "-" + name + "-" +
             std::to_string(counter_++));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    db_ = std::make_unique<SqliteDb>(
-        Take(SqliteDb::Open(dir_ / "db.sqlite", {.create_if_missing = true})));
+    if (dialect == Dialect::kPostgres) {
+      db_ = Take(PostgresDb::Connect(
+          lockstep::testing::PostgresCluster::Shared().CreateDatabase("scratch_" + name)));
+    } else {
+      db_ = std::make_unique<SqliteDb>(
+          Take(SqliteDb::Open(dir_ / "db.sqlite", {.create_if_missing = true})));
+    }
     store_ = Take(ReplicaStore::Open(*db_, clock));
   }
   ~ScratchStore() {
@@ -63,14 +74,20 @@ class ScratchStore {
     std::filesystem::remove_all(dir_);
   }
   ReplicaStore& store() { return *store_; }
-  SqliteDb& db() { return *db_; }
+  Database& db() { return *db_; }
+  // The SQLite file (a scratch directory's, for PostgreSQL).
   std::filesystem::path path() const { return dir_ / "db.sqlite"; }
 
  private:
   static inline int counter_ = 0;
   std::filesystem::path dir_;
-  std::unique_ptr<SqliteDb> db_;
+  std::unique_ptr<Database> db_;
   std::unique_ptr<ReplicaStore> store_;
 };
+
+// Test suites run against both databases name their instances by dialect.
+inline std::string DialectName(const ::testing::TestParamInfo<Dialect>& info) {
+  return info.param == Dialect::kPostgres ? "Postgres" : "Sqlite";
+}
 
 }  // namespace lockstep::store::testing

@@ -1,0 +1,146 @@
+// The small SQL seam the replica store stands on, so that one store serves both SQLite (the user's
+// file, `SqliteDb`) and PostgreSQL (`PostgresDb`, in its own library: only it links libpq).
+//
+// The store's SQL is written once, in the subset both speak: `?` and `?N` parameters (PostgreSQL's
+// side renumbers them `$N`), INSERT ... ON CONFLICT, RETURNING, IS DISTINCT FROM. What differs is
+// behind this interface: how a writer transaction serializes (BEGIN IMMEDIATE / an advisory
+// lock), how a read sees one snapshot, the DDL (metadata_schema.cc), and columns that hold any
+// value (SQLite's untyped columns, PostgreSQL's tagged bytea: BindAny and ColumnAny).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "lockstep/status.h"
+#include "lockstep/value.h"
+
+namespace lockstep::store {
+
+enum class Dialect { kSqlite, kPostgres };
+
+// One prepared statement of one database kind. Bind indexes start at 1, column indexes at 0.
+class StatementBackend {
+ public:
+  virtual ~StatementBackend() = default;
+  virtual void Bind(int index, const Value& value) = 0;
+  virtual void BindInt(int index, int64_t value) = 0;
+  virtual void BindText(int index, std::string_view text) = 0;
+  virtual void BindBlob(int index, std::string_view bytes) = 0;
+  virtual void BindNull(int index) = 0;
+  virtual void BindAny(int index, const Value& value) = 0;
+  virtual Result<bool> Step() = 0;
+  virtual void Reset() = 0;
+  virtual Value Column(int index) const = 0;
+  virtual Value ColumnAny(int index) const = 0;
+  virtual int64_t ColumnInt(int index) const = 0;
+  virtual std::string_view ColumnText(int index) const = 0;
+  virtual std::string_view ColumnBlob(int index) const = 0;
+  virtual bool ColumnIsNull(int index) const = 0;
+  virtual int column_count() const = 0;
+};
+
+// A prepared statement: a value that owns its backend. Not thread-safe; must not outlive the
+// database that prepared it.
+class Statement {
+ public:
+  explicit Statement(std::unique_ptr<StatementBackend> backend) : backend_(std::move(backend)) {}
+  Statement(Statement&&) noexcept = default;
+  Statement& operator=(Statement&&) noexcept = default;
+
+  Statement& Bind(int index, const Value& value) {
+    backend_->Bind(index, value);
+    return *this;
+  }
+  Statement& BindInt(int index, int64_t value) {
+    backend_->BindInt(index, value);
+    return *this;
+  }
+  Statement& BindText(int index, std::string_view text) {
+    backend_->BindText(index, text);
+    return *this;
+  }
+  Statement& BindBlob(int index, std::string_view bytes) {
+    backend_->BindBlob(index, bytes);
+    return *this;
+  }
+  Statement& BindNull(int index) {
+    backend_->BindNull(index);
+    return *this;
+  }
+  // For a column that holds any kind of value (an untyped column in SQLite).
+  Statement& BindAny(int index, const Value& value) {
+    backend_->BindAny(index, value);
+    return *this;
+  }
+
+  // Advances: true while a row is available, false when done, an error otherwise.
+  Result<bool> Step() { return backend_->Step(); }
+  // Runs a statement that returns no rows, then resets it for reuse.
+  Status Run() {
+    auto stepped = Step();
+    Reset();
+    return stepped.status();
+  }
+  // Resets for another execution and clears bindings.
+  void Reset() { backend_->Reset(); }
+
+  Value Column(int index) const { return backend_->Column(index); }
+  // What BindAny stored.
+  Value ColumnAny(int index) const { return backend_->ColumnAny(index); }
+  int64_t ColumnInt(int index) const { return backend_->ColumnInt(index); }
+  std::string_view ColumnText(int index) const { return backend_->ColumnText(index); }
+  std::string_view ColumnBlob(int index) const { return backend_->ColumnBlob(index); }
+  bool ColumnIsNull(int index) const { return backend_->ColumnIsNull(index); }
+  int column_count() const { return backend_->column_count(); }
+
+ private:
+  std::unique_ptr<StatementBackend> backend_;
+};
+
+// One connection to a database. Not thread-safe.
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  virtual Dialect dialect() const = 0;
+  // How messages name the database: a path, or a URL without its password.
+  virtual const std::string& name() const = 0;
+
+  // Runs one or more statements that return no rows.
+  virtual Status Exec(std::string_view sql) = 0;
+  virtual Result<Statement> Prepare(std::string_view sql) = 0;
+
+  // Whether a transaction is open on this connection.
+  virtual bool InTransaction() const = 0;
+  // Opens a transaction that is the only writer of Lockstep's tables until it ends, waiting out
+  // other writers for a bounded time (then kUnavailable).
+  virtual Status BeginWrite() = 0;
+  // Opens a transaction whose reads all see one snapshot.
+  virtual Status BeginRead() = 0;
+
+  // Whether a table called `name` exists (in the current schema, for PostgreSQL).
+  virtual Result<bool> HasTable(std::string_view name) = 0;
+
+  // Whether this connection can only read (a SQLite file opened read-only).
+  virtual bool read_only() const = 0;
+  // Whether a statement of this connection is in the middle of its rows. SQLite refuses some
+  // schema changes then; PostgreSQL statements return all their rows at once, so never.
+  virtual bool Reading() const = 0;
+};
+
+// The statement in `slot`, prepared from `sql` on first use: how an object that lives as long as
+// its connection keeps the statements it runs often.
+inline Result<Statement*> PrepareCached(Database& db, std::unique_ptr<Statement>& slot,
+                                        std::string_view sql) {
+  if (!slot) {
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+    slot = std::make_unique<Statement>(std::move(stmt));
+  }
+  return slot.get();
+}
+
+// Quotes an identifier for SQL: "name" with inner quotes doubled.
+std::string QuoteIdentifier(std::string_view name);
+
+}  // namespace lockstep::store

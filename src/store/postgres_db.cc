@@ -1,0 +1,422 @@
+#include "store/postgres_db.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/bytes.h"
+
+namespace lockstep::store {
+namespace {
+
+// Type OIDs from pg_type.dat; stable across versions.
+constexpr Oid kBool = 16, kChar = 18, kName = 19, kInt8 = 20, kInt2 = 21, kInt4 = 23, kText = 25,
+              kOid = 26, kFloat4 = 700, kFloat8 = 701, kUnknown = 705, kBpchar = 1042,
+              kVarchar = 1043;
+
+// What the caller should do about an error, from its SQLSTATE class.
+StatusCode CodeForState(std::string_view state) {
+  if (state.size() != 5) return StatusCode::kInternal;
+  const std::string_view cls = state.substr(0, 2);
+  if (state == "55P03" || cls == "08" || cls == "57") return StatusCode::kUnavailable;
+  if (cls == "40") return StatusCode::kAborted;  // serialization failure, deadlock: retry
+  if (cls == "53") return StatusCode::kResourceExhausted;
+  if (cls == "28") return StatusCode::kUnauthenticated;
+  if (state == "42501") return StatusCode::kPermissionDenied;
+  if (state == "3D000" || state == "42P01") return StatusCode::kNotFound;
+  if (cls == "22" || cls == "23" || cls == "42") return StatusCode::kInvalidArgument;
+  return StatusCode::kInternal;
+}
+
+std::string FirstLine(const char* text) {
+  std::string line = text == nullptr ? "" : text;
+  line = line.substr(0, line.find('\n'));
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+  return line;
+}
+
+Status FromResult(PGconn* conn, const PGresult* result, std::string_view what) {
+  std::string message(what);
+  message += ": ";
+  if (result == nullptr || PQresultErrorField(result, PG_DIAG_SQLSTATE) == nullptr) {
+    // No answer from the server: the connection is gone or broken.
+    message += FirstLine(PQerrorMessage(conn));
+    return Status(StatusCode::kUnavailable, std::move(message));
+  }
+  message += FirstLine(PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY));
+  return Status(CodeForState(PQresultErrorField(result, PG_DIAG_SQLSTATE)), std::move(message));
+}
+
+struct ResultCloser {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultCloser>;
+
+Status Check(PGconn* conn, PGresult* raw, std::string_view what) {
+  ResultPtr result(raw);
+  const ExecStatusType status = PQresultStatus(result.get());
+  if (result && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)) return Status::Ok();
+  return FromResult(conn, result.get(), what);
+}
+
+uint64_t BigEndian(const char* bytes, size_t size) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < size; ++i) value = value << 8 | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
+std::string FloatText(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", value);
+  return buffer;
+}
+
+// A server-side prepared statement with its parameters and its last result.
+class PostgresStatement final : public StatementBackend {
+ public:
+  PostgresStatement(PGconn* conn, std::string name, int parameters)
+      : conn_(conn), name_(std::move(name)), params_(static_cast<size_t>(parameters)) {}
+  ~PostgresStatement() override {
+    // Inside a failed transaction the server refuses everything; the statement then lives until
+    // the connection closes, which costs nothing but its plan.
+    if (PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+      PQclear(PQexec(conn_, ("DEALLOCATE " + name_).c_str()));
+    }
+  }
+
+  void Bind(int index, const Value& value) override {
+    switch (value.type()) {
+      case ValueType::kNull:
+        return BindNull(index);
+      case ValueType::kInt:
+        return BindInt(index, value.as_int());
+      case ValueType::kFloat:
+        return Set(index, FloatText(value.as_float()), 0);
+      case ValueType::kText:
+        return BindText(index, value.as_text());
+      case ValueType::kBlob:
+        return BindBlob(index, value.as_blob());
+    }
+  }
+  void BindInt(int index, int64_t value) override { Set(index, std::to_string(value), 0); }
+  void BindText(int index, std::string_view text) override { Set(index, std::string(text), 0); }
+  void BindBlob(int index, std::string_view bytes) override { Set(index, std::string(bytes), 1); }
+  void BindNull(int index) override {
+    if (Param* param = At(index)) *param = Param{};
+  }
+  void BindAny(int index, const Value& value) override {
+    if (value.is_null()) return BindNull(index);
+    std::string bytes;
+    base::ByteWriter out(bytes);
+    out.PutByte(static_cast<uint8_t>(value.type()));
+    switch (value.type()) {
+      case ValueType::kInt:
+        out.PutFixed64(static_cast<uint64_t>(value.as_int()));
+        break;
+      case ValueType::kFloat:
+        out.PutFixed64(std::bit_cast<uint64_t>(value.as_float()));
+        break;
+      case ValueType::kText:
+        out.PutBytes(value.as_text());
+        break;
+      default:
+        out.PutBytes(value.as_blob());
+        break;
+    }
+    Set(index, std::move(bytes), 1);
+  }
+
+  Result<bool> Step() override {
+    if (!result_) {
+      std::vector<const char*> values(params_.size());
+      std::vector<int> lengths(params_.size());
+      std::vector<int> formats(params_.size());
+      for (size_t i = 0; i < params_.size(); ++i) {
+        values[i] = params_[i].null ? nullptr : params_[i].bytes.data();
+        lengths[i] = static_cast<int>(params_[i].bytes.size());
+        formats[i] = params_[i].format;
+      }
+      ResultPtr result(PQexecPrepared(conn_, name_.c_str(), static_cast<int>(params_.size()),
+                                      values.data(), lengths.data(), formats.data(),
+                                      /*resultFormat=*/1));
+      const ExecStatusType status = PQresultStatus(result.get());
+      if (!result || (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)) {
+        return FromResult(conn_, result.get(), "executing statement");
+      }
+      result_ = std::move(result);
+      row_ = -1;
+    }
+    ++row_;
+    return row_ < PQntuples(result_.get());
+  }
+  void Reset() override {
+    result_.reset();
+    for (Param& param : params_) param = Param{};
+  }
+
+  Value Column(int index) const override {
+    if (ColumnIsNull(index)) return Value::Null();
+    switch (PQftype(result_.get(), index)) {
+      case kBool:
+      case kInt2:
+      case kInt4:
+      case kInt8:
+      case kOid:
+        return Value::Int(ColumnInt(index));
+      case kFloat4:
+        return Value::Float(std::bit_cast<float>(static_cast<uint32_t>(Raw(index, 4))));
+      case kFloat8:
+        return Value::Float(std::bit_cast<double>(Raw(index, 8)));
+      case kText:
+      case kVarchar:
+      case kBpchar:
+      case kName:
+      case kChar:
+      case kUnknown:
+        return Value::Text(std::string(ColumnText(index)));
+      default:  // bytea, and any other type's binary form
+        return Value::Bytes(std::string(ColumnBlob(index)));
+    }
+  }
+  Value ColumnAny(int index) const override {
+    if (ColumnIsNull(index)) return Value::Null();
+    const std::string_view bytes = ColumnBlob(index);
+    if (bytes.empty()) return Value::Null();
+    const std::string_view payload = bytes.substr(1);
+    switch (static_cast<ValueType>(bytes[0])) {
+      case ValueType::kInt:
+        return Value::Int(static_cast<int64_t>(BigEndian(payload.data(), payload.size())));
+      case ValueType::kFloat:
+        return Value::Float(std::bit_cast<double>(BigEndian(payload.data(), payload.size())));
+      case ValueType::kText:
+        return Value::Text(std::string(payload));
+      case ValueType::kBlob:
+        return Value::Bytes(std::string(payload));
+      default:
+        return Value::Null();
+    }
+  }
+  int64_t ColumnInt(int index) const override {
+    if (ColumnIsNull(index)) return 0;
+    switch (PQftype(result_.get(), index)) {
+      case kBool:
+        return Raw(index, 1) != 0 ? 1 : 0;
+      case kInt2:
+        return static_cast<int16_t>(Raw(index, 2));
+      case kInt4:
+        return static_cast<int32_t>(Raw(index, 4));
+      case kOid:
+        return static_cast<uint32_t>(Raw(index, 4));
+      case kInt8:
+        return static_cast<int64_t>(Raw(index, 8));
+      default:
+        return std::strtoll(PQgetvalue(result_.get(), row_, index), nullptr, 10);
+    }
+  }
+  std::string_view ColumnText(int index) const override { return ColumnBlob(index); }
+  std::string_view ColumnBlob(int index) const override {
+    if (!result_ || row_ < 0 || row_ >= PQntuples(result_.get())) return {};
+    return {PQgetvalue(result_.get(), row_, index),
+            static_cast<size_t>(PQgetlength(result_.get(), row_, index))};
+  }
+  bool ColumnIsNull(int index) const override {
+    return !result_ || row_ < 0 || row_ >= PQntuples(result_.get()) ||
+           PQgetisnull(result_.get(), row_, index) != 0;
+  }
+  int column_count() const override { return result_ ? PQnfields(result_.get()) : 0; }
+
+ private:
+  struct Param {
+    bool null = true;
+    std::string bytes;
+    int format = 0;  // 0 text, 1 binary
+  };
+  Param* At(int index) {
+    if (index < 1 || static_cast<size_t>(index) > params_.size()) return nullptr;
+    return &params_[static_cast<size_t>(index - 1)];
+  }
+  void Set(int index, std::string bytes, int format) {
+    if (Param* param = At(index)) *param = Param{false, std::move(bytes), format};
+  }
+  // The column's binary value as a big-endian number of `size` bytes (0 when shorter).
+  uint64_t Raw(int index, size_t size) const {
+    const std::string_view bytes = ColumnBlob(index);
+    return bytes.size() < size ? 0 : BigEndian(bytes.data(), size);
+  }
+
+  PGconn* conn_;
+  std::string name_;
+  std::vector<Param> params_;
+  ResultPtr result_;
+  int row_ = -1;
+};
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
+bool IsPostgresUrl(std::string_view text) {
+  return text.starts_with("postgres://") || text.starts_with("postgresql://");
+}
+
+std::string RedactPassword(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t start = scheme + 3;
+  const size_t at = url.find('@', start);
+  const size_t slash = url.find('/', start);
+  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
+    return std::string(url);
+  }
+  const size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+std::pair<std::string, int> NumberParameters(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int highest = 0;
+  char quote = 0;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (quote != 0) {
+      out += c;
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      out += c;
+      continue;
+    }
+    if (c != '?') {
+      out += c;
+      continue;
+    }
+    size_t end = i + 1;
+    while (end < sql.size() && sql[end] >= '0' && sql[end] <= '9') ++end;
+    // As in SQLite: ?N is parameter N, a bare ? the one after the highest so far.
+    const int number =
+        end > i + 1 ? std::stoi(std::string(sql.substr(i + 1, end - i - 1))) : highest + 1;
+    highest = std::max(highest, number);
+    out += "$" + std::to_string(number);
+    i = end - 1;
+  }
+  return {out, highest};
+}
+
+Result<std::unique_ptr<PostgresDb>> PostgresDb::Connect(std::string_view url) {
+  const std::string conninfo(url);
+  // Later keywords win over the URL's: connect_timeout comes first so that the URL can change it.
+  // The session's rules make text forms exact and independent of the server's settings.
+  const char* keywords[] = {"connect_timeout", "dbname",  "application_name",
+                            "client_encoding", "options", nullptr};
+  const char* values[] = {"10",
+                          conninfo.c_str(),
+                          "lockstep",
+                          "UTF8",
+                          "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 "
+                          "-c extra_float_digits=3",
+                          nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  const std::string name = RedactPassword(url);
+  if (conn == nullptr) return ResourceExhausted(name + ": out of memory connecting");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string error = PQerrorMessage(conn);
+    PQfinish(conn);
+    // libpq says "connection to server at ... failed: REASON"; the reason is what matters.
+    std::string reason = FirstLine(error.c_str());
+    if (const size_t failed = reason.find("failed: "); failed != std::string::npos) {
+      reason = reason.substr(failed + 8);
+    }
+    StatusCode code = StatusCode::kUnavailable;
+    if (error.find("password authentication failed") != std::string::npos ||
+        error.find("no password supplied") != std::string::npos) {
+      code = StatusCode::kUnauthenticated;
+    } else if (error.find("does not exist") != std::string::npos) {
+      code = StatusCode::kNotFound;
+    } else if (error.find("invalid") != std::string::npos) {
+      code = StatusCode::kInvalidArgument;
+    }
+    return Status(code, name + ": " + reason);
+  }
+  // Notices (a table that already exists, skipped) are not for the user's terminal.
+  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
+  return std::unique_ptr<PostgresDb>(new PostgresDb(conn, name));
+}
+
+PostgresDb::~PostgresDb() { PQfinish(conn_); }
+
+Status PostgresDb::Exec(std::string_view sql) {
+  const std::string text(sql);
+  return Check(conn_, PQexec(conn_, text.c_str()), name_);
+}
+
+Result<Statement> PostgresDb::Prepare(std::string_view sql) {
+  auto [text, parameters] = NumberParameters(sql);
+  std::string name = "lockstep_" + std::to_string(++statements_);
+  LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr),
+                                 "preparing statement on " + name_));
+  return Statement(std::make_unique<PostgresStatement>(conn_, std::move(name), parameters));
+}
+
+bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
+
+Status PostgresDb::BeginWrite() {
+  // One lock per database. lock_timeout bounds the wait and is lifted for the rest of the
+  // transaction (see LockForTransaction).
+  Status status = Exec("BEGIN");
+  if (status.ok()) status = LockForTransaction(kWriterLock);
+  if (!status.ok() && InTransaction()) (void)Exec("ROLLBACK");
+  return status;
+}
+
+Status PostgresDb::LockForTransaction(int64_t key) {
+  return Exec("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
+              std::to_string(key) + "); SET LOCAL lock_timeout = 0");
+}
+
+Status PostgresDb::BeginRead() { return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); }
+
+Result<bool> PostgresDb::HasTable(std::string_view name) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
+                            Prepare("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+                                    "AND tablename = ?"));
+  stmt.BindText(1, name);
+  return stmt.Step();
+}
+
+Status PostgresDb::Listen(std::string_view channel) {
+  return Exec("LISTEN " + QuoteIdentifier(channel));
+}
+
+int PostgresDb::socket() const { return PQsocket(conn_); }
+
+Result<std::vector<std::string>> PostgresDb::TakeNotifications() {
+  if (PQconsumeInput(conn_) == 0) {
+    return Unavailable(name_ + ": " + FirstLine(PQerrorMessage(conn_)));
+  }
+  std::vector<std::string> channels;
+  while (PGnotify* notify = PQnotifies(conn_)) {
+    channels.emplace_back(notify->relname);
+    PQfreemem(notify);
+  }
+  return channels;
+}
+
+Status PostgresDb::WaitForNotification(std::chrono::milliseconds limit) {
+  pollfd fd{socket(), POLLIN, 0};
+  if (fd.fd < 0) return Unavailable(name_ + ": connection lost");
+  const int ready = poll(&fd, 1, static_cast<int>(limit.count()));
+  if (ready < 0 && errno != EINTR) return Unavailable(name_ + ": waiting for notifications failed");
+  return Status::Ok();
+}
+
+}  // namespace lockstep::store
