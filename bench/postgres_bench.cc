@@ -274,11 +274,18 @@ int Main(const Options& options) {
   // 3. PostgreSQL's logical replication of the same tables.
   Initialize(Url(port, "native_source"), options.scale, false);
   Initialize(Url(port, "native_replica"), options.scale, true);
-  Exec(*Connect(Url(port, "native_source")),
-       std::string("CREATE PUBLICATION bench FOR TABLE ") + kTables);
+  {
+    // On one cluster the slot must exist before the subscription: CREATE SUBSCRIPTION would
+    // wait for its own transaction while creating it.
+    auto publisher = Connect(Url(port, "native_source"));
+    Exec(*publisher, std::string("CREATE PUBLICATION bench FOR TABLE ") + kTables);
+    Exec(*publisher, "SELECT pg_create_logical_replication_slot('bench', 'pgoutput')");
+  }
   Exec(*Connect(Url(port, "native_replica")),
        "CREATE SUBSCRIPTION bench CONNECTION 'host=127.0.0.1 port=" + std::to_string(port) +
-           " user=lockstep password=" + kPassword + " dbname=native_source' PUBLICATION bench");
+           " user=lockstep password=" + kPassword +
+           " dbname=native_source' PUBLICATION bench WITH (create_slot = false, "
+           "slot_name = 'bench')");
   const Replication native = MeasureUnderLoad(
       Url(port, "native_source"), Url(port, "native_replica"), options, dir / "native.out");
   Exec(*Connect(Url(port, "native_replica")), "DROP SUBSCRIPTION bench");
