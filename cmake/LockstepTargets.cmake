@@ -10,10 +10,11 @@ function(lockstep_library name)
   target_link_libraries(lockstep_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
 endfunction()
 
-# lockstep_test(NAME SOURCES ... DEPS ... [PROPERTY])
-# One GoogleTest binary per subsystem; ctest lists every test case by name.
+# lockstep_test(NAME SOURCES ... DEPS ... [PROPERTY] [SERIAL])
+# One GoogleTest binary per subsystem; ctest lists every test case by name. SERIAL: its tests run
+# alone, for load tests whose bounds assume the machine to themselves.
 function(lockstep_test name)
-  cmake_parse_arguments(ARG "PROPERTY" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "PROPERTY;SERIAL" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest_main GTest::gmock)
   if(ARG_PROPERTY)
@@ -21,6 +22,8 @@ function(lockstep_test name)
     # At least 1,000 random cases per property; RC_PARAMS in the environment overrides.
     gtest_discover_tests(${name} PROPERTIES ENVIRONMENT "RC_PARAMS=max_success=1000"
                          DISCOVERY_TIMEOUT 60)
+  elseif(ARG_SERIAL)
+    gtest_discover_tests(${name} PROPERTIES RUN_SERIAL TRUE DISCOVERY_TIMEOUT 60)
   else()
     gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60)
   endif()
