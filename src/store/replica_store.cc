@@ -359,8 +359,14 @@ Status ReplicaStore::FlushPuts() {
     const size_t rows = pending_.size() - done >= kPutBatch ? kPutBatch : 1;
     std::unique_ptr<Statement>& slot = rows == kPutBatch ? put_many_ : put_;
     constexpr int kColumns = 9;
-    std::string sql = "INSERT OR REPLACE INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    std::string sql = "INSERT INTO _lockstep_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
     for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    // An update in place, not a delete and an insert: the bucket index entry of a record that
+    // changed (same key, same position) is left alone instead of rewritten on a random page.
+    sql +=
+        " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, record = "
+        "excluded.record, field_seqs = excluded.field_seqs, origin = excluded.origin, "
+        "position = excluded.position, hash = excluded.hash, deleted_ms = excluded.deleted_ms";
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, Cached(slot, sql));
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
