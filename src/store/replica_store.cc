@@ -383,6 +383,9 @@ Status ReplicaStore::FlushPuts() {
         "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, position, "
         "hash, deleted_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
     for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    // An update in place, not a delete and an insert: the bucket index entry of a record that
+    // changed (same key, same position) is left alone instead of rewritten on a random page. (And
+    // PostgreSQL has no INSERT OR REPLACE.)
     sql +=
         " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
         "record = excluded.record, field_seqs = excluded.field_seqs, origin = excluded.origin, "
@@ -462,6 +465,11 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
     if (found && !last.ColumnIsNull(0)) {
       page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));
     }
+    // Seqs of collected tombstones are gone from the log; a reader that reached its end has seen
+    // past them too, and its cursor must say so (PeerNeedsReset compares it with the horizon).
+    // (Read in the same snapshot: every record up to the horizon is in it.)
+    LOCKSTEP_ASSIGN_OR_RETURN(GcHorizon horizon, Horizon());
+    page.scanned_to = std::max(page.scanned_to, horizon.seq);
   }
   return page;
 }
