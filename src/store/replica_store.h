@@ -88,7 +88,7 @@ class ReplicaStore {
   Database& db() { return db_; }
   core::HybridClock& clock() { return clock_; }
 
-  // BEGIN IMMEDIATE (waiting out other writers up to the busy timeout), then reloads the
+  // Database::BeginWrite (waiting out other writers for a bounded time), then reloads the
   // counters in case another process wrote since.
   Status BeginWrite();
   Status Commit();
@@ -111,8 +111,8 @@ class ReplicaStore {
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
-  // batched: they reach SQLite by Commit() at the latest; Get() sees them before that. `origin` is
-  // the peer whose state the record now equals, or nullptr. REQUIRES: inside a write;
+  // batched: they reach the database by Commit() at the latest; Get() sees them before that.
+  // `origin` is the peer whose state the record now equals, or nullptr. REQUIRES: inside a write;
   // `changed_fields` name fields of stored.record, sorted.
   // `encoding`, when given, is the record's canonical encoding, known to the caller (a record
   // taken unchanged from a peer): it spares encoding it again.
@@ -126,8 +126,9 @@ class ReplicaStore {
 
   // ---- what reconciliation reads (store_item_set.h) -------------------------------------------
 
-  // Hands everything this write has accumulated (records, bucket sums, highest dots) to SQLite,
-  // so that reads of the item columns and bucket sums see it. Does nothing outside a write.
+  // Hands everything this write has accumulated (records, bucket sums, highest dots) to the
+  // database, so that reads of the item columns and bucket sums see it. Does nothing outside a
+  // write.
   Status FlushWrites();
   BucketSums& bucket_sums() { return sums_; }
   // Makes the index of records by bucket if a large write dropped it (a sort of the collection's
@@ -231,7 +232,7 @@ class ReplicaStore {
   SavedCounters saved_;  // as last loaded or saved
   std::map<core::NodeId, int64_t> peer_numbers_;
 
-  // Records written but not yet handed to SQLite, at most kPutBatch.
+  // Records written but not yet handed to the database, at most kPutBatch.
   struct PendingPut {
     int64_t collection;
     std::string key;
