@@ -1,7 +1,9 @@
 #include "bench_support.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -54,6 +57,61 @@ pid_t StartProcess(const std::vector<std::string>& args, const fs::path& out,
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) Die("cannot start " + args[0]);
   return pid;
+}
+
+namespace {
+
+std::vector<pid_t>& Children() {
+  static std::vector<pid_t> children;
+  return children;
+}
+
+}  // namespace
+
+// Stops a child: SIGTERM (a node finishes its batch and says goodbye), SIGKILL after 5 s.
+void StopProcess(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::erase(Children(), pid);
+}
+
+void StopAll() {
+  const std::vector<pid_t> children = Children();
+  for (pid_t pid : children) StopProcess(pid);
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
+  const pid_t pid = StartProcess(args, out, err);
+  Children().push_back(pid);
+  return pid;
+}
+
+void RunProcess(const std::vector<std::string>& args, const fs::path& out, const fs::path& err,
+                double timeout_s) {
+  const pid_t pid = Spawn(args, out, err);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      StopProcess(pid);
+      Die("timed out: " + args[0] + " " + args[1]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::erase(Children(), pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    Die("command failed: " + CommandLine(args, 120) + (err.empty() ? "" : "\n" + ReadFile(err)));
+  }
 }
 
 std::string CommandLine(const std::vector<std::string>& args, size_t width) {

@@ -25,6 +25,17 @@ void SetDieHandler(const char* program, void (*cleanup)());
 // process's when `err` is nullopt. Returns its pid; dies when it cannot be started.
 pid_t StartProcess(const std::vector<std::string>& args, const std::filesystem::path& out,
                    const std::optional<std::filesystem::path>& err);
+// Children started with Spawn, stopped by StopAll (a Die handler) if the benchmark ends early.
+// Spawn starts args[0] with stdout and stderr sent to files (/dev/null when empty).
+pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& out = {},
+            const std::filesystem::path& err = {});
+// Runs a command to completion within `timeout_s`; dies (showing its stderr) if it fails.
+void RunProcess(const std::vector<std::string>& args, const std::filesystem::path& out = {},
+                const std::filesystem::path& err = {}, double timeout_s = 600);
+// Stops a child: SIGTERM (a node finishes its batch and says goodbye), SIGKILL after 5 s.
+void StopProcess(pid_t pid);
+void StopAll();
+
 // The command line for a message: each argument cut to `width` characters and followed by a space.
 std::string CommandLine(const std::vector<std::string>& args, size_t width);
 

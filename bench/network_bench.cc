@@ -57,7 +57,6 @@ constexpr const char* kCreateTable =
     "CREATE TABLE t (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, payload TEXT)";
 constexpr auto kPollInterval = std::chrono::milliseconds(1);  // the reader's poll of B
 constexpr double kConvergeTimeoutS = 300;  // longest wait for rows to arrive anywhere
-constexpr double kProcessTimeoutS = 600;   // longest a one-shot command may run
 constexpr int64_t kInsertBatch = 10'000;   // rows per transaction for bulk inserts
 
 struct Options {
@@ -71,61 +70,7 @@ struct Options {
   fs::path dir;
 };
 
-// ---- processes -------------------------------------------------------------------------------
-
-std::vector<pid_t>& Children() {
-  static std::vector<pid_t> children;
-  return children;
-}
-
-// Stops a child: SIGTERM (a node finishes its batch and says goodbye), SIGKILL after 5 s.
-void StopProcess(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  std::erase(Children(), pid);
-}
-
-void StopAll() {
-  const std::vector<pid_t> children = Children();
-  for (pid_t pid : children) StopProcess(pid);
-}
-
-// Starts args[0] with stdout and stderr sent to files (/dev/null when empty).
-pid_t Spawn(const std::vector<std::string>& args, const fs::path& out = {},
-            const fs::path& err = {}) {
-  const pid_t pid = StartProcess(args, out, err);
-  Children().push_back(pid);
-  return pid;
-}
-
-// Runs a command to completion within kProcessTimeoutS; dies (showing its stderr) if it fails.
-void RunProcess(const std::vector<std::string>& args, const fs::path& out = {},
-                const fs::path& err = {}) {
-  const pid_t pid = Spawn(args, out, err);
-  const auto deadline = Clock::now() + std::chrono::duration<double>(kProcessTimeoutS);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      StopProcess(pid);
-      Die("timed out: " + args[0] + " " + args[1]);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  std::erase(Children(), pid);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    Die("command failed: " + CommandLine(args, 120) + (err.empty() ? "" : "\n" + ReadFile(err)));
-  }
-}
+// ---- processes: Spawn, RunProcess, StopProcess and StopAll are in bench_support ---------
 
 double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();

@@ -1,24 +1,37 @@
-// `lockstep detach DB`: removes Lockstep's triggers and metadata, leaving the user's data.
+// `lockstep detach DB`: removes Lockstep's triggers and metadata, leaving the user's data. DB is a
+// SQLite file or a postgres:// URL (there the capture functions go too).
 #include <iostream>
 
 #include "cli/command.h"
 #include "store/metadata_schema.h"
+#include "store/postgres_db.h"
 #include "store/sqlite_db.h"
 
 namespace lockstep::cli {
 namespace {
 
-int RunDetach(const std::string& path) {
-  auto db = store::SqliteDb::Open(path, {});
-  if (!db.has_value()) return Fail(db.error());
-  Status status = db->Exec("BEGIN IMMEDIATE");
-  if (status.ok()) status = store::DropMetadata(*db);
-  if (status.ok()) status = db->Exec("COMMIT");
-  if (!status.ok()) {
-    (void)db->Exec("ROLLBACK");
-    return Fail(status.WithContext("detaching " + path));
+Result<std::unique_ptr<store::Database>> OpenDatabase(const std::string& path) {
+  if (store::IsPostgresUrl(path)) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresDb> db,
+                              store::PostgresDb::Connect(path));
+    return std::unique_ptr<store::Database>(std::move(db));
   }
-  std::cout << "detached " << path << ": triggers and metadata removed, data untouched\n";
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {}));
+  return std::unique_ptr<store::Database>(std::make_unique<store::SqliteDb>(std::move(db)));
+}
+
+int RunDetach(const std::string& path) {
+  auto db = OpenDatabase(path);
+  if (!db.has_value()) return Fail(db.error());
+  const std::string name = (*db)->name();
+  Status status = (*db)->BeginWrite();
+  if (status.ok()) status = store::DropMetadata(**db);
+  if (status.ok()) status = (*db)->Exec("COMMIT");
+  if (!status.ok()) {
+    if ((*db)->InTransaction()) (void)(*db)->Exec("ROLLBACK");
+    return Fail(status.WithContext("detaching " + name));
+  }
+  std::cout << "detached " << name << ": triggers and metadata removed, data untouched\n";
   return 0;
 }
 
@@ -28,7 +41,7 @@ void AddDetachCommand(CLI::App& app, Runner& run) {
   auto path = std::make_shared<std::string>();
   CLI::App* detach = app.add_subcommand(
       "detach", "Remove Lockstep's triggers and metadata from a database; its data stays");
-  detach->add_option("database", *path, "SQLite database file")->required();
+  detach->add_option("database", *path, "SQLite database file or postgres:// URL")->required();
   detach->callback([path, &run] { run = [path] { return RunDetach(*path); }; });
 }
 

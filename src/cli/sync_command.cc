@@ -151,10 +151,12 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
   auto args = std::make_shared<SyncArgs>();
   CLI::App* sync = app.add_subcommand(
       "sync",
-      "Sync SQLite databases once, both ways by default. The first run attaches them (their\n"
+      "Sync databases once, both ways by default: SQLite files and postgres:// URLs in any mix.\n"
+      "The first run attaches them (their\n"
       "existing rows become writes); later runs move only what changed.");
   sync->add_option("databases", args->databases,
-                   "SQLite database files (the first must exist), or one file and a hub's\n"
+                   "SQLite database files (the first must exist) or\n"
+                   "postgres://USER:PASSWORD@HOST:PORT/DB URLs, or one file and a hub's\n"
                    "lockstep://HOST:PORT")
       ->required()
       ->expected(2, -1);

@@ -8,6 +8,9 @@
 #include <random>
 #include <thread>
 
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/postgres_source.h"
+#include "connectors/sqlite/sqlite_source.h"
 #include "engine/network_sync.h"
 #include "security/identity.h"
 
@@ -24,14 +27,20 @@ void Log(const std::string& line) {
 }
 
 // Opens the node's source and attaches its tables with their policies.
-Result<std::unique_ptr<connectors::sqlite::SqliteSource>> OpenSource(const NodeConfig& config,
-                                                                     const base::Clock& clock) {
-  LOCKSTEP_ASSIGN_OR_RETURN(auto source,
-                            connectors::sqlite::SqliteSource::Open(config.sqlite, true, clock));
+Result<std::unique_ptr<connectors::Source>> OpenSource(const NodeConfig& config,
+                                                       const base::Clock& clock) {
+  std::unique_ptr<connectors::Source> source;
+  if (!config.postgres.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(source,
+                              connectors::postgres::PostgresSource::Open(config.postgres, clock));
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(source,
+                              connectors::sqlite::SqliteSource::Open(config.sqlite, true, clock));
+  }
   LOCKSTEP_RETURN_IF_ERROR(source->Attach({}, ""));  // the store, even before any table exists
   std::vector<std::string> tables = config.tables;
   if (tables.empty()) {
-    LOCKSTEP_ASSIGN_OR_RETURN(tables, connectors::sqlite::ListUserTables(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(tables, source->ListTables());
   }
   for (const std::string& table : tables) {
     auto schema = source->Schema(table);
@@ -62,8 +71,13 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
     } else {
       std::vector<std::string> collections = peer.collections;
       if (collections.empty()) {
-        auto tables = connectors::sqlite::ListUserTables((*source)->db());
-        if (tables.has_value()) collections = std::move(*tables);
+        // The source's tables (those named in the node file, if any) that can be synced: one
+        // without a primary key would only be refused by the peer at every reconnect.
+        auto tables = config.tables.empty() ? (*source)->ListTables()
+                                            : Result<std::vector<std::string>>(config.tables);
+        for (const std::string& table : tables.has_value() ? *tables : collections) {
+          if ((*source)->Schema(table).has_value()) collections.push_back(table);
+        }
       }
       DialerHandler handler(**source, peer.url, collections, peer.collections.empty());
       auto hello = handler.MakeHello(peer.token, peer.direction);
@@ -138,6 +152,31 @@ void WatchDatabase(const std::filesystem::path& db, StopSignal& stop,
   close(fd);
 }
 
+// Wakes the live sessions when the PostgreSQL source notifies a commit to a synced table (its
+// capture triggers NOTIFY `lockstep`). Reconnects when the connection drops.
+void WatchPostgres(const std::string& url, StopSignal& stop,
+                   std::vector<std::unique_ptr<net::DialerControl>>& controls,
+                   net::Server* server) {
+  while (!stop.stopped()) {
+    auto db = store::PostgresDb::Connect(url);
+    Status status = db.has_value() ? (*db)->Listen(connectors::postgres::kChannel) : db.error();
+    while (status.ok() && !stop.stopped()) {
+      status = (*db)->WaitForNotification(std::chrono::milliseconds(200));
+      if (!status.ok()) break;
+      auto notified = (*db)->TakeNotifications();
+      if (!notified.has_value()) {
+        status = notified.error();
+        break;
+      }
+      if (notified->empty()) continue;
+      for (auto& control : controls) control->NotifyChanged();
+      if (server != nullptr) server->NotifyChanged();
+    }
+    if (!stop.stopped()) Log("watching " + store::RedactPassword(url) + ": " + status.ToString());
+    if (stop.SleepFor(1'000)) return;
+  }
+}
+
 }  // namespace
 
 void StopSignal::Stop() {
@@ -163,7 +202,7 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
   LOCKSTEP_RETURN_IF_ERROR(OpenSource(config, clock).status());
 
   std::unique_ptr<net::Server> server;
-  std::unique_ptr<connectors::sqlite::SqliteSource> served;
+  std::unique_ptr<connectors::Source> served;
   // Outlives the sessions: their change callbacks reach the server through it.
   net::Server* running = nullptr;
   if (config.listen.has_value()) {
@@ -195,7 +234,11 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
     threads.emplace_back([&, i] { PeerLoop(config, config.peers[i], clock, stop, *controls[i]); });
   }
   if (server) threads.emplace_back([&] { (void)server->Run(); });
-  threads.emplace_back([&] { WatchDatabase(config.sqlite, stop, controls, server.get()); });
+  if (config.postgres.empty()) {
+    threads.emplace_back([&] { WatchDatabase(config.sqlite, stop, controls, server.get()); });
+  } else {
+    threads.emplace_back([&] { WatchPostgres(config.postgres, stop, controls, server.get()); });
+  }
 
   // Wait for the stop, then let every session finish its batch and say goodbye.
   while (!stop.SleepFor(1'000)) {

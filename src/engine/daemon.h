@@ -1,6 +1,6 @@
-// The node daemon, `lockstep run -c node.toml`: keeps one SQLite source in sync with its peers,
-// live (a session kept open, woken by local commits) or on a schedule, and optionally listens
-// for peers itself.
+// The node daemon, `lockstep run -c node.toml`: keeps one source (a SQLite file or a PostgreSQL
+// database) in sync with its peers, live (a session kept open, woken by local commits: inotify
+// for SQLite, NOTIFY for PostgreSQL) or on a schedule, and optionally listens for peers itself.
 #pragma once
 
 #include <atomic>

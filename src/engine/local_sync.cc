@@ -6,17 +6,19 @@
 #include <optional>
 #include <set>
 
+#include "connectors/postgres/postgres_source.h"
 #include "connectors/sqlite/sqlite_source.h"
+#include "connectors/sqlite/table_schema.h"
 #include "core/policy.h"
-#include "store/metadata_schema.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::engine {
 namespace {
 
-using connectors::sqlite::SqliteSource;
-using connectors::sqlite::TableSchema;
+using connectors::Source;
+using connectors::TableSchema;
 
-using Sources = std::vector<std::unique_ptr<SqliteSource>>;
+using Sources = std::vector<std::unique_ptr<Source>>;
 
 // The tables to sync and the schema each should have, decided before anything is written.
 struct Plan {
@@ -29,8 +31,7 @@ Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncO
     return std::set<std::string>(options.tables.begin(), options.tables.end());
   std::set<std::string> names;
   for (auto& source : sources) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
-                              connectors::sqlite::ListUserTables(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables, source->ListTables());
     names.insert(tables.begin(), tables.end());
   }
   return names;
@@ -40,16 +41,16 @@ Result<std::set<std::string>> CandidateTables(Sources& sources, const LocalSyncO
 Status CheckPoliciesAgree(Sources& sources, const Plan& plan) {
   std::map<std::string, std::pair<std::string, std::string>> seen;  // table -> (policy, path)
   for (auto& source : sources) {
-    LOCKSTEP_ASSIGN_OR_RETURN(auto policies, store::ReadPolicies(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(auto policies, source->Policies());
     for (const TableSchema& schema : plan.schemas) {
       auto it = policies.find(schema.name);
       if (it == policies.end()) continue;
       auto [first, inserted] =
-          seen.emplace(schema.name, std::make_pair(it->second, source->path().string()));
+          seen.emplace(schema.name, std::make_pair(it->second, source->name()));
       if (!inserted && first->second.first != it->second) {
         return FailedPrecondition("table '" + schema.name + "' resolves conflicts by '" +
                                   first->second.first + "' in " + first->second.second +
-                                  " but by '" + it->second + "' in " + source->path().string() +
+                                  " but by '" + it->second + "' in " + source->name() +
                                   "; choose one with --conflict");
       }
     }
@@ -67,17 +68,17 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
     for (auto& source : sources) {
       auto schema = source->Schema(name);
       if (!schema.has_value()) {
-        refused = schema.error().WithContext(source->path().string());
+        refused = schema.error().WithContext(source->name());
         break;
       }
       if (!schema->has_value()) continue;
       if (!reference.has_value()) {
         reference = std::move(**schema);
-        reference_path = source->path().string();
+        reference_path = source->name();
         continue;
       }
-      LOCKSTEP_RETURN_IF_ERROR(connectors::sqlite::CheckSameShape(
-          *reference, reference_path, **schema, source->path().string()));
+      LOCKSTEP_RETURN_IF_ERROR(
+          connectors::sqlite::CheckSameShape(*reference, reference_path, **schema, source->name()));
     }
     if (!refused.ok()) {
       // Asked for by name, a table we cannot sync is an error; found by looking, it is a note.
@@ -94,7 +95,7 @@ Result<Plan> MakePlan(Sources& sources, const LocalSyncOptions& options) {
 // After `from` sent its changes to `to`, every record `to` wrote may be one it took verbatim
 // from `from`. If `from` had already seen all of `to`'s log before, its cursor into that log can
 // jump to the end: reading it back would only find the echoes of what `from` just sent.
-Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, size_t verbatim,
+Status SkipEchoes(Source& from, Source& to, uint64_t receiver_last, size_t verbatim,
                   size_t stamped) {
   store::ReplicaStore& receiver = to.store();
   if (stamped > 0 || receiver.last_seq() != receiver_last + verbatim) return Status::Ok();
@@ -111,8 +112,8 @@ Status SkipEchoes(SqliteSource& from, SqliteSource& to, uint64_t receiver_last, 
   });
 }
 
-Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
-  Transfer transfer{from.path().string(), to.path().string()};
+Result<Transfer> Move(Source& from, Source& to, size_t batch_size) {
+  Transfer transfer{from.name(), to.name()};
   store::ReplicaStore& sender = from.store();
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::Cursor> saved,
                             to.store().GetCursor(sender.node(), to.CursorScope()));
@@ -123,7 +124,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     cursor = saved->seq;
   }
   const core::NodeId receiver = to.store().node();
-  LOCKSTEP_RETURN_IF_ERROR(from.db().SyncWal());
+  LOCKSTEP_RETURN_IF_ERROR(from.MakeDurable());
   const uint64_t receiver_last = to.store().last_seq();
   size_t verbatim = 0;
   size_t stamped = 0;
@@ -131,7 +132,7 @@ Result<Transfer> Move(SqliteSource& from, SqliteSource& to, size_t batch_size) {
     LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
                               sender.ChangesAfter(cursor, batch_size, &receiver));
     if (page.scanned_to == cursor) break;
-    LOCKSTEP_ASSIGN_OR_RETURN(connectors::sqlite::ApplyStats stats,
+    LOCKSTEP_ASSIGN_OR_RETURN(connectors::ApplyStats stats,
                               to.Apply(page.changes, sender.node(), to.CursorScope(),
                                        store::Cursor{sender.epoch(), page.scanned_to}));
     transfer.sent += stats.received;
@@ -150,13 +151,12 @@ Status Run(Sources& sources, const Plan& plan, const LocalSyncOptions& options,
   for (auto& source : sources) {
     for (const TableSchema& schema : plan.schemas) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing, source->Schema(schema.name));
-      if (!existing.has_value())
-        report.created.push_back(schema.name + " in " + source->path().string());
+      if (!existing.has_value()) report.created.push_back(schema.name + " in " + source->name());
     }
     LOCKSTEP_RETURN_IF_ERROR(source->Attach(plan.schemas, options.policy));
   }
-  SqliteSource& first = *sources.front();
-  auto move = [&](SqliteSource& from, SqliteSource& to) -> Status {
+  Source& first = *sources.front();
+  auto move = [&](Source& from, Source& to) -> Status {
     LOCKSTEP_ASSIGN_OR_RETURN(Transfer transfer, Move(from, to, options.batch_size));
     report.transfers.push_back(std::move(transfer));
     return Status::Ok();
@@ -192,15 +192,24 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   for (size_t i = 0; i < paths.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       std::error_code ec;
-      if (paths[i] == paths[j] || std::filesystem::equivalent(paths[i], paths[j], ec)) {
+      if (paths[i] == paths[j] || (!store::IsPostgresUrl(paths[i].string()) &&
+                                   std::filesystem::equivalent(paths[i], paths[j], ec))) {
         return InvalidArgument(paths[i].string() + " is named twice");
       }
     }
   }
   Sources sources;
   for (size_t i = 0; i < paths.size(); ++i) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
-                              SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
+    if (store::IsPostgresUrl(paths[i].string())) {
+      LOCKSTEP_ASSIGN_OR_RETURN(
+          std::unique_ptr<connectors::postgres::PostgresSource> source,
+          connectors::postgres::PostgresSource::Open(paths[i].string(), clock));
+      sources.push_back(std::move(source));
+      continue;
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        std::unique_ptr<connectors::sqlite::SqliteSource> source,
+        connectors::sqlite::SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
     sources.push_back(std::move(source));
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Plan plan, MakePlan(sources, options));
@@ -213,14 +222,14 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   report.skipped = plan.skipped;
   if (options.dry_run) {
     // Everything happens inside one transaction per database, rolled back at the end.
-    for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->db().Exec("BEGIN IMMEDIATE"));
+    for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->database().BeginWrite());
   }
   Status status = Run(sources, plan, options, report);
   for (auto& source : sources) {
     if (options.dry_run) {
-      (void)source->db().Exec("ROLLBACK");
+      (void)source->database().Exec("ROLLBACK");
     } else if (status.ok()) {
-      status = source->db().SyncWal();
+      status = source->MakeDurable();
     }
   }
   if (!status.ok()) return status;

@@ -1,4 +1,5 @@
-// One-shot sync of SQLite databases on this machine: `lockstep sync a.db b.db [more.db ...]`.
+// One-shot sync of databases reachable from this machine: `lockstep sync a.db b.db [more ...]`,
+// where each is a SQLite file or a postgres:// URL.
 #pragma once
 
 #include <filesystem>
@@ -45,10 +46,10 @@ struct LocalSyncReport {
   size_t conflicts() const;
 };
 
-// Syncs `paths` (at least two). The first database must exist; the others are created when
-// missing. Everything is validated before anything is written: a table without a primary key
-// that was asked for, or one whose columns differ between databases, fails with
-// kFailedPrecondition and leaves every file untouched.
+// Syncs `paths` (at least two: SQLite files or postgres:// URLs). The first database must exist;
+// SQLite files after it are created when missing. Everything is validated before anything is
+// written: a table without a primary key that was asked for, or one whose columns differ between
+// databases, fails with kFailedPrecondition and leaves every file untouched.
 Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> paths,
                                       const LocalSyncOptions& options, const base::Clock& clock);
 

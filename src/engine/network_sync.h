@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "connectors/sqlite/sqlite_source.h"
 #include "engine/source_session.h"
 #include "net/transport.h"
 

@@ -8,6 +8,7 @@
 
 #include "core/policy.h"
 #include "security/identity.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::engine {
 namespace {
@@ -153,9 +154,17 @@ Result<NodeConfig> LoadNodeConfig(const std::filesystem::path& path) {
   }
   const toml::table& source = *sources->front().as_table();
   const auto sqlite = source["sqlite"].value<std::string>();
-  if (!sqlite.has_value())
-    return InvalidArgument(Where(path, source) + ": [[source]] needs sqlite");
-  config.sqlite = Resolve(path, *sqlite);
+  const auto postgres = source["postgres"].value<std::string>();
+  if (sqlite.has_value() == postgres.has_value()) {
+    return InvalidArgument(Where(path, source) + ": [[source]] needs sqlite or postgres (one)");
+  }
+  if (sqlite.has_value()) config.sqlite = Resolve(path, *sqlite);
+  if (postgres.has_value()) {
+    if (!store::IsPostgresUrl(*postgres)) {
+      return InvalidArgument(Where(path, source) + ": postgres must be a postgres:// URL");
+    }
+    config.postgres = *postgres;
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(config.tables, Strings(path, source.get("tables"), "tables"));
 
   if (const toml::array* collections = root["collection"].as_array()) {

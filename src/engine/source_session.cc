@@ -22,8 +22,7 @@ std::string Join(const std::vector<std::string>& names) {
 // Attaches the collections `names`: with this source's own table where it has one, else with the
 // table the peer offered. A collection new here takes the peer's conflict policy; one both sides
 // hold must resolve conflicts the same way on both, or their states would differ.
-Status AttachGranted(connectors::sqlite::SqliteSource& source,
-                     const std::vector<std::string>& names,
+Status AttachGranted(connectors::Source& source, const std::vector<std::string>& names,
                      const std::vector<protocol::Schema>& offered) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, source.store().Collections());
   for (const std::string& name : names) {
@@ -36,9 +35,8 @@ Status AttachGranted(connectors::sqlite::SqliteSource& source,
       return FailedPrecondition("collection '" + name + "' resolves conflicts by '" + mine->policy +
                                 "' here but by '" + peer->policy + "' at the peer");
     }
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::sqlite::TableSchema> local,
-                              source.Schema(name));
-    connectors::sqlite::TableSchema schema;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::TableSchema> local, source.Schema(name));
+    connectors::TableSchema schema;
     if (local.has_value()) {
       schema = std::move(*local);
     } else if (peer != offered.end() && !peer->create_sql.empty()) {
@@ -102,7 +100,7 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
         {std::move(change.collection), core::RecordDelta{std::move(change.stored.record), {}}});
   }
   // What leaves must be durable first: a power cut must not take back a seq the peer has seen.
-  if (!batch.changes.empty()) LOCKSTEP_RETURN_IF_ERROR(source_.db().SyncWal());
+  if (!batch.changes.empty()) LOCKSTEP_RETURN_IF_ERROR(source_.MakeDurable());
   counts_.sent += batch.changes.size();
   return batch;
 }
@@ -121,7 +119,7 @@ Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
     changes.push_back({change.collection, store::StoredRecord{change.delta.record, {}, 0, {}}});
   }
   LOCKSTEP_ASSIGN_OR_RETURN(
-      connectors::sqlite::ApplyStats stats,
+      connectors::ApplyStats stats,
       source_.Apply(changes, peer_, scope_, store::Cursor{batch.end.epoch, batch.end.seq}));
   counts_.received += stats.received;
   counts_.changed += stats.changed;
@@ -152,8 +150,7 @@ Result<protocol::Hello> DialerHandler::MakeHello(const std::string& token,
 
 Status DialerHandler::CheckGrant() {
   if (!all_tables_) return Status::Ok();
-  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables,
-                            connectors::sqlite::ListUserTables(source_.db()));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> tables, source_.ListTables());
   // New means neither asked for nor granted. Not merely "not granted": a table the listener
   // refused is asked for again at every reconnect and refused with an error, which backs off; it
   // must not loop here.

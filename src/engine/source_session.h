@@ -1,5 +1,5 @@
-// The engine's side of a network session: a SQLite source's change log sent to the peer, the
-// peer's batches merged into it. One handler for the dialer, one for the hub.
+// The engine's side of a network session: a source's change log (SQLite or PostgreSQL) sent to
+// the peer, the peer's batches merged into it. One handler for the dialer, one for the hub.
 #pragma once
 
 #include <functional>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "connectors/sqlite/sqlite_source.h"
+#include "connectors/source.h"
 #include "protocol/session.h"
 #include "security/tokens.h"
 
@@ -34,7 +34,7 @@ class SourceHandler : public protocol::SessionHandler {
   const std::vector<std::string>& collections() const { return collections_; }
 
  protected:
-  explicit SourceHandler(connectors::sqlite::SqliteSource& source) : source_(source) {}
+  explicit SourceHandler(connectors::Source& source) : source_(source) {}
   // After the handshake: who the peer is and which collections this session carries.
   void Grant(const core::NodeId& peer, std::vector<std::string> collections);
   // kAborted when the session no longer carries what it should (a collection appeared since
@@ -44,7 +44,7 @@ class SourceHandler : public protocol::SessionHandler {
   // Schemas of `names` as this source has them, for a peer that lacks them.
   Result<std::vector<protocol::Schema>> SchemasOf(const std::vector<std::string>& names);
 
-  connectors::sqlite::SqliteSource& source_;
+  connectors::Source& source_;
   core::NodeId peer_;
   std::vector<std::string> collections_;  // sorted
   std::string scope_;                     // collections_ joined by commas
@@ -58,8 +58,8 @@ class DialerHandler final : public SourceHandler {
   // `url` names the listener, to remember who answered there; `tables` are the collections to
   // sync (empty: every one the token allows). With `all_tables`, a table created here later
   // restarts the session so that it is synced too.
-  DialerHandler(connectors::sqlite::SqliteSource& source, std::string url,
-                std::vector<std::string> tables, bool all_tables = false)
+  DialerHandler(connectors::Source& source, std::string url, std::vector<std::string> tables,
+                bool all_tables = false)
       : SourceHandler(source),
         url_(std::move(url)),
         tables_(std::move(tables)),
@@ -84,7 +84,7 @@ class DialerHandler final : public SourceHandler {
 class HubHandler final : public SourceHandler {
  public:
   // Tokens are read from `data_dir` at every Hello, so tokens made while the hub runs work.
-  HubHandler(connectors::sqlite::SqliteSource& hub, std::filesystem::path data_dir)
+  HubHandler(connectors::Source& hub, std::filesystem::path data_dir)
       : SourceHandler(hub), data_dir_(std::move(data_dir)) {}
 
   Result<protocol::Welcome> Accept(const protocol::Hello& hello) override;

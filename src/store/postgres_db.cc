@@ -370,13 +370,17 @@ Result<Statement> PostgresDb::Prepare(std::string_view sql) {
 bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
 
 Status PostgresDb::BeginWrite() {
-  // The lock's key is a constant: one lock per database, taken only by Lockstep ("lockstep" in
-  // ASCII). lock_timeout bounds the wait and is restored for the rest of the transaction.
-  Status status = Exec(
-      "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(7813874148681863280); "
-      "SET LOCAL lock_timeout = 0");
+  // One lock per database. lock_timeout bounds the wait and is lifted for the rest of the
+  // transaction (see LockForTransaction).
+  Status status = Exec("BEGIN");
+  if (status.ok()) status = LockForTransaction(kWriterLock);
   if (!status.ok() && InTransaction()) (void)Exec("ROLLBACK");
   return status;
+}
+
+Status PostgresDb::LockForTransaction(int64_t key) {
+  return Exec("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
+              std::to_string(key) + "); SET LOCAL lock_timeout = 0");
 }
 
 Status PostgresDb::BeginRead() { return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); }

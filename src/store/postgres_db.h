@@ -37,6 +37,16 @@ class PostgresDb final : public Database {
   PostgresDb(const PostgresDb&) = delete;
   PostgresDb& operator=(const PostgresDb&) = delete;
 
+  // The advisory lock that serializes Lockstep's writers ("lockstep" in ASCII).
+  static constexpr int64_t kWriterLock = 7813874148681863280;
+  // The advisory lock users' statements on synced tables take shared, and an apply exclusively
+  // (see connectors/postgres/pg_capture.h). Stamping does not take it: users keep writing.
+  static constexpr int64_t kRowsLock = kWriterLock + 1;
+
+  // Takes advisory lock `key` for the rest of the transaction, waiting at most 10 s.
+  // REQUIRES: inside a transaction.
+  Status LockForTransaction(int64_t key);
+
   Dialect dialect() const override { return Dialect::kPostgres; }
   const std::string& name() const override { return name_; }
   Status Exec(std::string_view sql) override;

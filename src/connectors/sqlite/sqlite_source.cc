@@ -1,37 +1,13 @@
 #include "connectors/sqlite/sqlite_source.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "connectors/sqlite/capture.h"
+#include "connectors/type_mapping.h"
 #include "core/key.h"
+#include "store/metadata_schema.h"
 
 namespace lockstep::connectors::sqlite {
-namespace {
-
-// Whether `merged` is exactly the sender's state: then the sender needs nothing of it back.
-bool TookIncomingState(const core::Record& merged, const core::Record& incoming) {
-  if (merged.vv() != incoming.vv()) return false;
-  return std::all_of(incoming.fields().begin(), incoming.fields().end(), [&](const auto& field) {
-    const core::Field* mine = merged.Find(field.first);
-    return mine != nullptr && *mine == field.second;
-  });
-}
-
-bool HasSiblings(const core::Record& record) {
-  return std::any_of(record.fields().begin(), record.fields().end(),
-                     [](const auto& field) { return field.second.versions.size() > 1; });
-}
-
-core::Hlc LatestHlc(const core::Record& record) {
-  core::Hlc latest;
-  for (const auto& [name, field] : record.fields()) {
-    for (const core::Version& version : field.versions) latest = std::max(latest, version.hlc);
-  }
-  return latest;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<SqliteSource>> SqliteSource::Open(const std::filesystem::path& path,
                                                          bool create_if_missing,
@@ -76,6 +52,16 @@ Status SqliteSource::OpenStore() {
   return Status::Ok();
 }
 
+Result<std::optional<TableSchema>> SqliteSource::Schema(const std::string& table) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema, ReadTableSchema(db_, table));
+  if (schema.has_value()) LOCKSTEP_RETURN_IF_ERROR(RecallLogicalTypes(db_, *schema));
+  return schema;
+}
+
+Result<std::map<std::string, std::string>> SqliteSource::Policies() {
+  return store::ReadPolicies(db_);
+}
+
 Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::string& policy) {
   LOCKSTEP_RETURN_IF_ERROR(CreateIfMissing());
   if (sqlite3_get_autocommit(db_.handle()) != 0) {
@@ -102,8 +88,11 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
     LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing,
                               ReadTableSchema(db_, wanted.name));
     if (!existing.has_value()) {
+      // A table from PostgreSQL is created with the SQLite types that keep its values exactly.
+      const std::string create =
+          HasLogicalTypes(wanted) ? SqliteCreateSql(wanted) : wanted.create_sql;
       LOCKSTEP_RETURN_IF_ERROR(
-          db_.Exec(wanted.create_sql).WithContext("creating table '" + wanted.name + "'"));
+          db_.Exec(create).WithContext("creating table '" + wanted.name + "'"));
       LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(db_, wanted.name));
     }
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store_->Collections());
@@ -122,6 +111,7 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
       collection.policy = policy;
     }
     LOCKSTEP_ASSIGN_OR_RETURN(core::MergePolicy merge_policy, core::ParsePolicy(collection.policy));
+    LOCKSTEP_RETURN_IF_ERROR(RememberLogicalTypes(db_, wanted));
     LOCKSTEP_RETURN_IF_ERROR(InstallCapture(db_, *existing));
     LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SyncedTable> table,
                               SyncedTable::Prepare(db_, std::move(*existing), std::move(collection),
@@ -190,72 +180,11 @@ Result<ApplyStats> SqliteSource::ApplyInTransaction(std::span<store::Change> cha
                                                     const store::Cursor& cursor) {
   // Users' writes made since the last stamp become writes first, so a merge sees them.
   LOCKSTEP_ASSIGN_OR_RETURN(size_t stamped, StampAll());
-  // Applying in key order keeps both the user's table and the store's index writes sequential:
-  // scattered upserts are an order of magnitude slower in SQLite.
-  std::vector<size_t> order(changes.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const auto& x = changes[a];
-    const auto& y = changes[b];
-    if (x.collection != y.collection) return x.collection < y.collection;
-    return x.stored.record.key() < y.stored.record.key();
-  });
-  ApplyStats stats;
-  stats.received = changes.size();
+  LOCKSTEP_ASSIGN_OR_RETURN(ApplyStats stats,
+                            MergeBatch(*store_, changes, from, [&](const std::string& name) {
+                              return static_cast<RowSink*>(Table(name));
+                            }));
   stats.stamped = stamped;
-  // Keys above the largest this store holds are new: no need to look them up. Pages of a first
-  // sync arrive in key order, so this spares almost every lookup when it matters most.
-  std::map<int64_t, std::optional<std::string>> max_keys;
-  for (size_t index : order) {
-    store::Change& change = changes[index];
-    SyncedTable* table = Table(change.collection);
-    if (table == nullptr) continue;  // a collection this database does not sync
-    core::Record& incoming = change.stored.record;
-    const int64_t collection = table->collection().id;
-    auto max_key = max_keys.find(collection);
-    if (max_key == max_keys.end()) {
-      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> largest, store_->MaxKey(collection));
-      max_key = max_keys.emplace(collection, std::move(largest)).first;
-    }
-    std::optional<store::StoredRecord> stored;
-    if (max_key->second.has_value() && incoming.key() <= *max_key->second) {
-      LOCKSTEP_ASSIGN_OR_RETURN(stored, store_->Get(collection, incoming.key()));
-    }
-    const core::Hlc latest = LatestHlc(incoming);
-    core::MergeEffects effects;
-    bool verbatim = true;
-    bool had_siblings = false;
-    std::string encoding;
-    if (!stored.has_value()) {
-      // New here: the record is taken whole, moved rather than copied, and so is its encoding.
-      stored = store::StoredRecord{core::Record(incoming.key()), {}, 0, {}};
-      effects = core::MergeInto(stored->record, std::move(incoming), table->policy());
-      encoding = std::move(change.stored.encoded);
-    } else {
-      had_siblings = HasSiblings(stored->record);
-      effects = core::MergeInto(stored->record, incoming, table->policy());
-      verbatim = TookIncomingState(stored->record, incoming);
-    }
-    const std::string& key = stored->record.key();
-    if (!effects.changed()) continue;
-    if (auto updated = store_->clock().Update(latest); !updated.has_value()) {
-      return updated.error().WithContext("record " + core::KeyToString(key) + " of " +
-                                         change.collection + " from " + from.ToString());
-    }
-    LOCKSTEP_RETURN_IF_ERROR(store_->Put(collection, *stored, effects.changed_fields,
-                                         verbatim ? &from : nullptr, std::move(encoding)));
-    LOCKSTEP_RETURN_IF_ERROR(table->WriteRow(stored->record));
-    for (const core::Conflict& conflict : effects.conflicts) {
-      LOCKSTEP_RETURN_IF_ERROR(store_->LogConflict(change.collection, conflict));
-      stats.conflicts += conflict.losers.size();
-    }
-    // A write that replaced every sibling (a resolution made elsewhere) settles them here too.
-    if (had_siblings && !HasSiblings(stored->record)) {
-      LOCKSTEP_RETURN_IF_ERROR(store_->MarkResolved(change.collection, key));
-    }
-    ++stats.changed;
-    stats.verbatim += verbatim ? 1 : 0;
-  }
   for (auto& [name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
   LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, scope, cursor));
   return stats;

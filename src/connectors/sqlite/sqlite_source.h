@@ -10,37 +10,35 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "connectors/source.h"
 #include "connectors/sqlite/synced_table.h"
 #include "connectors/sqlite/table_schema.h"
 #include "store/replica_store.h"
 
 namespace lockstep::connectors::sqlite {
 
-// What applying a batch of changes did.
-struct ApplyStats {
-  size_t received = 0;   // records in the batch
-  size_t changed = 0;    // records whose state changed here
-  size_t verbatim = 0;   // of those, records that took the sender's state exactly
-  size_t stamped = 0;    // local writes stamped first (users' edits made meanwhile)
-  size_t conflicts = 0;  // losing values logged
-};
+using ApplyStats = connectors::ApplyStats;
 
 // Not thread-safe. Opening inspects without modifying; Attach() is the first write.
-class SqliteSource {
+class SqliteSource final : public Source {
  public:
   static Result<std::unique_ptr<SqliteSource>> Open(const std::filesystem::path& path,
                                                     bool create_if_missing,
                                                     const base::Clock& clock);
 
   const std::filesystem::path& path() const { return path_; }
+  const std::string& name() const override { return name_; }
   store::SqliteDb& db() { return db_; }
+  store::Database& database() override { return db_; }
   // REQUIRES: OpenStore() or Attach() succeeded.
-  store::ReplicaStore& store() { return *store_; }
+  store::ReplicaStore& store() override { return *store_; }
 
-  // The schema of every user table (nullopt where the table is missing), read without writing.
-  Result<std::optional<TableSchema>> Schema(const std::string& table) {
-    return ReadTableSchema(db_, table);
-  }
+  Result<std::vector<std::string>> ListTables() override { return ListUserTables(db_); }
+  // The schema of a user table (nullopt where the table is missing), read without writing; with
+  // the logical types the store remembers for it.
+  Result<std::optional<TableSchema>> Schema(const std::string& table) override;
+  Result<std::map<std::string, std::string>> Policies() override;
+  Status MakeDurable() override { return db_.SyncWal(); }
 
   // Opens (creating the file if it is still missing) the replica store: metadata tables and the
   // node's identity.
@@ -51,19 +49,19 @@ class SqliteSource {
   // makes the existing rows of newly attached tables local writes (one transaction), then stamps
   // pending captures (StampPending).
   // Switches the database to WAL so that users' programs keep writing while Lockstep reads.
-  Status Attach(std::span<const TableSchema> schemas, const std::string& policy);
+  Status Attach(std::span<const TableSchema> schemas, const std::string& policy) override;
 
   // Turns captured changes into local writes, in transactions of up to 10,000 changes each.
-  Status StampPending();
+  Status StampPending() override;
 
   // Merges `changes` (from the peer `from`, whose change log they come from up to `cursor`) in one
   // transaction with the new cursor (kept for `scope`, see ReplicaStore::GetCursor): the records,
   // the user's rows, the conflict log. The records of `changes` may be moved from.
   Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
-                           std::string_view scope, const store::Cursor& cursor);
+                           std::string_view scope, const store::Cursor& cursor) override;
 
   // The names of the synced tables, sorted and joined by commas: the scope of cursors.
-  std::string CursorScope() const;
+  std::string CursorScope() const override;
 
   // The synced table called `name`, or nullptr.
   SyncedTable* Table(const std::string& name);
@@ -71,7 +69,11 @@ class SqliteSource {
  private:
   SqliteSource(store::SqliteDb db, std::filesystem::path path, bool missing,
                const base::Clock& clock)
-      : db_(std::move(db)), path_(std::move(path)), missing_(missing), clock_(clock) {}
+      : db_(std::move(db)),
+        path_(std::move(path)),
+        name_(path_.string()),
+        missing_(missing),
+        clock_(clock) {}
   Status CreateIfMissing();
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
   Result<size_t> StampAll();
@@ -80,6 +82,7 @@ class SqliteSource {
 
   store::SqliteDb db_;
   std::filesystem::path path_;
+  std::string name_;
   // A file that does not exist yet is an empty in-memory database until the first write, so
   // that a refused sync or a dry run never leaves an empty file behind.
   bool missing_;

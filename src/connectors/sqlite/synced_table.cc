@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "connectors/merge_batch.h"
 #include "connectors/sqlite/capture.h"
 #include "core/key.h"
-#include "core/local_write.h"
 
 namespace lockstep::connectors::sqlite {
 namespace {
@@ -158,29 +158,8 @@ Status SyncedTable::Flush() {
 Result<bool> SyncedTable::StampRow(store::ReplicaStore& store, const std::string& key,
                                    std::optional<store::StoredRecord> stored,
                                    const std::optional<std::vector<Value>>& row, int64_t millis) {
-  const bool alive = stored.has_value() && core::Exists(stored->record, policy_);
-  core::LocalWrite write;
-  if (!row.has_value()) {
-    if (!alive) return false;
-    write.exists = false;
-  } else {
-    for (size_t i = 0; i < schema_.columns.size(); ++i) {
-      const std::string& name = schema_.columns[i].name;
-      const core::Field* field = alive ? stored->record.Find(name) : nullptr;
-      // Exact equality: 1 and 1.0 differ in SQLite (typeof), so changing one into the other is a
-      // write like any other.
-      if (field != nullptr && core::VisibleValue(*field, name, policy_) == (*row)[i]) continue;
-      write.fields.emplace_back(name, (*row)[i]);
-    }
-    if (alive && write.fields.empty()) return false;  // an update that changed nothing
-  }
-  write.dot = store.NextDot();
-  write.hlc = store.clock().TickAt(millis);
-  if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0, {}};
-  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
-                            core::ApplyLocalWrite(stored->record, write, policy_));
-  LOCKSTEP_RETURN_IF_ERROR(store.Put(collection_.id, *stored, changed, nullptr));
-  return true;
+  return connectors::StampRow(store, schema_, collection_.id, policy_, key, std::move(stored), row,
+                              millis);
 }
 
 Result<size_t> SyncedTable::StampCaptured(store::ReplicaStore& store) {

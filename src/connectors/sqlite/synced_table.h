@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/merge_batch.h"
 #include "connectors/sqlite/table_schema.h"
 #include "core/policy.h"
 #include "store/replica_store.h"
@@ -15,19 +16,19 @@
 namespace lockstep::connectors::sqlite {
 
 // Not thread-safe; lives as long as the connection it prepared its statements on.
-class SyncedTable {
+class SyncedTable final : public RowSink {
  public:
   static Result<std::unique_ptr<SyncedTable>> Prepare(store::SqliteDb& db, TableSchema schema,
                                                       store::Collection collection,
                                                       core::MergePolicy policy);
 
   const TableSchema& schema() const { return schema_; }
-  const store::Collection& collection() const { return collection_; }
-  const core::MergePolicy& policy() const { return policy_; }
+  const store::Collection& collection() const override { return collection_; }
+  const core::MergePolicy& policy() const override { return policy_; }
 
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
   // are batched, several rows per statement; Flush() (or any read of the table) sends them.
-  Status WriteRow(const core::Record& record);
+  Status WriteRow(const core::Record& record) override;
   Status Flush();
   // Drops batched upserts: their transaction is being rolled back.
   void Discard() { pending_rows_.clear(); }

@@ -57,7 +57,7 @@ Result<std::optional<TableSchema>> ReadTableSchema(store::SqliteDb& db, const st
     LOCKSTEP_ASSIGN_OR_RETURN(bool row, info.Step());
     if (!row) break;
     if (info.ColumnInt(3) != 0) continue;
-    Column column{std::string(info.ColumnText(0)), std::string(info.ColumnText(1))};
+    Column column{std::string(info.ColumnText(0)), std::string(info.ColumnText(1)), {}};
     if (info.ColumnInt(2) > 0) {
       key.emplace_back(info.ColumnInt(2), column.name);
     } else {

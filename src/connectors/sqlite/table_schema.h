@@ -5,22 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "connectors/schema.h"
 #include "store/sqlite_db.h"
 
 namespace lockstep::connectors::sqlite {
 
-struct Column {
-  std::string name;
-  std::string declared_type;  // as written in CREATE TABLE; SQLite stores any class anyway
-};
-
-struct TableSchema {
-  std::string name;
-  std::vector<Column> columns;       // writable columns in table order (no generated ones)
-  std::vector<std::string> key;      // primary key columns, in key order
-  std::vector<std::string> non_key;  // the other writable columns
-  std::string create_sql;            // the CREATE TABLE statement from sqlite_master
-};
+using Column = connectors::Column;
+using TableSchema = connectors::TableSchema;
 
 // The user's tables that can be synced: every table except SQLite's and Lockstep's own, in name
 // order. Tables without a primary key are included; ReadTableSchema refuses them.

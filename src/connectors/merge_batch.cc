@@ -1,0 +1,137 @@
+#include "connectors/merge_batch.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+
+#include "core/key.h"
+#include "core/local_write.h"
+
+namespace lockstep::connectors {
+namespace {
+
+// Whether `merged` is exactly the sender's state: then the sender needs nothing of it back.
+bool TookIncomingState(const core::Record& merged, const core::Record& incoming) {
+  if (merged.vv() != incoming.vv()) return false;
+  return std::all_of(incoming.fields().begin(), incoming.fields().end(), [&](const auto& field) {
+    const core::Field* mine = merged.Find(field.first);
+    return mine != nullptr && *mine == field.second;
+  });
+}
+
+bool HasSiblings(const core::Record& record) {
+  return std::any_of(record.fields().begin(), record.fields().end(),
+                     [](const auto& field) { return field.second.versions.size() > 1; });
+}
+
+core::Hlc LatestHlc(const core::Record& record) {
+  core::Hlc latest;
+  for (const auto& [name, field] : record.fields()) {
+    for (const core::Version& version : field.versions) latest = std::max(latest, version.hlc);
+  }
+  return latest;
+}
+
+}  // namespace
+
+Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Change> changes,
+                              const core::NodeId& from,
+                              const std::function<RowSink*(const std::string&)>& table) {
+  // Applying in key order keeps both the user's table and the store's index writes sequential:
+  // scattered upserts are an order of magnitude slower in SQLite.
+  std::vector<size_t> order(changes.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& x = changes[a];
+    const auto& y = changes[b];
+    if (x.collection != y.collection) return x.collection < y.collection;
+    return x.stored.record.key() < y.stored.record.key();
+  });
+  ApplyStats stats;
+  stats.received = changes.size();
+  // Keys above the largest this store holds are new: no need to look them up. Pages of a first
+  // sync arrive in key order, so this spares almost every lookup when it matters most.
+  std::map<int64_t, std::optional<std::string>> max_keys;
+  for (size_t index : order) {
+    store::Change& change = changes[index];
+    RowSink* sink = table(change.collection);
+    if (sink == nullptr) continue;  // a collection this database does not sync
+    core::Record& incoming = change.stored.record;
+    const int64_t collection = sink->collection().id;
+    auto max_key = max_keys.find(collection);
+    if (max_key == max_keys.end()) {
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> largest, store.MaxKey(collection));
+      max_key = max_keys.emplace(collection, std::move(largest)).first;
+    }
+    std::optional<store::StoredRecord> stored;
+    if (max_key->second.has_value() && incoming.key() <= *max_key->second) {
+      LOCKSTEP_ASSIGN_OR_RETURN(stored, store.Get(collection, incoming.key()));
+    }
+    const core::Hlc latest = LatestHlc(incoming);
+    core::MergeEffects effects;
+    bool verbatim = true;
+    bool had_siblings = false;
+    std::string encoding;
+    if (!stored.has_value()) {
+      // New here: the record is taken whole, moved rather than copied, and so is its encoding.
+      stored = store::StoredRecord{core::Record(incoming.key()), {}, 0, {}};
+      effects = core::MergeInto(stored->record, std::move(incoming), sink->policy());
+      encoding = std::move(change.stored.encoded);
+    } else {
+      had_siblings = HasSiblings(stored->record);
+      effects = core::MergeInto(stored->record, incoming, sink->policy());
+      verbatim = TookIncomingState(stored->record, incoming);
+    }
+    const std::string& key = stored->record.key();
+    if (!effects.changed()) continue;
+    if (auto updated = store.clock().Update(latest); !updated.has_value()) {
+      return updated.error().WithContext("record " + core::KeyToString(key) + " of " +
+                                         change.collection + " from " + from.ToString());
+    }
+    LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, effects.changed_fields,
+                                       verbatim ? &from : nullptr, std::move(encoding)));
+    LOCKSTEP_RETURN_IF_ERROR(sink->WriteRow(stored->record));
+    for (const core::Conflict& conflict : effects.conflicts) {
+      LOCKSTEP_RETURN_IF_ERROR(store.LogConflict(change.collection, conflict));
+      stats.conflicts += conflict.losers.size();
+    }
+    // A write that replaced every sibling (a resolution made elsewhere) settles them here too.
+    if (had_siblings && !HasSiblings(stored->record)) {
+      LOCKSTEP_RETURN_IF_ERROR(store.MarkResolved(change.collection, key));
+    }
+    ++stats.changed;
+    stats.verbatim += verbatim ? 1 : 0;
+  }
+  return stats;
+}
+
+Result<bool> StampRow(store::ReplicaStore& store, const TableSchema& schema, int64_t collection,
+                      const core::MergePolicy& policy, const std::string& key,
+                      std::optional<store::StoredRecord> stored,
+                      const std::optional<std::vector<Value>>& row, int64_t millis) {
+  const bool alive = stored.has_value() && core::Exists(stored->record, policy);
+  core::LocalWrite write;
+  if (!row.has_value()) {
+    if (!alive) return false;
+    write.exists = false;
+  } else {
+    for (size_t i = 0; i < schema.columns.size(); ++i) {
+      const std::string& name = schema.columns[i].name;
+      const core::Field* field = alive ? stored->record.Find(name) : nullptr;
+      // Exact equality: 1 and 1.0 differ in SQLite (typeof), so changing one into the other is a
+      // write like any other.
+      if (field != nullptr && core::VisibleValue(*field, name, policy) == (*row)[i]) continue;
+      write.fields.emplace_back(name, (*row)[i]);
+    }
+    if (alive && write.fields.empty()) return false;  // an update that changed nothing
+  }
+  write.dot = store.NextDot();
+  write.hlc = store.clock().TickAt(millis);
+  if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0, {}};
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
+                            core::ApplyLocalWrite(stored->record, write, policy));
+  LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, changed, nullptr));
+  return true;
+}
+
+}  // namespace lockstep::connectors

@@ -1,0 +1,91 @@
+#include "connectors/postgres/pg_capture.h"
+
+#include "connectors/postgres/pg_schema.h"
+#include "connectors/type_mapping.h"
+#include "store/postgres_db.h"
+
+namespace lockstep::connectors::postgres {
+namespace {
+
+using store::QuoteIdentifier;
+
+std::string KeyType(const TableSchema& schema, const std::string& key) {
+  for (const Column& column : schema.columns) {
+    if (column.name == key) return PostgresTypeName(column.logical_type);
+  }
+  return "text";
+}
+
+std::string QuoteLiteral(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// "NEW"."a", "NEW"."b" for row = "NEW".
+std::string KeyValues(const TableSchema& schema, const std::string& row) {
+  std::string values;
+  for (const std::string& key : schema.key) values += ", " + row + "." + QuoteIdentifier(key);
+  return values;
+}
+
+}  // namespace
+
+std::string CaptureTableName(int64_t collection) {
+  return "_lockstep_capture_" + std::to_string(collection);
+}
+
+Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t collection) {
+  const std::string capture = QuoteIdentifier(CaptureTableName(collection));
+  const std::string function = QuoteIdentifier(CaptureTableName(collection));
+  const std::string table = SplitName(schema.name).Quoted();
+  std::string key_columns;
+  std::string key_names;
+  for (size_t i = 0; i < schema.key.size(); ++i) {
+    key_columns += ", k" + std::to_string(i) + " " + KeyType(schema, schema.key[i]);
+    key_names += ", k" + std::to_string(i);
+  }
+  std::string old_key = "(", new_key = "(";
+  for (size_t i = 0; i < schema.key.size(); ++i) {
+    old_key += (i == 0 ? "OLD." : ", OLD.") + QuoteIdentifier(schema.key[i]);
+    new_key += (i == 0 ? "NEW." : ", NEW.") + QuoteIdentifier(schema.key[i]);
+  }
+  old_key += ")";
+  new_key += ")";
+  const std::string now = "(extract(epoch FROM clock_timestamp()) * 1000)::int8";
+  auto insert = [&](const std::string& row) {
+    return "INSERT INTO " + capture + "(ts" + key_names + ") VALUES (" + now +
+           KeyValues(schema, row) + "); ";
+  };
+  const std::string lock = std::to_string(store::PostgresDb::kRowsLock);
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + capture +
+                    " (id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts int8 NOT NULL" +
+                    key_columns + ");\n";
+  // Statement level, before any row is touched: the shared side of the writer lock.
+  sql +=
+      "CREATE OR REPLACE FUNCTION _lockstep_writer_lock() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$ BEGIN IF current_setting('lockstep.applying', true) IS DISTINCT FROM 'on' THEN "
+      "PERFORM pg_advisory_xact_lock_shared(" +
+      lock + "); END IF; RETURN NULL; END $$;\n";
+  sql += "CREATE OR REPLACE FUNCTION " + function +
+         "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "IF current_setting('lockstep.applying', true) = 'on' THEN RETURN NULL; END IF; "
+         "IF TG_OP <> 'DELETE' THEN " +
+         insert("NEW") +
+         "END IF; "
+         // An update that changes the key also removes the old key: capture both.
+         "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND " +
+         old_key + " IS DISTINCT FROM " + new_key + ") THEN " + insert("OLD") +
+         "END IF; "
+         "PERFORM pg_notify('" +
+         std::string(kChannel) + "', " + QuoteLiteral(schema.name) + "); RETURN NULL; END $$;\n";
+  sql += "DROP TRIGGER IF EXISTS _lockstep_lock ON " + table + ";\n";
+  sql += "CREATE TRIGGER _lockstep_lock BEFORE INSERT OR UPDATE OR DELETE ON " + table +
+         " FOR EACH STATEMENT EXECUTE FUNCTION _lockstep_writer_lock();\n";
+  sql += "DROP TRIGGER IF EXISTS _lockstep_capture ON " + table + ";\n";
+  sql += "CREATE TRIGGER _lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON " + table +
+         " FOR EACH ROW EXECUTE FUNCTION " + function + "();\n";
+  return db.Exec(sql).WithContext("installing capture triggers on '" + schema.name + "'");
+}
+
+}  // namespace lockstep::connectors::postgres

@@ -1,0 +1,40 @@
+// What Lockstep needs to know about a PostgreSQL table: its columns with their logical types, its
+// primary key, and how each column's values are read as Lockstep values and written back.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connectors/schema.h"
+#include "store/database.h"
+
+namespace lockstep::connectors::postgres {
+
+// A table named as Lockstep names it: "table" for the public schema, "schema.table" otherwise.
+struct TableName {
+  std::string schema;
+  std::string table;
+  std::string Quoted() const;  // "schema"."table"
+};
+TableName SplitName(const std::string& name);
+
+// The tables of the public schema (not Lockstep's own), in name order. Tables without a primary
+// key are included; ReadTableSchema refuses them.
+Result<std::vector<std::string>> ListUserTables(store::Database& db);
+
+// The schema of `name`, or nullopt when there is no such table. Fails with kFailedPrecondition
+// when it has no primary key, or a column of a type Lockstep does not sync (naming the column).
+Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const std::string& name);
+
+// CREATE TABLE (and CREATE TYPE for its enums) in PostgreSQL for `schema`: its logical types where
+// it has them, else the types for SQLite's declared types.
+std::string PostgresCreateSql(const TableSchema& schema);
+
+// The SQL expression that reads `column` (of a row aliased `alias`) as a Lockstep value: int8,
+// float8, bytea or text.
+std::string ReadExpression(const Column& column, const std::string& alias);
+// The SQL expression that turns parameter `parameter` (?N) into a value of the column's type.
+std::string WriteExpression(const Column& column, int parameter);
+
+}  // namespace lockstep::connectors::postgres

@@ -1,0 +1,233 @@
+#include "connectors/postgres/pg_table.h"
+
+#include <algorithm>
+#include <map>
+
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_schema.h"
+#include "core/key.h"
+
+namespace lockstep::connectors::postgres {
+namespace {
+
+using store::QuoteIdentifier;
+using store::Statement;
+
+constexpr int64_t kCaptureChunk = 10'000;
+constexpr size_t kRowBatch = 100;
+constexpr size_t kMaxParameters = 65'535;  // PostgreSQL's limit per statement
+
+Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::string& sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  return std::make_unique<Statement>(std::move(stmt));
+}
+
+const Column& ColumnNamed(const TableSchema& schema, const std::string& name) {
+  return *std::find_if(schema.columns.begin(), schema.columns.end(),
+                       [&](const Column& c) { return c.name == name; });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSchema schema,
+                                                  store::Collection collection,
+                                                  core::MergePolicy policy) {
+  std::unique_ptr<PgTable> table(
+      new PgTable(std::move(schema), std::move(collection), std::move(policy)));
+  const TableSchema& s = table->schema_;
+  for (const std::string& key : s.key) {
+    auto it = std::find_if(s.columns.begin(), s.columns.end(),
+                           [&](const Column& c) { return c.name == key; });
+    table->key_positions_.push_back(static_cast<size_t>(it - s.columns.begin()));
+  }
+  const std::string name = SplitName(s.name).Quoted();
+  const std::string capture = QuoteIdentifier(CaptureTableName(table->collection_.id));
+
+  std::string columns, reads, update, key_list, key_match, join;
+  for (size_t i = 0; i < s.columns.size(); ++i) {
+    const Column& column = s.columns[i];
+    columns += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
+    reads += ", " + ReadExpression(column, "t");
+  }
+  for (const std::string& column : s.non_key) {
+    update += (update.empty() ? "" : ", ") + QuoteIdentifier(column) + " = excluded." +
+              QuoteIdentifier(column);
+  }
+  std::string captured_keys;
+  for (size_t i = 0; i < s.key.size(); ++i) {
+    const Column& column = ColumnNamed(s, s.key[i]);
+    key_list += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
+    key_match += (i == 0 ? "" : " AND ") + QuoteIdentifier(column.name) + " = " +
+                 WriteExpression(column, static_cast<int>(i + 1));
+    join += (i == 0 ? "" : " AND ") + std::string("t.") + QuoteIdentifier(column.name) + " = c.k" +
+            std::to_string(i);
+    Column as_captured = column;
+    as_captured.name = "k" + std::to_string(i);
+    captured_keys += ", " + ReadExpression(as_captured, "c");
+  }
+  // Several rows per upsert: each statement is a round trip to the server.
+  table->rows_per_upsert_ = std::max<size_t>(
+      1, std::min(kRowBatch, kMaxParameters / std::max<size_t>(1, s.columns.size())));
+  auto upsert = [&](size_t rows) {
+    std::string all_values;
+    for (size_t row = 0; row < rows; ++row) {
+      all_values += row == 0 ? "(" : ", (";
+      for (size_t i = 0; i < s.columns.size(); ++i) {
+        all_values +=
+            (i == 0 ? "" : ", ") +
+            WriteExpression(s.columns[i], static_cast<int>(row * s.columns.size() + i + 1));
+      }
+      all_values += ")";
+    }
+    return "INSERT INTO " + name + " (" + columns + ") VALUES " + all_values + " ON CONFLICT (" +
+           key_list + ") DO " + (update.empty() ? "NOTHING" : "UPDATE SET " + update);
+  };
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_, PrepareOwned(db, upsert(1)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_many_, PrepareOwned(db, upsert(table->rows_per_upsert_)));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
+                            PrepareOwned(db, "DELETE FROM " + name + " WHERE " + key_match));
+  // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
+  const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->captured_,
+      PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
+                           reads + " FROM " + capture + " c LEFT JOIN " + name + " t ON " + join +
+                           " ORDER BY c.id LIMIT " + std::to_string(kCaptureChunk)));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->forget_captured_,
+      PrepareOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
+  LOCKSTEP_ASSIGN_OR_RETURN(table->scan_,
+                            PrepareOwned(db, "SELECT " + reads.substr(2) + " FROM " + name + " t"));
+  return table;
+}
+
+Status PgTable::WriteRow(const core::Record& record) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
+  if (key.size() != schema_.key.size()) {
+    return DataLoss("record key of table '" + schema_.name + "' has " + std::to_string(key.size()) +
+                    " columns, the table's primary key " + std::to_string(schema_.key.size()));
+  }
+  if (!core::Exists(record, policy_)) {
+    LOCKSTEP_RETURN_IF_ERROR(Flush());  // an upsert of the same row may be waiting
+    for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
+    return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
+  }
+  const size_t first = pending_rows_.size();
+  for (size_t i = 0; i < schema_.columns.size(); ++i) {
+    const core::Field* field = record.Find(schema_.columns[i].name);
+    pending_rows_.push_back(field == nullptr
+                                ? Value::Null()
+                                : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+  }
+  // The key columns come from the key itself (see the SQLite connector).
+  for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
+  const size_t rows = pending_rows_.size() / schema_.columns.size();
+  return rows >= rows_per_upsert_ ? Flush() : Status::Ok();
+}
+
+Status PgTable::Flush() {
+  const size_t width = schema_.columns.size();
+  const size_t total = pending_rows_.size() / width;
+  size_t done = 0;
+  while (done < total) {
+    const size_t rows = total - done >= rows_per_upsert_ ? rows_per_upsert_ : 1;
+    Statement& stmt = rows == rows_per_upsert_ ? *upsert_many_ : *upsert_;
+    for (size_t i = 0; i < rows * width; ++i) {
+      stmt.Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+    }
+    Status status = stmt.Run();
+    if (!status.ok()) {
+      pending_rows_.clear();
+      return status.WithContext("writing to '" + schema_.name + "'");
+    }
+    done += rows;
+  }
+  pending_rows_.clear();
+  return Status::Ok();
+}
+
+Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& store) {
+  // The latest capture time of each distinct key, and the row as it is now.
+  struct Captured {
+    int64_t ts = 0;
+    std::optional<std::vector<Value>> row;
+  };
+  std::map<std::string, Captured> keys;
+  // The captures read, deleted by id: not "up to the last id read", as a capture of a
+  // transaction that commits meanwhile may hold a smaller id, and it has not been stamped.
+  std::string ids;
+  const size_t key_count = schema_.key.size();
+  const int first_value = 3 + static_cast<int>(key_count);
+  for (;;) {
+    auto row = captured_->Step();
+    if (!row.has_value()) {
+      captured_->Reset();
+      return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
+    }
+    if (!*row) break;
+    ids += (ids.empty() ? "{" : ",") + std::to_string(captured_->ColumnInt(0));
+    std::vector<Value> key;
+    for (size_t i = 0; i < key_count; ++i)
+      key.push_back(captured_->Column(3 + static_cast<int>(i)));
+    Captured& entry = keys[core::EncodeKey(key)];
+    entry.ts = std::max(entry.ts, captured_->ColumnInt(1));
+    if (captured_->ColumnInt(2) != 0) {
+      std::vector<Value> values;
+      values.reserve(schema_.columns.size());
+      for (size_t i = 0; i < schema_.columns.size(); ++i) {
+        values.push_back(captured_->Column(first_value + static_cast<int>(i)));
+      }
+      entry.row = std::move(values);
+    } else {
+      entry.row.reset();
+    }
+  }
+  captured_->Reset();
+  if (ids.empty()) return std::optional<size_t>();
+  // In order of capture time: the clock never goes back (see the SQLite connector).
+  std::vector<const std::pair<const std::string, Captured>*> order;
+  for (const auto& item : keys) order.push_back(&item);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto* x, const auto* y) { return x->second.ts < y->second.ts; });
+  size_t writes = 0;
+  for (const auto* captured : order) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
+                              store.Get(collection_.id, captured->first));
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        bool wrote, StampRow(store, schema_, collection_.id, policy_, captured->first,
+                             std::move(stored), captured->second.row, captured->second.ts));
+    writes += wrote ? 1 : 0;
+  }
+  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindText(1, ids + "}").Run());
+  return std::optional<size_t>(writes);
+}
+
+Result<size_t> PgTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {
+  size_t writes = 0;
+  for (;;) {
+    auto stepped = scan_->Step();
+    if (!stepped.has_value()) {
+      scan_->Reset();
+      return stepped.error().WithContext("reading '" + schema_.name + "'");
+    }
+    if (!*stepped) break;
+    std::vector<Value> row;
+    row.reserve(schema_.columns.size());
+    for (size_t i = 0; i < schema_.columns.size(); ++i) {
+      row.push_back(scan_->Column(static_cast<int>(i)));
+    }
+    std::vector<Value> key;
+    for (size_t position : key_positions_) key.push_back(row[position]);
+    auto wrote = StampRow(store, schema_, collection_.id, policy_, core::EncodeKey(key),
+                          std::nullopt, row, now_millis);
+    if (!wrote.has_value()) {
+      scan_->Reset();
+      return wrote.error();
+    }
+    writes += *wrote ? 1 : 0;
+  }
+  scan_->Reset();
+  return writes;
+}
+
+}  // namespace lockstep::connectors::postgres

@@ -1,0 +1,61 @@
+// One PostgreSQL table under sync: writing merged records back into it, and turning captured keys
+// (and, on first attach, every row) into local writes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connectors/merge_batch.h"
+#include "core/policy.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors::postgres {
+
+// Not thread-safe; lives as long as the connection it prepared its statements on.
+class PgTable final : public RowSink {
+ public:
+  static Result<std::unique_ptr<PgTable>> Prepare(store::Database& db, TableSchema schema,
+                                                  store::Collection collection,
+                                                  core::MergePolicy policy);
+
+  const TableSchema& schema() const { return schema_; }
+  const store::Collection& collection() const override { return collection_; }
+  const core::MergePolicy& policy() const override { return policy_; }
+
+  // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
+  // are batched, up to 100 rows per statement; Flush() sends them.
+  Status WriteRow(const core::Record& record) override;
+  Status Flush();
+  // Drops batched upserts: their transaction is being rolled back.
+  void Discard() { pending_rows_.clear(); }
+
+  // One chunk of captured keys (up to 10,000) made local writes and forgotten: the writes made,
+  // or nullopt when nothing was captured. REQUIRES: inside a write of `store`.
+  Result<std::optional<size_t>> StampCapturedChunk(store::ReplicaStore& store);
+  // Makes every existing row a local write stamped `now_millis`: the first attach of a table.
+  // REQUIRES: inside a write of `store`; no record of this collection is stored yet.
+  Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
+
+ private:
+  PgTable(TableSchema schema, store::Collection collection, core::MergePolicy policy)
+      : schema_(std::move(schema)),
+        collection_(std::move(collection)),
+        policy_(std::move(policy)) {}
+
+  TableSchema schema_;
+  store::Collection collection_;
+  core::MergePolicy policy_;
+  std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
+  std::unique_ptr<store::Statement> upsert_;
+  std::unique_ptr<store::Statement> upsert_many_;
+  size_t rows_per_upsert_ = 1;
+  std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
+  std::unique_ptr<store::Statement> delete_;
+  std::unique_ptr<store::Statement> captured_;
+  std::unique_ptr<store::Statement> forget_captured_;
+  std::unique_ptr<store::Statement> scan_;
+};
+
+}  // namespace lockstep::connectors::postgres

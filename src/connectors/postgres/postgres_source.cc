@@ -1,0 +1,198 @@
+#include "connectors/postgres/postgres_source.h"
+
+#include <algorithm>
+
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_schema.h"
+#include "connectors/sqlite/table_schema.h"
+#include "connectors/type_mapping.h"
+#include "store/metadata_schema.h"
+
+namespace lockstep::connectors::postgres {
+namespace {
+
+// A schema known only by its CREATE statement (a peer over the network sends no more): the
+// statement is SQLite's, so SQLite reads the columns and their declared types from it.
+Result<TableSchema> WithColumns(const TableSchema& wanted) {
+  if (!wanted.columns.empty()) return wanted;
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb scratch, store::SqliteDb::OpenInMemory());
+  LOCKSTEP_RETURN_IF_ERROR(scratch.Exec(wanted.create_sql)
+                               .WithContext("reading the CREATE statement of '" + wanted.name +
+                                            "' (" + wanted.create_sql + ")"));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema,
+                            sqlite::ReadTableSchema(scratch, wanted.name));
+  if (!schema.has_value()) {
+    return InvalidArgument("the CREATE statement of '" + wanted.name + "' creates another table");
+  }
+  return std::move(*schema);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PostgresSource>> PostgresSource::Open(std::string_view url,
+                                                             const base::Clock& clock) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresDb> db, store::PostgresDb::Connect(url));
+  return std::unique_ptr<PostgresSource>(new PostgresSource(std::move(db), clock));
+}
+
+Result<std::optional<TableSchema>> PostgresSource::Schema(const std::string& table) {
+  return ReadTableSchema(*db_, table);
+}
+
+Result<std::map<std::string, std::string>> PostgresSource::Policies() {
+  return store::ReadPolicies(*db_);
+}
+
+Status PostgresSource::OpenStore() {
+  if (store_) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(store_, store::ReplicaStore::Open(*db_, clock_));
+  return Status::Ok();
+}
+
+Status PostgresSource::Attach(std::span<const TableSchema> schemas, const std::string& policy) {
+  LOCKSTEP_RETURN_IF_ERROR(OpenStore());
+  LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
+  Status status = AttachInTransaction(schemas, policy);
+  if (!status.ok()) {
+    store_->Rollback();
+    tables_.clear();
+    return status.WithContext("attaching " + name());
+  }
+  LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
+  return StampPending();
+}
+
+Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
+                                           const std::string& policy) {
+  for (const TableSchema& wanted : schemas) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing,
+                              ReadTableSchema(*db_, wanted.name));
+    if (!existing.has_value()) {
+      LOCKSTEP_ASSIGN_OR_RETURN(TableSchema columns, WithColumns(wanted));
+      LOCKSTEP_RETURN_IF_ERROR(db_->Exec(PostgresCreateSql(columns))
+                                   .WithContext("creating table '" + wanted.name + "'"));
+      LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(*db_, wanted.name));
+      if (!existing.has_value()) return Internal("table '" + wanted.name + "' vanished");
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store_->Collections());
+    auto found = std::find_if(known.begin(), known.end(),
+                              [&](const auto& c) { return c.name == wanted.name; });
+    const bool new_collection = found == known.end();
+    store::Collection collection;
+    if (new_collection) {
+      // Peers get the table's CREATE statement in SQLite's dialect, which every node can run,
+      // with the types that keep the values exactly.
+      LOCKSTEP_ASSIGN_OR_RETURN(
+          collection, store_->EnsureCollection(wanted.name, policy, SqliteCreateSql(*existing)));
+    } else {
+      collection = std::move(*found);
+    }
+    if (!policy.empty() && collection.policy != policy) {
+      LOCKSTEP_RETURN_IF_ERROR(store_->SetPolicy(collection.id, policy));
+      collection.policy = policy;
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(core::MergePolicy merge_policy, core::ParsePolicy(collection.policy));
+    LOCKSTEP_RETURN_IF_ERROR(RememberLogicalTypes(*db_, *existing));
+    LOCKSTEP_RETURN_IF_ERROR(InstallCapture(*db_, *existing, collection.id));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<PgTable> table,
+                              PgTable::Prepare(*db_, std::move(*existing), std::move(collection),
+                                               std::move(merge_policy)));
+    if (new_collection) {
+      LOCKSTEP_RETURN_IF_ERROR(table->StampAllRows(*store_, clock_.NowMillis()).status());
+    }
+    tables_[wanted.name] = std::move(table);
+  }
+  return Status::Ok();
+}
+
+Status PostgresSource::CheckTablesUnchanged() {
+  for (const auto& [table_name, table] : tables_) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now, ReadTableSchema(*db_, table_name));
+    if (!now.has_value()) {
+      return FailedPrecondition("table '" + table_name + "' was dropped while synced");
+    }
+    std::vector<std::pair<std::string, std::string>> before, after;
+    for (const Column& c : table->schema().columns) before.emplace_back(c.name, c.logical_type);
+    for (const Column& c : now->columns) after.emplace_back(c.name, c.logical_type);
+    if (before != after || now->key != table->schema().key) {
+      return FailedPrecondition("table '" + table_name +
+                                "' was altered while synced; run lockstep again to pick up its "
+                                "new shape");
+    }
+  }
+  return Status::Ok();
+}
+
+Status PostgresSource::StampPending() {
+  // A transaction per chunk, as in the SQLite connector.
+  for (;;) {
+    bool stamped = false;
+    Status status = store_->Write([&]() -> Status {
+      for (auto& [table_name, table] : tables_) {
+        LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
+        stamped = stamped || chunk.has_value();
+      }
+      return Status::Ok();
+    });
+    if (!status.ok()) return status.WithContext("stamping changes in " + name());
+    if (!stamped) return Status::Ok();
+  }
+}
+
+std::string PostgresSource::CursorScope() const {
+  std::string scope;
+  for (const auto& [table_name, table] : tables_) {
+    scope += (scope.empty() ? "" : ",") + table_name;
+  }
+  return scope;
+}
+
+Result<ApplyStats> PostgresSource::Apply(std::span<store::Change> changes, const core::NodeId& from,
+                                         std::string_view scope, const store::Cursor& cursor) {
+  LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
+  auto stats = ApplyInTransaction(changes, from, scope, cursor);
+  if (!stats.has_value()) {
+    store_->Rollback();
+    for (auto& [table_name, table] : tables_) table->Discard();
+    return stats.error().WithContext("applying changes to " + name());
+  }
+  LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
+  return stats;
+}
+
+Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> changes,
+                                                      const core::NodeId& from,
+                                                      std::string_view scope,
+                                                      const store::Cursor& cursor) {
+  // The prepared statements name the columns they were prepared with: a table altered since
+  // would take values into the wrong columns, or fail halfway.
+  LOCKSTEP_RETURN_IF_ERROR(CheckTablesUnchanged());
+  // Every user transaction that wrote a synced table has committed, and new ones wait: what is
+  // stamped next is all there is (see pg_capture.h).
+  LOCKSTEP_RETURN_IF_ERROR(db_->LockForTransaction(store::PostgresDb::kRowsLock));
+  size_t stamped = 0;
+  for (;;) {
+    bool more = false;
+    for (auto& [table_name, table] : tables_) {
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
+      if (chunk.has_value()) {
+        stamped += *chunk;
+        more = true;
+      }
+    }
+    if (!more) break;
+  }
+  // From here on this transaction's writes to the user's tables are not captured.
+  LOCKSTEP_RETURN_IF_ERROR(db_->Exec("SET LOCAL lockstep.applying = 'on'"));
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      ApplyStats stats, MergeBatch(*store_, changes, from, [&](const std::string& table_name) {
+        auto it = tables_.find(table_name);
+        return it == tables_.end() ? nullptr : static_cast<RowSink*>(it->second.get());
+      }));
+  stats.stamped = stamped;
+  for (auto& [table_name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
+  LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, scope, cursor));
+  return stats;
+}
+
+}  // namespace lockstep::connectors::postgres

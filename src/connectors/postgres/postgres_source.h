@@ -1,0 +1,65 @@
+// A user's PostgreSQL database synced in place: its tables, their capture triggers, and the
+// replica store in `_lockstep_*` tables of the same database (its current schema).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "connectors/postgres/pg_schema.h"
+#include "connectors/postgres/pg_table.h"
+#include "connectors/source.h"
+#include "store/postgres_db.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors::postgres {
+
+// Not thread-safe. Opening connects and inspects without modifying; Attach() is the first write.
+class PostgresSource final : public Source {
+ public:
+  // Connects to `url` (see store::PostgresDb::Connect for the errors).
+  static Result<std::unique_ptr<PostgresSource>> Open(std::string_view url,
+                                                      const base::Clock& clock);
+
+  const std::string& name() const override { return db_->name(); }
+  store::Database& database() override { return *db_; }
+  store::PostgresDb& db() { return *db_; }
+  store::ReplicaStore& store() override { return *store_; }
+
+  Result<std::vector<std::string>> ListTables() override { return ListUserTables(*db_); }
+  Result<std::optional<TableSchema>> Schema(const std::string& table) override;
+  Result<std::map<std::string, std::string>> Policies() override;
+
+  // As Source::Attach. A table is attached in the same transaction as its triggers, so a write
+  // made meanwhile is either in the first scan or captured.
+  Status Attach(std::span<const TableSchema> schemas, const std::string& policy) override;
+  Status StampPending() override;
+  // As Source::Apply, with `lockstep.applying` set for the transaction so that the triggers let
+  // these writes pass uncaptured.
+  Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
+                           std::string_view scope, const store::Cursor& cursor) override;
+  std::string CursorScope() const override;
+  // A PostgreSQL commit is durable when it returns.
+  Status MakeDurable() override { return Status::Ok(); }
+
+ private:
+  PostgresSource(std::unique_ptr<store::PostgresDb> db, const base::Clock& clock)
+      : db_(std::move(db)), clock_(clock) {}
+  Status OpenStore();
+  Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
+  Result<ApplyStats> ApplyInTransaction(std::span<store::Change> changes, const core::NodeId& from,
+                                        std::string_view scope, const store::Cursor& cursor);
+  // Checks that every synced table still has the columns it was attached with.
+  Status CheckTablesUnchanged();
+
+  // Declared first: destroyed last, after the statements prepared on it.
+  std::unique_ptr<store::PostgresDb> db_;
+  const base::Clock& clock_;
+  std::unique_ptr<store::ReplicaStore> store_;
+  std::map<std::string, std::unique_ptr<PgTable>> tables_;
+};
+
+}  // namespace lockstep::connectors::postgres

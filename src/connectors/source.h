@@ -1,0 +1,60 @@
+// A database synced in place, as the engine drives it: SQLite files and PostgreSQL databases
+// alike. Each keeps its replica store beside the user's tables.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "connectors/schema.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors {
+
+// What applying a batch of changes did.
+struct ApplyStats {
+  size_t received = 0;   // records in the batch
+  size_t changed = 0;    // records whose state changed here
+  size_t verbatim = 0;   // of those, records that took the sender's state exactly
+  size_t stamped = 0;    // local writes stamped first (users' edits made meanwhile)
+  size_t conflicts = 0;  // losing values logged
+};
+
+// Not thread-safe. Opening inspects without modifying; Attach() is the first write.
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // How messages name it: a path, or a URL without its password.
+  virtual const std::string& name() const = 0;
+  // The connection, for a caller's own transaction (a dry run).
+  virtual store::Database& database() = 0;
+
+  // The user's tables that could be synced, in name order.
+  virtual Result<std::vector<std::string>> ListTables() = 0;
+  // The schema of `table`, or nullopt when it is missing. Reads only.
+  virtual Result<std::optional<TableSchema>> Schema(const std::string& table) = 0;
+  // The conflict policy of each registered collection; empty before the first attach. Reads only.
+  virtual Result<std::map<std::string, std::string>> Policies() = 0;
+
+  // Puts `schemas` under sync: creates missing tables, registers collections (setting `policy`
+  // when not empty), installs capture, makes the rows of newly attached tables local writes, then
+  // stamps pending captures.
+  virtual Status Attach(std::span<const TableSchema> schemas, const std::string& policy) = 0;
+  // REQUIRES: Attach() succeeded.
+  virtual store::ReplicaStore& store() = 0;
+  // Turns captured changes into local writes.
+  virtual Status StampPending() = 0;
+  // Merges `changes` from the peer `from` in one transaction with the new cursor (kept for
+  // `scope`): the records, the user's rows, the conflict log. Records may be moved from.
+  virtual Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
+                                   std::string_view scope, const store::Cursor& cursor) = 0;
+  // The names of the synced tables, sorted and joined by commas: the scope of cursors.
+  virtual std::string CursorScope() const = 0;
+  // Makes everything committed durable before it leaves (SQLite syncs its WAL).
+  virtual Status MakeDurable() = 0;
+};
+
+}  // namespace lockstep::connectors

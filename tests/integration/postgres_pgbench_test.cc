@@ -1,0 +1,117 @@
+// pgbench against a PostgreSQL source while `lockstep run` keeps a second PostgreSQL database and
+// a SQLite node in sync with it through a hub: afterwards all three hold equal data (ordered dumps
+// of every table with a primary key). Scale and duration are small here, to keep the test suite
+// bounded; bench/postgres_bench.cc runs the full -s 10, -T 30 and measures.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "support/hub.h"
+#include "support/node.h"
+#include "support/postgres.h"
+#include "support/process.h"
+
+namespace lockstep::testing {
+namespace {
+
+constexpr auto kCatchUpLimit = std::chrono::seconds(180);
+
+constexpr char kAccounts[] = "SELECT aid, bid, abalance FROM pgbench_accounts ORDER BY aid";
+constexpr char kTellers[] = "SELECT tid, bid, tbalance FROM pgbench_tellers ORDER BY tid";
+constexpr char kBranches[] = "SELECT bid, bbalance FROM pgbench_branches ORDER BY bid";
+constexpr char kSums[] =
+    "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || "
+    "(SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts) || ' ' || "
+    "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers) || ' ' || "
+    "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches)";
+
+void StartNode(ProcessGuard& guard, const ScratchDir& dir, const std::string& name,
+               const std::string& source, const Hub& hub, const std::string& token) {
+  const std::filesystem::path file = dir / (name + ".toml");
+  std::ofstream(file) << "[node]\nname = \"" << name << "\"\n\n[[source]]\n"
+                      << source << "\ntables = [\"pgbench_accounts\", \"pgbench_branches\", "
+                      << "\"pgbench_tellers\"]\n\n[[peer]]\nurl = \"" << hub.url()
+                      << "\"\ntoken = \"" << token << "\"\nplaintext = true\nmode = \"live\"\n";
+  ASSERT_TRUE(
+      guard.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", file.string()}, "/dev/null",
+                                 dir / (name + ".out"), dir / (name + ".err"))));
+}
+
+std::string Tail(const std::filesystem::path& file) {
+  const std::string text = ReadFile(file);
+  return file.filename().string() + ":\n" +
+         text.substr(text.size() > 3000 ? text.size() - 3000 : 0);
+}
+
+// The sums of the SQLite node, empty until it has every table.
+std::string SqliteSums(const std::filesystem::path& db) {
+  if (!std::filesystem::exists(db) ||
+      Sql(db,
+          "SELECT count(*) FROM sqlite_master WHERE name IN ('pgbench_accounts', "
+          "'pgbench_branches', 'pgbench_tellers');") != "3\n") {
+    return "";
+  }
+  return Sql(db, std::string(kSums) + ";");
+}
+
+TEST(PostgresPgbenchTest, SourceReplicaAndSqliteNodeEndEqualAfterPgbench) {
+  PostgresCluster& cluster = PostgresCluster::Shared();
+  ASSERT_TRUE(cluster.running());
+  const std::string source = cluster.CreateDatabase("pgbench source");
+  const std::string replica = cluster.CreateDatabase("pgbench replica");
+  const std::string pgbench = (PostgresBin() / "pgbench").string();
+  ProcessResult init =
+      RunWithin({pgbench, "-i", "-s", "1", "-q", source}, std::chrono::seconds(120));
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  // The replica has the tables (with their types and keys) but no rows.
+  ProcessResult empty =
+      RunWithin({pgbench, "-i", "-I", "dtp", "-s", "1", replica}, std::chrono::seconds(120));
+  ASSERT_EQ(empty.exit_code, 0) << empty.err;
+
+  auto hub = Hub::Start({.plaintext = true});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const std::filesystem::path edge = dir / "edge.db";
+  ProcessGuard source_node, replica_node, edge_node;
+  StartNode(source_node, dir, "source", "postgres = \"" + source + "\"", *hub, token);
+  StartNode(replica_node, dir, "replica", "postgres = \"" + replica + "\"", *hub, token);
+  StartNode(edge_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", *hub, token);
+  const std::string initial = Psql(source, kSums);
+  ASSERT_TRUE(
+      WaitFor([&] { return SqliteSums(edge) == initial && Psql(replica, kSums) == initial; },
+              kCatchUpLimit))
+      << "source " << initial << "replica " << Psql(replica, kSums) << "edge " << SqliteSums(edge)
+      << "hub " << Sql(hub->db(), std::string(kSums) + ";") << "\n"
+      << Tail(dir / "source.err") << Tail(dir / "replica.err") << Tail(dir / "edge.err")
+      << Tail(hub->data_dir().parent_path() / "serve.err");
+  std::cout << "initial copy done\n";
+
+  ProcessResult run =
+      RunWithin({pgbench, "-n", "-c", "4", "-T", "10", source}, std::chrono::seconds(60));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const size_t tps = run.out.find("tps = ");
+  std::cout << (tps == std::string::npos ? run.out : run.out.substr(tps, 40)) << "\n";
+
+  const std::string final_sums = Psql(source, kSums);
+  const auto ended = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      WaitFor([&] { return SqliteSums(edge) == final_sums && Psql(replica, kSums) == final_sums; },
+              kCatchUpLimit))
+      << "source " << final_sums << "replica " << Psql(replica, kSums) << "edge "
+      << SqliteSums(edge) << "hub " << Sql(hub->db(), std::string(kSums) + ";") << "\n"
+      << Tail(dir / "source.err") << Tail(dir / "replica.err") << Tail(dir / "edge.err")
+      << Tail(hub->data_dir().parent_path() / "serve.err");
+  std::cout << "caught up " << MsSince(ended) << " ms after pgbench ended\n";
+  for (const char* dump : {kAccounts, kTellers, kBranches}) {
+    const std::string expected = Psql(source, dump);
+    EXPECT_EQ(Psql(replica, dump), expected) << dump;
+    EXPECT_EQ(Sql(edge, std::string(dump) + ";"), expected) << dump;
+  }
+}
+
+}  // namespace
+}  // namespace lockstep::testing
