@@ -3,9 +3,9 @@
 //   capture      pgbench transactions/s with capture triggers versus without, runs alternating;
 //   replication  replication lag (p50, p99) while pgbench runs, and the catch-up time after it
 //                ends, of a replicator under test (replicator.h).
-// Until the PostgreSQL connector exists, the capture arm installs a PL/pgSQL stand-in of its
-// triggers (capture_stand_in.h) and the replication measurement runs only the native baseline,
-// PostgreSQL's own logical replication; the Lockstep arms are marked TODO where they plug in.
+// The capture arm attaches the tables with the PostgreSQL connector; the replication measurement
+// runs PostgreSQL's own logical replication and Lockstep (a hub and `lockstep run` nodes) in
+// alternation.
 // Prints a Markdown table; see docs/BENCHMARKS.md for the commands and the recorded figures.
 //
 //   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--only NAME[,NAME]] [--dir PATH]
@@ -79,6 +79,7 @@ World& TheWorld() {
 // Die's cleanup: kills pgbench, stops both servers, removes the scratch directory.
 void Cleanup() {
   World& world = TheWorld();
+  StopAll();  // hub and nodes of the Lockstep arm
   for (pid_t pid : world.children) {
     kill(pid, SIGKILL);
     (void)testing::Wait(pid);
@@ -440,77 +441,117 @@ ReplicationRun RunWithProbes(const Options& options, const std::string& url,
   return run;
 }
 
-// Runs --runs rounds of pgbench under `replicator`, each on a fresh copy of the template.
-std::vector<ReplicationRun> MeasureReplicator(const Options& options, Replicator& replicator) {
-  std::vector<ReplicationRun> runs;
-  for (int i = 0; i < options.runs; ++i) {
-    const std::string name = "replication_" + std::to_string(i);
-    const std::string url = CopyTemplate(name);
-    {
-      PgConnection db = Connect(url);
-      Exec(*db, kCreateProbeTable);
-      Exec(*db, "VACUUM ANALYZE");
-    }
-    const auto start = Clock::now();
-    Check(replicator.Start(url, kInitialCopyLimitS), replicator.name());
-    std::cerr << "  " << replicator.name() << ": initial copy in "
-              << Fixed(SecondsBetween(start, Clock::now()), 1, " s") << "\n";
-    {
-      PgConnection db = Connect(url);
-      auto source_print = QueryText(*db, kFingerprintSql);
-      if (!source_print.has_value()) Die("source: " + source_print.error().message());
-      for (Replica* replica : replicator.replicas()) {
-        auto print = replica->Fingerprint();
-        if (!print.has_value() || *print != *source_print) {
-          Die(replica->name() + " differs from the source after the initial copy");
-        }
+// One round of pgbench under `replicator`, on a fresh copy of the template.
+ReplicationRun MeasureReplicator(const Options& options, int run, Replicator& replicator) {
+  const std::string name = "replication_" + std::to_string(run);
+  const std::string url = CopyTemplate(name);
+  {
+    PgConnection db = Connect(url);
+    Exec(*db, kCreateProbeTable);
+    Exec(*db, "VACUUM ANALYZE");
+  }
+  const auto start = Clock::now();
+  Check(replicator.Start(url, kInitialCopyLimitS), replicator.name());
+  std::cerr << "  " << replicator.name() << ": initial copy in "
+            << Fixed(SecondsBetween(start, Clock::now()), 1, " s") << "\n";
+  {
+    PgConnection db = Connect(url);
+    auto source_print = QueryText(*db, kFingerprintSql);
+    if (!source_print.has_value()) Die("source: " + source_print.error().message());
+    for (Replica* replica : replicator.replicas()) {
+      auto print = replica->Fingerprint();
+      if (!print.has_value() || *print != *source_print) {
+        Die(replica->name() + " differs from the source after the initial copy");
       }
     }
-    runs.push_back(RunWithProbes(options, url, replicator));
-    replicator.Stop();
-    DropDatabase(name);
-    const ReplicaFigures& first = runs.back().replicas.front();
-    std::cerr << "  run " << i + 1 << ": " << Fixed(runs.back().tps, 1) << " tps, lag p50 "
-              << Fixed(1000 * Percentile(first.lags_s, 0.5), 1, " ms") << ", p99 "
-              << Fixed(1000 * Percentile(first.lags_s, 0.99), 1, " ms") << ", catch-up "
-              << Fixed(1000 * first.catch_up_s, 1, " ms") << " (" << first.lags_s.size()
+  }
+  ReplicationRun result = RunWithProbes(options, url, replicator);
+  const std::vector<Replica*> replicas = replicator.replicas();
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    const ReplicaFigures& figures = result.replicas[i];
+    std::cerr << "  run " << run + 1 << ", " << replicator.name() << ", " << replicas[i]->name()
+              << ": " << Fixed(result.tps, 1) << " tps, lag p50 "
+              << Fixed(1000 * Percentile(figures.lags_s, 0.5), 1, " ms") << ", p99 "
+              << Fixed(1000 * Percentile(figures.lags_s, 0.99), 1, " ms") << ", catch-up "
+              << Fixed(1000 * figures.catch_up_s, 1, " ms") << " (" << figures.lags_s.size()
               << " probes), load " << LoadAverage() << "\n";
   }
-  return runs;
+  replicator.Stop();
+  DropDatabase(name);
+  return result;
 }
 
-void MeasureReplication(const Options& options) {
-  std::unique_ptr<Replicator> native =
-      NativeLogicalReplication(*TheWorld().subscriber, options.scale);
-  const std::vector<ReplicationRun> runs = MeasureReplicator(options, *native);
-  // TODO(issue 6): measure the Lockstep replicator (replicator.h) here too, alternating with the
-  // native one run by run as the capture measurement does, and fill the ratios and verdicts
-  // below (targets: lag p99 ≤ 2× native, catch-up ≤ 2× native) for each of its replicas.
+// Medians over runs of one replica's figures, in milliseconds.
+struct ReplicaSummary {
+  std::string name;
   std::vector<double> p50;
   std::vector<double> p99;
   std::vector<double> catch_up;
-  std::vector<double> tps;
-  for (const ReplicationRun& run : runs) {
-    const ReplicaFigures& replica = run.replicas.front();
-    p50.push_back(1000 * Percentile(replica.lags_s, 0.5));
-    p99.push_back(1000 * Percentile(replica.lags_s, 0.99));
-    catch_up.push_back(1000 * replica.catch_up_s);
-    tps.push_back(run.tps);
+};
+
+// One summary per replica, named by `names` in the replicator's order.
+std::vector<ReplicaSummary> Summarize(const std::vector<ReplicationRun>& runs,
+                                      const std::vector<std::string>& names) {
+  std::vector<ReplicaSummary> summaries;
+  for (size_t i = 0; i < runs.front().replicas.size(); ++i) {
+    ReplicaSummary summary;
+    summary.name = i < names.size() ? names[i] : "replica " + std::to_string(i + 1);
+    for (const ReplicationRun& run : runs) {
+      const ReplicaFigures& figures = run.replicas[i];
+      summary.p50.push_back(1000 * Percentile(figures.lags_s, 0.5));
+      summary.p99.push_back(1000 * Percentile(figures.lags_s, 0.99));
+      summary.catch_up.push_back(1000 * figures.catch_up_s);
+    }
+    summaries.push_back(std::move(summary));
   }
-  const std::string during = "pgbench -n -c 4 -T " + std::to_string(options.seconds);
-  const std::string pending = "pending: needs src/connectors/postgres";
-  Report().push_back(
-      {"B. replication lag p50 (probe every 100 ms, polled every 5 ms) during " + during,
-       "native logical replication: " + Spread(p50, 1, " ms"), pending, "—", "—", "—"});
-  Report().push_back({"B. replication lag p99 during " + during,
-                      "native logical replication: " + Spread(p99, 1, " ms"), pending, "—",
-                      "≤ 2× native", "pending"});
-  Report().push_back({"B. catch-up after pgbench ends",
-                      "native logical replication: " + Spread(catch_up, 1, " ms"), pending, "—",
-                      "≤ 2× native", "pending"});
+  return summaries;
+}
+
+void MeasureReplication(const Options& options) {
+  World& world = TheWorld();
+  std::unique_ptr<Replicator> native = NativeLogicalReplication(*world.subscriber, options.scale);
+  std::unique_ptr<Replicator> lockstep =
+      LockstepReplication(*world.subscriber, options.scale, world.scratch, LOCKSTEP_BIN);
+  std::vector<ReplicationRun> native_runs;
+  std::vector<ReplicationRun> lockstep_runs;
+  for (int run = 0; run < options.runs; ++run) {
+    // Alternating, as in the capture measurement.
+    const bool lockstep_first = run % 2 == 1;
+    if (lockstep_first) lockstep_runs.push_back(MeasureReplicator(options, run, *lockstep));
+    native_runs.push_back(MeasureReplicator(options, run, *native));
+    if (!lockstep_first) lockstep_runs.push_back(MeasureReplicator(options, run, *lockstep));
+  }
+  std::vector<double> native_tps;
+  std::vector<double> lockstep_tps;
+  for (const ReplicationRun& run : native_runs) native_tps.push_back(run.tps);
+  for (const ReplicationRun& run : lockstep_runs) lockstep_tps.push_back(run.tps);
+  // The replicas exist only while a replicator runs; their order is fixed (replicator.h).
+  const ReplicaSummary base = Summarize(native_runs, {"PostgreSQL subscriber"}).front();
+  const std::vector<ReplicaSummary> subjects =
+      Summarize(lockstep_runs, {"PostgreSQL node", "SQLite node"});
+
+  const std::string during = "during pgbench -n -c 4 -T " + std::to_string(options.seconds);
+  const std::string native_label = "native logical replication: ";
+  for (const ReplicaSummary& subject : subjects) {
+    const std::string who = "Lockstep → " + subject.name + ": ";
+    const double p99_ratio = Median(subject.p99) / Median(base.p99);
+    const double catch_up_ratio = Median(subject.catch_up) / Median(base.catch_up);
+    Report().push_back({"B. lag p50 " + during + " (probe every 100 ms, polled every 5 ms)",
+                        native_label + Spread(base.p50, 1, " ms"),
+                        who + Spread(subject.p50, 1, " ms"),
+                        Fixed(Median(subject.p50) / Median(base.p50), 1, "×"), "—", ""});
+    Report().push_back({"B. lag p99 " + during, native_label + Spread(base.p99, 1, " ms"),
+                        who + Spread(subject.p99, 1, " ms"), Fixed(p99_ratio, 1, "×"),
+                        "≤ 2× native", Verdict(p99_ratio <= 2)});
+    Report().push_back({"B. catch-up after pgbench ends",
+                        native_label + Spread(base.catch_up, 1, " ms"),
+                        who + Spread(subject.catch_up, 1, " ms"), Fixed(catch_up_ratio, 1, "×"),
+                        "≤ 2× native", Verdict(catch_up_ratio <= 2)});
+  }
   Report().push_back({"B. pgbench transactions/s while replicating",
-                      "native logical replication: " + Spread(tps, 0, " tps"), pending, "—", "—",
-                      "—"});
+                      native_label + Spread(native_tps, 0, " tps"),
+                      "Lockstep: " + Spread(lockstep_tps, 0, " tps"),
+                      Fixed(100 * Median(lockstep_tps) / Median(native_tps), 1, " %"), "—", ""});
 }
 
 // ---- main ------------------------------------------------------------------------------------

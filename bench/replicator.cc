@@ -7,9 +7,38 @@
 #include "support/subprocess.h"
 
 namespace lockstep::bench {
-namespace {
 
 using Clock = std::chrono::steady_clock;
+
+Result<PgConnection> Open(const std::string& url) {
+  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection db, store::PostgresDb::Connect(url));
+  // No statement of the benchmark's should wait forever on a lock or a stuck worker.
+  LOCKSTEP_RETURN_IF_ERROR(db->Exec("SET statement_timeout = '120s'"));
+  return db;
+}
+
+Status CreateReplicaDatabase(testing::PostgresServer& server, const std::string& name, int scale) {
+  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection admin, Open(server.Url("postgres")));
+  LOCKSTEP_RETURN_IF_ERROR(admin->Exec("CREATE DATABASE " + name));
+  const std::string url = server.Url(name);
+  // pgbench's own tables and primary keys, without data (steps d, t, p of pgbench -i).
+  const testing::ProcessResult schema =
+      testing::RunWithin({(testing::PostgresBin() / "pgbench").string(), "-i", "-I", "dtp", "-s",
+                          std::to_string(scale), "-q", url},
+                         std::chrono::seconds(120));
+  if (schema.exit_code != 0) return Internal("pgbench -i -I dtp failed: " + schema.err);
+  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(url));
+  LOCKSTEP_RETURN_IF_ERROR(replica->Exec(kAddHistoryKey));
+  return replica->Exec(kCreateProbeTable);
+}
+
+void DropReplicaDatabase(testing::PostgresServer& server, const std::string& name) {
+  if (auto admin = Open(server.Url("postgres")); admin.has_value()) {
+    (void)(*admin)->Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
+}
+
+namespace {
 
 // A replica that is a PostgreSQL database.
 class PostgresReplica final : public Replica {
@@ -39,14 +68,6 @@ class PostgresReplica final : public Replica {
   std::optional<store::Statement> last_probe_;  // prepared on first use, before db_ goes
 };
 
-// Connects without dying: Start() reports failures as a Status.
-Result<PgConnection> Open(const std::string& url) {
-  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection db, store::PostgresDb::Connect(url));
-  // No statement of the benchmark's should wait forever on a lock or a stuck worker.
-  LOCKSTEP_RETURN_IF_ERROR(db->Exec("SET statement_timeout = '120s'"));
-  return db;
-}
-
 class NativeReplicator final : public Replicator {
  public:
   NativeReplicator(testing::PostgresServer& subscriber, int scale)
@@ -61,18 +82,8 @@ class NativeReplicator final : public Replicator {
     source_url_ = source_url;
     database_ = tag;
     subscription_ = tag;
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection admin, Open(subscriber_.Url("postgres")));
-    LOCKSTEP_RETURN_IF_ERROR(admin->Exec("CREATE DATABASE " + database_));
-    const std::string url = subscriber_.Url(database_);
-    // pgbench's own tables and primary keys, without data (steps d, t, p of pgbench -i).
-    const testing::ProcessResult schema =
-        testing::RunWithin({(testing::PostgresBin() / "pgbench").string(), "-i", "-I", "dtp", "-s",
-                            std::to_string(scale_), "-q", url},
-                           std::chrono::seconds(120));
-    if (schema.exit_code != 0) return Internal("pgbench -i -I dtp failed: " + schema.err);
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(url));
-    LOCKSTEP_RETURN_IF_ERROR(replica->Exec(kAddHistoryKey));
-    LOCKSTEP_RETURN_IF_ERROR(replica->Exec(kCreateProbeTable));
+    LOCKSTEP_RETURN_IF_ERROR(CreateReplicaDatabase(subscriber_, database_, scale_));
+    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(subscriber_.Url(database_)));
 
     LOCKSTEP_ASSIGN_OR_RETURN(PgConnection source, Open(source_url));
     std::string tables = kProbeTable;
@@ -85,7 +96,7 @@ class NativeReplicator final : public Replicator {
                                            "' PUBLICATION lockstep_bench"));
     subscribed_ = true;
     LOCKSTEP_RETURN_IF_ERROR(WaitForInitialCopy(*replica, PgbenchTables().size() + 1, limit_s));
-    replica_ = std::make_unique<PostgresReplica>("PostgreSQL subscriber", std::move(replica));
+    replica_ = NewPostgresReplica("PostgreSQL subscriber", std::move(replica));
     return Status::Ok();
   }
 
@@ -95,14 +106,12 @@ class NativeReplicator final : public Replicator {
     replica_.reset();
     if (database_.empty()) return;
     // Dropping the subscription drops its slot on the source, so the source's WAL is released.
-    if (auto admin = Open(subscriber_.Url("postgres")); admin.has_value()) {
-      if (subscribed_) {
-        if (auto replica = Open(subscriber_.Url(database_)); replica.has_value()) {
-          (void)(*replica)->Exec("DROP SUBSCRIPTION IF EXISTS " + subscription_);
-        }
+    if (subscribed_) {
+      if (auto replica = Open(subscriber_.Url(database_)); replica.has_value()) {
+        (void)(*replica)->Exec("DROP SUBSCRIPTION IF EXISTS " + subscription_);
       }
-      (void)(*admin)->Exec("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
     }
+    DropReplicaDatabase(subscriber_, database_);
     if (published_) {
       if (auto source = Open(source_url_); source.has_value()) {
         (void)(*source)->Exec("DROP PUBLICATION IF EXISTS lockstep_bench");
@@ -139,10 +148,14 @@ class NativeReplicator final : public Replicator {
   std::string subscription_;
   bool published_ = false;
   bool subscribed_ = false;
-  std::unique_ptr<PostgresReplica> replica_;
+  std::unique_ptr<Replica> replica_;
 };
 
 }  // namespace
+
+std::unique_ptr<Replica> NewPostgresReplica(std::string name, PgConnection db) {
+  return std::make_unique<PostgresReplica>(std::move(name), std::move(db));
+}
 
 std::unique_ptr<Replicator> NativeLogicalReplication(testing::PostgresServer& subscriber,
                                                      int scale) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,13 +51,23 @@ class Replicator {
 std::unique_ptr<Replicator> NativeLogicalReplication(testing::PostgresServer& subscriber,
                                                      int scale);
 
-// TODO(issue 6): the Lockstep arm, once src/connectors/postgres exists: a Replicator whose Start()
-// writes a node.toml with the source as a `postgres = "..."` source, plus a SQLite node and a
-// second PostgreSQL database (on `subscriber`) kept in sync by the same `lockstep run` (the
-// issue's three-way pgbench test), starts `lockstep run` as a process and waits for the initial
-// copy; replicas() gives a SQLite replica (kFingerprintSql runs on SQLite as is) and a
-// PostgresReplica (replicator.cc) of the second database; Stop() stops the process (SIGTERM,
-// then SIGKILL after a bound) and runs `lockstep detach`. postgres_bench.cc then runs it beside
-// the native arm, in alternation.
+// Lockstep, the system under test: `lockstep serve` as a hub (plain TCP on loopback) and three
+// `lockstep run` nodes: the source database, a fresh database on `replicas` with pgbench's schema,
+// and a new SQLite file in `dir`, whose tables Lockstep creates. The replicas are the second
+// PostgreSQL database and the SQLite node. `lockstep` is the binary to run.
+std::unique_ptr<Replicator> LockstepReplication(testing::PostgresServer& replicas, int scale,
+                                                const std::filesystem::path& dir,
+                                                const std::string& lockstep);
+
+// Shared by the replicators:
+// A replica that reads the PostgreSQL database of `db`.
+std::unique_ptr<Replica> NewPostgresReplica(std::string name, PgConnection db);
+// Connects without dying, with a statement timeout of 120 s.
+Result<PgConnection> Open(const std::string& url);
+// Creates database `name` on `server` with pgbench's tables and keys, pgbench_history's key and
+// the probe table, all empty.
+Status CreateReplicaDatabase(testing::PostgresServer& server, const std::string& name, int scale);
+// Drops database `name` on `server`, closing its sessions; errors are ignored.
+void DropReplicaDatabase(testing::PostgresServer& server, const std::string& name);
 
 }  // namespace lockstep::bench
