@@ -1,5 +1,4 @@
 // The Lockstep arm of the replication measurement: a hub and three `lockstep run` nodes.
-#include <signal.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -95,7 +94,7 @@ class LockstepReplicator final : public Replicator {
       nodes_.push_back(Spawn({lockstep_, "run", "-c", config.string()}, run_dir_ / (name + ".out"),
                              run_dir_ / (name + ".err")));
     }
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(server_.Url(database_)));
+    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, ConnectBounded(server_.Url(database_)));
     replicas_.push_back(NewPostgresReplica("PostgreSQL node", std::move(replica)));
     replicas_.push_back(std::make_unique<SqliteReplica>(edge));
     return WaitForInitialCopy(source_url, limit_s);
@@ -162,7 +161,7 @@ class LockstepReplicator final : public Replicator {
 
   // Waits until every replica holds what the source holds.
   Status WaitForInitialCopy(const std::string& source_url, double limit_s) {
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection source, Open(source_url));
+    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection source, ConnectBounded(source_url));
     LOCKSTEP_ASSIGN_OR_RETURN(std::string wanted, QueryText(*source, kFingerprintSql));
     const auto deadline = Clock::now() + std::chrono::duration<double>(limit_s);
     for (const auto& replica : replicas_) {

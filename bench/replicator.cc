@@ -10,7 +10,7 @@ namespace lockstep::bench {
 
 using Clock = std::chrono::steady_clock;
 
-Result<PgConnection> Open(const std::string& url) {
+Result<PgConnection> ConnectBounded(const std::string& url) {
   LOCKSTEP_ASSIGN_OR_RETURN(PgConnection db, store::PostgresDb::Connect(url));
   // No statement of the benchmark's should wait forever on a lock or a stuck worker.
   LOCKSTEP_RETURN_IF_ERROR(db->Exec("SET statement_timeout = '120s'"));
@@ -18,7 +18,7 @@ Result<PgConnection> Open(const std::string& url) {
 }
 
 Status CreateReplicaDatabase(testing::PostgresServer& server, const std::string& name, int scale) {
-  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection admin, Open(server.Url("postgres")));
+  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection admin, ConnectBounded(server.Url("postgres")));
   LOCKSTEP_RETURN_IF_ERROR(admin->Exec("CREATE DATABASE " + name));
   const std::string url = server.Url(name);
   // pgbench's own tables and primary keys, without data (steps d, t, p of pgbench -i).
@@ -27,13 +27,13 @@ Status CreateReplicaDatabase(testing::PostgresServer& server, const std::string&
                           std::to_string(scale), "-q", url},
                          std::chrono::seconds(120));
   if (schema.exit_code != 0) return Internal("pgbench -i -I dtp failed: " + schema.err);
-  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(url));
+  LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, ConnectBounded(url));
   LOCKSTEP_RETURN_IF_ERROR(replica->Exec(kAddHistoryKey));
   return replica->Exec(kCreateProbeTable);
 }
 
 void DropReplicaDatabase(testing::PostgresServer& server, const std::string& name) {
-  if (auto admin = Open(server.Url("postgres")); admin.has_value()) {
+  if (auto admin = ConnectBounded(server.Url("postgres")); admin.has_value()) {
     (void)(*admin)->Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
   }
 }
@@ -83,9 +83,9 @@ class NativeReplicator final : public Replicator {
     database_ = tag;
     subscription_ = tag;
     LOCKSTEP_RETURN_IF_ERROR(CreateReplicaDatabase(subscriber_, database_, scale_));
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, Open(subscriber_.Url(database_)));
+    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, ConnectBounded(subscriber_.Url(database_)));
 
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection source, Open(source_url));
+    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection source, ConnectBounded(source_url));
     std::string tables = kProbeTable;
     for (const PgbenchTable& table : PgbenchTables()) tables += ", " + table.name;
     LOCKSTEP_RETURN_IF_ERROR(source->Exec("CREATE PUBLICATION lockstep_bench FOR TABLE " + tables));
@@ -107,13 +107,13 @@ class NativeReplicator final : public Replicator {
     if (database_.empty()) return;
     // Dropping the subscription drops its slot on the source, so the source's WAL is released.
     if (subscribed_) {
-      if (auto replica = Open(subscriber_.Url(database_)); replica.has_value()) {
+      if (auto replica = ConnectBounded(subscriber_.Url(database_)); replica.has_value()) {
         (void)(*replica)->Exec("DROP SUBSCRIPTION IF EXISTS " + subscription_);
       }
     }
     DropReplicaDatabase(subscriber_, database_);
     if (published_) {
-      if (auto source = Open(source_url_); source.has_value()) {
+      if (auto source = ConnectBounded(source_url_); source.has_value()) {
         (void)(*source)->Exec("DROP PUBLICATION IF EXISTS lockstep_bench");
       }
     }

@@ -63,7 +63,7 @@ std::unique_ptr<Replicator> LockstepReplication(testing::PostgresServer& replica
 // A replica that reads the PostgreSQL database of `db`.
 std::unique_ptr<Replica> NewPostgresReplica(std::string name, PgConnection db);
 // Connects without dying, with a statement timeout of 120 s.
-Result<PgConnection> Open(const std::string& url);
+Result<PgConnection> ConnectBounded(const std::string& url);
 // Creates database `name` on `server` with pgbench's tables and keys, pgbench_history's key and
 // the probe table, all empty.
 Status CreateReplicaDatabase(testing::PostgresServer& server, const std::string& name, int scale);
