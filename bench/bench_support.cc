@@ -120,6 +120,35 @@ std::string CommandLine(const std::vector<std::string>& args, size_t width) {
   return command;
 }
 
+namespace {
+
+// The fields of /proc/PID/stat from the third on (after the command, which may hold spaces).
+std::vector<std::string> ProcStatFields(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return {};
+  std::istringstream text(stat.substr(paren + 1));
+  std::vector<std::string> fields;
+  for (std::string field; text >> field;) fields.push_back(field);
+  return fields;
+}
+
+}  // namespace
+
+double ProcessCpuSeconds(pid_t pid, bool ended_children) {
+  const std::vector<std::string> fields = ProcStatFields(pid);
+  // Fields 14-17 of proc(5): utime, stime, cutime, cstime (index 0 here is field 3).
+  if (fields.size() < 15) return 0;
+  double ticks = std::stod(fields[11]) + std::stod(fields[12]);
+  if (ended_children) ticks += std::stod(fields[13]) + std::stod(fields[14]);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+pid_t ParentProcess(pid_t pid) {
+  const std::vector<std::string> fields = ProcStatFields(pid);
+  return fields.size() < 2 ? 0 : static_cast<pid_t>(std::stol(fields[1]));
+}
+
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;

@@ -39,6 +39,12 @@ void StopAll();
 // The command line for a message: each argument cut to `width` characters and followed by a space.
 std::string CommandLine(const std::vector<std::string>& args, size_t width);
 
+// CPU seconds (user + sys) process `pid` has used, from /proc/PID/stat, plus with
+// `ended_children` those of its children that have ended and been waited for; 0 when it is gone.
+double ProcessCpuSeconds(pid_t pid, bool ended_children = false);
+// The parent of process `pid`; 0 when it is gone.
+pid_t ParentProcess(pid_t pid);
+
 // The contents of the file at `path`; empty when it cannot be read.
 std::string ReadFile(const std::filesystem::path& path);
 

@@ -100,18 +100,6 @@ int64_t ProcStatusBytes(pid_t pid, const std::string& field) {
   return -1;
 }
 
-// user + sys CPU seconds of a process, from /proc/PID/stat.
-double ProcCpuSeconds(pid_t pid) {
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // ---- databases -------------------------------------------------------------------------------
 
 struct StmtCloser {
@@ -709,13 +697,13 @@ void BenchMemory(const Options& options) {
     }
   }
   const double connect_s = Since(connect_start);
-  const double cpu_before = ProcCpuSeconds(hub.pid);
+  const double cpu_before = ProcessCpuSeconds(hub.pid);
   int64_t rss_max = 0;
   for (int second = 0; second < options.idle_seconds; ++second) {
     ServeFor(nodes, 1'000);
     rss_max = std::max(rss_max, ProcStatusBytes(hub.pid, "VmRSS"));
   }
-  const double idle_cpu = (ProcCpuSeconds(hub.pid) - cpu_before) / options.idle_seconds;
+  const double idle_cpu = (ProcessCpuSeconds(hub.pid) - cpu_before) / options.idle_seconds;
   const int64_t rss = ProcStatusBytes(hub.pid, "VmRSS");
   const int64_t hwm = ProcStatusBytes(hub.pid, "VmHWM");
   const auto alive = std::count_if(nodes.begin(), nodes.end(), [](auto& n) { return n.alive; });

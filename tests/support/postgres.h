@@ -1,11 +1,14 @@
 // Test support: a throwaway PostgreSQL 15 cluster on 127.0.0.1, one per test binary, with a fresh
 // database per test. Started on first use (initdb + pg_ctl, as an unprivileged user when the tests
 // run as root), always stopped: at exit, and by a watchdog process if the test binary is killed.
+// The server itself is a PostgresServer (postgres_server.h); this adds GoogleTest's reporting.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
+
+#include "support/postgres_server.h"
 
 namespace lockstep::testing {
 
@@ -17,13 +20,13 @@ class PostgresCluster {
 
   PostgresCluster(const PostgresCluster&) = delete;
   PostgresCluster& operator=(const PostgresCluster&) = delete;
-  ~PostgresCluster();
+  ~PostgresCluster() = default;
 
-  bool running() const { return running_; }
-  uint16_t port() const { return port_; }
+  bool running() const { return server_.running(); }
+  uint16_t port() const { return server_.port(); }
   // The superuser clients log in as (over TCP, with a SCRAM password).
-  const std::string& user() const { return user_; }
-  const std::string& password() const { return password_; }
+  const std::string& user() const { return server_.user(); }
+  const std::string& password() const { return server_.password(); }
 
   // Creates an empty database with a fresh name (`hint` plus a counter) and returns its URL,
   // postgres://USER:PASSWORD@127.0.0.1:PORT/NAME.
@@ -33,17 +36,10 @@ class PostgresCluster {
   std::string UrlWithPassword(const std::string& name, const std::string& password) const;
 
  private:
-  PostgresCluster();
-  void Start();
-  void Stop();
+  PostgresCluster() = default;
 
-  std::filesystem::path dir_;  // data/, the socket, the server log, the password file
-  std::string user_ = "lockstep";
-  std::string password_;
-  uint16_t port_ = 0;
-  bool running_ = false;
+  PostgresServer server_;
   int databases_ = 0;
-  int watchdog_ = -1;  // pid of the process that stops the cluster when this binary dies
 };
 
 // Runs `sql` with the real psql on the database at `url` (stopping at the first error, no
@@ -53,8 +49,5 @@ std::string Psql(const std::string& url, const std::string& sql);
 
 // Like Psql but expects failure; returns stderr.
 std::string PsqlFails(const std::string& url, const std::string& sql);
-
-// The directory holding PostgreSQL 15's programs (initdb, pg_ctl, psql, pgbench).
-std::filesystem::path PostgresBin();
 
 }  // namespace lockstep::testing

@@ -1,29 +1,18 @@
-// Test support: running real processes (lockstep, sqlite3) and scratch directories.
+// Test support: running real processes (lockstep, sqlite3) and scratch directories. The bounded
+// process helpers themselves (Run, RunWithin, Spawn, ProcessGuard...) are in subprocess.h, which
+// knows nothing of GoogleTest so that the benchmarks use them too.
 #pragma once
 
-#include <sys/types.h>
-
-#include <chrono>
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "support/subprocess.h"
+
 namespace lockstep::testing {
 
-struct ProcessResult {
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string out;
-  std::string err;
-};
-
-// Runs `argv` to completion with no stdin, capturing stdout and stderr.
-ProcessResult Run(const std::vector<std::string>& argv);
-
-// Like Run, but kills `argv` with SIGKILL once it has run for `limit`; the result then has
-// exit_code -SIGKILL and says so at the end of `err`.
-ProcessResult RunWithin(const std::vector<std::string>& argv,
-                        std::chrono::steady_clock::duration limit);
+// The path of the lockstep binary under test.
+std::string LockstepBinary();
 
 // Runs the lockstep binary under test with `args`.
 ProcessResult Lockstep(const std::vector<std::string>& args);
@@ -31,53 +20,6 @@ ProcessResult Lockstep(const std::vector<std::string>& args);
 // Runs `sql` through the real sqlite3 CLI on `db` (with a 10 s busy timeout); returns stdout.
 // Fails the current test on a non-zero exit.
 std::string Sql(const std::filesystem::path& db, const std::string& sql);
-
-// Starts `argv` in the background with stdout and stderr sent to /dev/null; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv);
-// Starts `argv` in the background with stdin read from `in` and stdout, stderr written to `out`,
-// `err` (created or truncated); returns its pid, or -1 when it cannot be started.
-pid_t SpawnWithFiles(const std::vector<std::string>& argv, const std::filesystem::path& in,
-                     const std::filesystem::path& out, const std::filesystem::path& err);
-// Waits for `pid`; returns its exit code, or -signal when a signal ended it.
-int Wait(pid_t pid);
-// The exit code of `pid` (-signal when a signal ended it) if it has ended, else nullopt. Once it
-// has returned a code, `pid` is reaped and must not be polled again.
-std::optional<int> Poll(pid_t pid);
-// Waits for `pid` at most `limit`. Returns its exit code (-signal when a signal ended it), or
-// nullopt when it is still running then, after killing it with SIGKILL if `kill_when_late`.
-std::optional<int> WaitWithin(pid_t pid, std::chrono::steady_clock::duration limit,
-                              bool kill_when_late = true);
-
-// The contents of the file at `path`; empty when it cannot be read.
-std::string ReadFile(const std::filesystem::path& path);
-
-// The path of the lockstep binary under test.
-std::string LockstepBinary();
-
-// One background process. The guard kills it (SIGKILL) and reaps it when it dies. Not thread-safe.
-class ProcessGuard {
- public:
-  ProcessGuard() = default;
-  ~ProcessGuard() { Kill(); }
-  ProcessGuard(const ProcessGuard&) = delete;
-  ProcessGuard& operator=(const ProcessGuard&) = delete;
-
-  // Guards `pid` (from Spawn or SpawnWithFiles); false when it is not a process (-1).
-  // REQUIRES: no process running under this guard.
-  bool Start(pid_t pid);
-  // Whether it still runs; reaps it once it has ended, keeping its exit code.
-  bool Running();
-  // SIGKILL, and waits for it; nothing when it no longer runs.
-  void Kill();
-  // SIGTERM; the exit code, or nullopt when it still ran after `limit` (it is killed then).
-  std::optional<int> Terminate(std::chrono::steady_clock::duration limit);
-  // Waits at most `limit` for it to end by itself; nullopt while it still runs.
-  std::optional<int> WaitForExit(std::chrono::steady_clock::duration limit);
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
-};
 
 // A fresh directory removed (with its contents) when the object dies.
 class ScratchDir {
