@@ -152,5 +152,51 @@ TEST(NetworkReconcileTest, ANodeRestoredFromAnOlderCopyLosesNothing) {
   EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
 }
 
+// `lockstep verify DB URL`, run as `sync` is but with the verb changed.
+ProcessResult Verify(const Hub& hub, const std::filesystem::path& db, const std::string& token) {
+  std::vector<std::string> argv = hub.SyncArgv(db, token);
+  argv[1] = "verify";
+  return lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+}
+
+TEST(NetworkReconcileTest, VerifyAgainstAHubListsTheDifferingKeysAndChangesNothing) {
+  auto hub = Hub::Start({});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  const std::string read_only = hub->CreateToken("*", "r");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+
+  const ProcessResult equal = Verify(*hub, a, read_only);
+  EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
+  EXPECT_NE(equal.out.find("are equal"), std::string::npos) << equal.out;
+
+  // The hub moves on through b; a changes a row it has not synced yet.
+  Sql(b, "UPDATE t SET x = 'b' WHERE id = 8; INSERT INTO t VALUES (100003, 'b', 3);");
+  SyncJson(*hub, b, token);
+  Sql(a, "UPDATE t SET x = 'a' WHERE id = 7;");
+  const std::string a_before = Dump(a);
+  const std::string hub_before = Dump(hub->db());
+  const std::string a_files_before = Sql(a, "SELECT count(*) FROM _lockstep_records;");
+
+  const ProcessResult differs = Verify(*hub, a, token);
+  EXPECT_EQ(differs.exit_code, 1) << differs.out << differs.err;
+  EXPECT_NE(differs.out.find("3 keys differ"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("8  differs"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("100003  only at"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("7  changed in"), std::string::npos) << differs.out;
+  EXPECT_TRUE(Dump(a) == a_before) << "verify changed a";
+  EXPECT_TRUE(Dump(hub->db()) == hub_before) << "verify changed the hub";
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM _lockstep_records;"), a_files_before);
+
+  SyncJson(*hub, a, token);
+  const ProcessResult synced = Verify(*hub, a, token);
+  EXPECT_EQ(synced.exit_code, 0) << synced.out << synced.err;
+}
+
 }  // namespace
 }  // namespace lockstep::integration
