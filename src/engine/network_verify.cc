@@ -19,15 +19,14 @@ class VerifyHandler final : public protocol::SessionHandler {
   explicit VerifyHandler(store::ReplicaStore& store)
       : store_(store),
         reconciliation_(
-            [this](const std::string& name) -> Result<std::unique_ptr<reconcile::ItemSet>> {
+            [this](const std::string& name) -> Result<CollectionItems> {
               auto it = collections_.find(name);
-              if (it == collections_.end()) {
-                // Granted but never synced here: compared as an empty collection.
-                return std::unique_ptr<reconcile::ItemSet>(
-                    std::make_unique<store::StoreItemSet>(store_, -1));
-              }
-              return std::unique_ptr<reconcile::ItemSet>(
-                  std::make_unique<store::StoreItemSet>(store_, it->second));
+              // Granted but never synced here: compared as an empty collection.
+              const int64_t id = it == collections_.end() ? -1 : it->second;
+              CollectionItems items{std::make_unique<store::StoreItemSet>(store_, id), {}};
+              LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
+                                        RecentPositions(store_, name, kRecentChanges));
+              return items;
             },
             Options()) {}
 

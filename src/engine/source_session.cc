@@ -123,13 +123,14 @@ Status SourceHandler::BeginReconciliation(std::optional<protocol::Cursor> verify
   // Fresh per session: what collides by chance in one session almost surely does not in the next.
   options.session.seed = std::random_device{}() * uint64_t{0x100000000} + std::random_device{}();
   reconciliation_.emplace(
-      [&store](const std::string& name) -> Result<std::unique_ptr<reconcile::ItemSet>> {
+      [&store](const std::string& name) -> Result<CollectionItems> {
         LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
         for (const store::Collection& c : known) {
-          if (c.name == name) {
-            return std::unique_ptr<reconcile::ItemSet>(
-                std::make_unique<store::StoreItemSet>(store, c.id));
-          }
+          if (c.name != name) continue;
+          CollectionItems items{std::make_unique<store::StoreItemSet>(store, c.id), {}};
+          LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
+                                    RecentPositions(store, name, kRecentChanges));
+          return items;
         }
         return NotFound("collection '" + name + "' is not held here");
       },
