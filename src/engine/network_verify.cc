@@ -36,6 +36,7 @@ class VerifyHandler final : public protocol::SessionHandler {
 
   Status Welcomed(const protocol::Welcome& welcome) override {
     if (!welcome.reconcile) return FailedPrecondition("the listener does not support verify");
+    welcome_ = welcome;
     granted_ = welcome.collections;
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store_.Collections());
     for (const store::Collection& c : known) collections_.emplace(c.name, c.id);
@@ -66,6 +67,7 @@ class VerifyHandler final : public protocol::SessionHandler {
   const std::vector<std::string>& granted() const { return granted_; }
   const SessionReconciliation& reconciliation() const { return reconciliation_; }
   const std::map<std::string, int64_t>& collections() const { return collections_; }
+  const protocol::Welcome& welcome() const { return welcome_; }
 
  private:
   static reconcile::Options Options() {
@@ -76,6 +78,7 @@ class VerifyHandler final : public protocol::SessionHandler {
   }
 
   store::ReplicaStore& store_;
+  protocol::Welcome welcome_;
   std::vector<std::string> granted_;
   std::map<std::string, int64_t> collections_;  // synced here: name -> id
   SessionReconciliation reconciliation_;
@@ -99,32 +102,59 @@ std::vector<std::string> AsText(const std::vector<std::string>& keys) {
   return text;
 }
 
-}  // namespace
+// Opens the database read-only and runs a verify session with the listener.
+struct VerifySession {
+  std::unique_ptr<store::SqliteDb> db;
+  std::unique_ptr<store::ReplicaStore> store;
+  std::unique_ptr<VerifyHandler> handler;
+};
 
-Result<std::vector<RemoteDifference>> VerifyWithListener(const std::filesystem::path& path,
-                                                         const NetworkSyncOptions& options,
-                                                         const base::Clock& clock) {
+Result<VerifySession> RunVerifySession(const std::filesystem::path& path,
+                                       const NetworkSyncOptions& options,
+                                       const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
   if (!std::filesystem::exists(path)) return NotFound(path.string() + " does not exist");
+  VerifySession session;
   LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {.read_only = true}));
-  LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::ReplicaStore> store,
-                            store::ReplicaStore::OpenReadOnly(db, clock));
-  VerifyHandler handler(*store);
+  session.db = std::make_unique<store::SqliteDb>(std::move(db));
+  LOCKSTEP_ASSIGN_OR_RETURN(session.store, store::ReplicaStore::OpenReadOnly(*session.db, clock));
+  session.handler = std::make_unique<VerifyHandler>(*session.store);
   protocol::Hello hello;
-  hello.node = store->node();
+  hello.node = session.store->node();
   hello.token = options.token;
   hello.collections = options.tables;
   std::sort(hello.collections.begin(), hello.collections.end());
   hello.direction = protocol::Direction::kPull;  // nothing of ours is sent: a read token will do
-  hello.epoch = store->epoch();
+  hello.epoch = session.store->epoch();
   hello.holds_records = true;
   hello.features = protocol::kFeatureVerify;
   if (options.tables.empty()) hello.features |= protocol::kFeatureAllCollections;
   net::DialOptions dial;
   dial.target = target;
   dial.tls = options.tls;
-  LOCKSTEP_RETURN_IF_ERROR(net::SyncOnce(dial, handler, hello));
+  LOCKSTEP_RETURN_IF_ERROR(net::SyncOnce(dial, *session.handler, hello));
+  return session;
+}
 
+}  // namespace
+
+Result<ListenerView> ProbeListener(const std::filesystem::path& path,
+                                   const NetworkSyncOptions& options, const base::Clock& clock) {
+  LOCKSTEP_ASSIGN_OR_RETURN(VerifySession session, RunVerifySession(path, options, clock));
+  ListenerView view;
+  view.highest_dot_of_me = session.handler->welcome().highest_dot_of_peer;
+  for (const protocol::Schema& schema : session.handler->welcome().schemas) {
+    view.policies.emplace(schema.collection, schema.policy);
+  }
+  return view;
+}
+
+Result<std::vector<RemoteDifference>> VerifyWithListener(const std::filesystem::path& path,
+                                                         const NetworkSyncOptions& options,
+                                                         const base::Clock& clock) {
+  LOCKSTEP_ASSIGN_OR_RETURN(VerifySession session, RunVerifySession(path, options, clock));
+  VerifyHandler& handler = *session.handler;
+  store::SqliteDb& db = *session.db;
   const std::vector<RecordName> send = handler.reconciliation().ToSend();
   const std::vector<RecordName> need = handler.reconciliation().Needed();
   std::vector<RemoteDifference> differences;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,13 @@ struct RemoteDifference {
 Result<std::vector<RemoteDifference>> VerifyWithListener(const std::filesystem::path& path,
                                                          const NetworkSyncOptions& options,
                                                          const base::Clock& clock);
+
+// What a listener knows of the database at `path`, learned by a verify session.
+struct ListenerView {
+  uint64_t highest_dot_of_me = 0;               // of this database's node
+  std::map<std::string, std::string> policies;  // of the collections granted
+};
+Result<ListenerView> ProbeListener(const std::filesystem::path& path,
+                                   const NetworkSyncOptions& options, const base::Clock& clock);
 
 }  // namespace lockstep::engine

@@ -198,5 +198,33 @@ TEST(NetworkReconcileTest, VerifyAgainstAHubListsTheDifferingKeysAndChangesNothi
   EXPECT_EQ(synced.exit_code, 0) << synced.out << synced.err;
 }
 
+TEST(NetworkReconcileTest, ResetFromAHubKeepsUnsyncedWritesAndResurrectsNothing) {
+  auto hub = Hub::Start({});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+  Sql(b, "DELETE FROM t WHERE id = 5; UPDATE t SET x = 'b' WHERE id = 6;");
+  SyncJson(*hub, b, token);
+  Sql(a, "UPDATE t SET x = 'kept' WHERE id = 7; INSERT INTO t VALUES (100004, 'kept', 4);");
+
+  std::vector<std::string> argv = hub->SyncArgv(a, token);
+  argv[1] = "reset";
+  const ProcessResult reset = lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+  ASSERT_EQ(reset.exit_code, 0) << reset.out << reset.err;
+  EXPECT_NE(reset.out.find("kept 2 unsynced writes"), std::string::npos) << reset.out;
+
+  const std::string query = "SELECT id, x FROM t WHERE id BETWEEN 5 AND 7 OR id > 100000;";
+  EXPECT_EQ(Sql(a, query), "6|b\n7|kept\n100004|kept\n");
+  EXPECT_EQ(Sql(hub->db(), query), "6|b\n7|kept\n100004|kept\n");
+  EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+  const nlohmann::json again = SyncJson(*hub, a, token);
+  EXPECT_EQ(again["received"], 0);
+}
+
 }  // namespace
 }  // namespace lockstep::integration
