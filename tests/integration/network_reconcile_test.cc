@@ -7,6 +7,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/hub.h"
 #include "support/process.h"
@@ -224,6 +226,38 @@ TEST(NetworkReconcileTest, ResetFromAHubKeepsUnsyncedWritesAndResurrectsNothing)
   EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
   const nlohmann::json again = SyncJson(*hub, a, token);
   EXPECT_EQ(again["received"], 0);
+}
+
+// A node away longer than the hub's tombstone retention could bring back rows deleted meanwhile:
+// the hub refuses it with "reset required", and a reset from the hub brings it back in step.
+TEST(NetworkReconcileTest, ANodeAwayBeyondTheRetentionIsRefusedUntilReset) {
+  auto hub = Hub::Start({.extra_args = {"--retention", "1s"}});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+  Sql(b, "DELETE FROM t WHERE id = 5;");
+  SyncJson(*hub, b, token);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
+  SyncJson(*hub, b, token);  // a session: the hub collects the tombstone, now beyond 1 s
+
+  const ProcessResult refused = hub->Sync(a, token);
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("reset required"), std::string::npos) << refused.err;
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM t WHERE id = 5;"), "1\n") << "refused before any change";
+
+  std::vector<std::string> argv = hub->SyncArgv(a, token);
+  argv[1] = "reset";
+  const ProcessResult reset = lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+  ASSERT_EQ(reset.exit_code, 0) << reset.out << reset.err;
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM t WHERE id = 5;"), "0\n") << "row 5 was resurrected";
+  EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+  const ProcessResult again = hub->Sync(a, token);
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
 }
 
 }  // namespace
