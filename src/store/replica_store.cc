@@ -435,6 +435,11 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
     if (found && !last.ColumnIsNull(0)) {
       page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));
     }
+    // Seqs of collected tombstones are gone from the log; a reader that reached its end has seen
+    // past them too, and its cursor must say so (PeerNeedsReset compares it with the horizon).
+    // (Read in the same snapshot: every record up to the horizon is in it.)
+    LOCKSTEP_ASSIGN_OR_RETURN(GcHorizon horizon, Horizon());
+    page.scanned_to = std::max(page.scanned_to, horizon.seq);
   }
   return page;
 }

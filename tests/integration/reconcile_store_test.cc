@@ -297,8 +297,8 @@ void ExpectEqualAfterOneSync(const SyncedPair& base, int d) {
   EXPECT_EQ(Dump(a), Dump(b));
 }
 
-// One test for every d, so that the 100k-row pair (its first sync is most of the time) is made
-// once.
+// One test for every d, so that the 100k-row pair (its first sync takes most of the time) is
+// made once.
 TEST(DifferingPairTest, HundredThousandRecordsDifferingInDEndEqual) {
   const SyncedPair base(100'000);
   for (int d : {0, 1, 100, 10'000}) ExpectEqualAfterOneSync(base, d);

@@ -278,6 +278,27 @@ TEST(RetentionTest, CollectsOnlyTombstonesOlderThanTheHorizonAndRecordsIt) {
   EXPECT_FALSE(Take(store.PeerNeedsReset(Cursor{epoch + 1, 0}, 101 * kDay)));
 }
 
+TEST(RetentionTest, ReadingToTheEndOfTheLogPassesTheHorizon) {
+  // The last change of the log is a delete that gets collected: the log then ends below the
+  // horizon, but a peer that reads it to the end from scratch has missed nothing.
+  base::FakeClock clock(100 * kDay);
+  testing::ScratchStore scratch(clock);
+  ReplicaStore& store = scratch.store();
+  const int64_t c = Take(store.EnsureCollection("t", "lww", "")).id;
+  Check(store.Write([&] { return WriteLocal(store, c, Key(1), 1); }));
+  Check(store.Write([&] { return WriteLocal(store, c, Key(2), 2); }));
+  Check(store.Write([&] { return WriteLocal(store, c, Key(2), std::nullopt); }));
+  clock.Set(200 * kDay);
+  ASSERT_EQ(Take(store.CollectTombstones(clock.NowMillis() - 30 * kDay)), 1U);
+  const ChangePage page = Take(store.ChangesAfter(0, 100, nullptr));
+  EXPECT_EQ(page.changes.size(), 1U);
+  EXPECT_EQ(page.scanned_to, 3U);
+  EXPECT_FALSE(Take(store.PeerNeedsReset(Cursor{store.epoch(), page.scanned_to}, std::nullopt)));
+  // Reading a page that stops before the end says nothing past what it read.
+  const ChangePage partial = Take(store.ChangesAfter(0, 1, nullptr));
+  EXPECT_EQ(partial.scanned_to, 1U);
+}
+
 TEST(RetentionTest, ResurrectedRecordIsNotCollected) {
   base::FakeClock clock(100 * kDay);
   testing::ScratchStore scratch(clock);
