@@ -206,14 +206,9 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
   LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page, store.ChangesAfter(from, limit, &peer_));
   protocol::ChangeBatch batch;
-  // A scan that reached the end of the log ends at the log's last seq, which can be past the last
-  // record left (a collected tombstone's): a cursor short of it would look like a peer that missed
-  // the collection.
-  const uint64_t scanned_to =
-      page.changes.size() < limit ? std::max(page.scanned_to, store.last_seq()) : page.scanned_to;
   // Nothing new: the cursor stays as it was. Else the batch ends where the scan did (past any
   // skipped echoes) — unless large records cut it short, at the last record it carries.
-  batch.end = scanned_to == from ? after : protocol::Cursor{store.epoch(), scanned_to};
+  batch.end = page.scanned_to == from ? after : protocol::Cursor{store.epoch(), page.scanned_to};
   size_t bytes = 0;
   for (size_t i = 0; i < page.changes.size(); ++i) {
     store::Change& change = page.changes[i];
