@@ -1,9 +1,11 @@
-// `lockstep reset DB PEER.db`: rebuilds DB's metadata from a peer when a sync refused it as "reset
-// required", keeping DB's unsynced writes and not resurrecting what the peer deleted.
+// `lockstep reset DB PEER.db|lockstep://HOST:PORT`: rebuilds DB's metadata from a peer when a sync
+// refused it as "reset required", keeping DB's unsynced writes and not resurrecting what the peer
+// deleted.
 #include <iostream>
 
 #include "base/clock.h"
 #include "cli/command.h"
+#include "cli/hub_options.h"
 #include "engine/node_config.h"
 #include "engine/reset.h"
 #include "net/endpoint.h"
@@ -15,18 +17,23 @@ struct ResetArgs {
   std::string database;
   std::string peer;
   std::string retention = "30d";
+  HubOptions hub;  // with a lockstep:// URL
 };
 
-int RunReset(const ResetArgs& args) {
-  if (net::IsUrl(args.peer)) {
-    return Fail(
-        InvalidArgument("reset from a hub (lockstep://) is not supported yet; reset from "
-                        "a copy of a peer's database"));
+Result<engine::ResetReport> ResetReportFor(const ResetArgs& args, int64_t retention_ms) {
+  if (!net::IsUrl(args.peer)) {
+    return engine::ResetFromPeer(args.database, args.peer, retention_ms, base::SystemClock::Get());
   }
+  engine::NetworkSyncOptions options;
+  options.url = args.peer;
+  LOCKSTEP_RETURN_IF_ERROR(args.hub.ApplyTo(options));
+  return engine::ResetFromListener(args.database, options, base::SystemClock::Get());
+}
+
+int RunReset(const ResetArgs& args) {
   auto retention = engine::ParseDuration(args.retention);
   if (!retention.has_value()) return Fail(retention.error().WithContext("--retention"));
-  auto report =
-      engine::ResetFromPeer(args.database, args.peer, *retention, base::SystemClock::Get());
+  Result<engine::ResetReport> report = ResetReportFor(args, *retention);
   if (!report.has_value()) return Fail(report.error().WithContext("resetting " + args.database));
   std::cout << "reset " << args.database << " from " << args.peer << ": " << report->tables
             << " table" << (report->tables == 1 ? "" : "s") << " rebuilt, kept "
@@ -46,7 +53,11 @@ void AddResetCommand(CLI::App& app, Runner& run) {
       "peer's rows, keeps its own unsynced writes (sent to the peer as new writes) and does not\n"
       "bring back rows the peer deleted.");
   reset->add_option("database", args->database, "the SQLite database to reset")->required();
-  reset->add_option("peer", args->peer, "the peer's SQLite database")->required();
+  reset
+      ->add_option("peer", args->peer,
+                   "the peer's SQLite database, or a hub's lockstep://HOST:PORT")
+      ->required();
+  args->hub.AddTo(*reset);
   reset->add_option("--retention", args->retention, "as for sync (default 30d)");
   reset->callback([args, &run] { run = [args] { return RunReset(*args); }; });
 }

@@ -4,6 +4,7 @@
 #include "base/clock.h"
 #include "cli/command.h"
 #include "engine/network_sync.h"
+#include "engine/node_config.h"
 
 namespace lockstep::cli {
 namespace {
@@ -12,12 +13,15 @@ struct ServeArgs {
   std::string listen = "127.0.0.1:" + std::to_string(net::kDefaultPort);
   std::string data;
   bool plaintext = false;
+  std::string retention = "30d";
 };
 
 int RunServe(const ServeArgs& args) {
   auto listen = net::ParseEndpoint(args.listen);
   if (!listen.has_value()) return Fail(listen.error().WithContext("--listen"));
-  engine::ServeOptions options{*listen, args.data, args.plaintext};
+  auto retention = engine::ParseDuration(args.retention);
+  if (!retention.has_value()) return Fail(retention.error().WithContext("--retention"));
+  engine::ServeOptions options{*listen, args.data, args.plaintext, *retention};
   Status status = engine::Serve(
       options, base::SystemClock::Get(), [&](uint16_t port, const std::string& fingerprint) {
         std::cout << "lockstep serve: listening on " << net::Endpoint{listen->host, port}.ToString()
@@ -43,6 +47,9 @@ void AddServeCommand(CLI::App& app, Runner& run) {
       ->required();
   serve->add_flag("--plaintext", args->plaintext,
                   "plain TCP instead of TLS; only on a loopback address");
+  serve->add_option("--retention", args->retention,
+                    "keep deleted records this long (default 30d); a node away longer must be\n"
+                    "reset (lockstep reset DB URL)");
   serve->callback([args, &run] { run = [args] { return RunServe(*args); }; });
 }
 

@@ -1,15 +1,13 @@
 // `lockstep sync A.db B.db [more.db ...]`: one-shot sync of SQLite databases, both ways.
-#include <cctype>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "cli/command.h"
+#include "cli/hub_options.h"
 #include "engine/local_sync.h"
 #include "engine/network_sync.h"
 #include "engine/node_config.h"
-#include "security/identity.h"
 
 namespace lockstep::cli {
 namespace {
@@ -22,26 +20,8 @@ struct SyncArgs {
   bool dry_run = false;
   bool json = false;
   std::string retention = "30d";
-  // With a lockstep:// URL:
-  std::string token;
-  std::string token_file;
-  std::string trust;
-  std::string ca;
-  bool plaintext = false;
+  HubOptions hub;  // with a lockstep:// URL
 };
-
-Result<std::string> ReadToken(const SyncArgs& args) {
-  if (!args.token.empty()) return args.token;
-  if (args.token_file.empty())
-    return InvalidArgument("syncing with a hub needs --token or --token-file");
-  std::ifstream in(args.token_file);
-  std::string token;
-  if (!in || !std::getline(in, token)) {
-    return NotFound("cannot read a token from " + args.token_file);
-  }
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  return token;
-}
 
 int RunNetworkSync(const SyncArgs& args) {
   if (args.databases.size() != 2)
@@ -53,16 +33,7 @@ int RunNetworkSync(const SyncArgs& args) {
   options.direction = args.direction == "push"   ? protocol::Direction::kPush
                       : args.direction == "pull" ? protocol::Direction::kPull
                                                  : protocol::Direction::kBoth;
-  auto token = ReadToken(args);
-  if (!token.has_value()) return Fail(token.error());
-  options.token = *token;
-  options.tls.plaintext = args.plaintext;
-  options.tls.ca_file = args.ca;
-  if (!args.trust.empty()) {
-    auto pin = security::ParseFingerprint(args.trust);
-    if (!pin.has_value()) return Fail(pin.error().WithContext("--trust"));
-    options.tls.pinned_fingerprint = *pin;
-  }
+  if (Status applied = args.hub.ApplyTo(options); !applied.ok()) return Fail(applied);
   auto counts = engine::SyncWithListener(args.databases[0], options, base::SystemClock::Get());
   if (!counts.has_value()) return Fail(counts.error());
   if (args.json) {
@@ -179,11 +150,7 @@ void AddSyncCommand(CLI::App& app, Runner& run) {
   sync->add_option("--retention", args->retention,
                    "keep deleted records this long (default 30d); a database that has not\n"
                    "synced for longer must be reset (lockstep reset)");
-  sync->add_option("--token", args->token, "with a lockstep:// URL: the token the hub gave");
-  sync->add_option("--token-file", args->token_file, "or the file holding it");
-  sync->add_option("--trust", args->trust, "the hub's certificate fingerprint, SHA256:...");
-  sync->add_option("--ca", args->ca, "or a CA file that signed the hub's certificate");
-  sync->add_flag("--plaintext", args->plaintext, "plain TCP to a hub on a loopback address");
+  args->hub.AddTo(*sync);
   sync->callback([args, &run] { run = [args] { return RunSync(*args); }; });
 }
 

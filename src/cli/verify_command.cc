@@ -1,10 +1,14 @@
-// `lockstep verify A.db B.db`: compares two databases' synced tables without changing anything and
-// lists the keys that differ. Exits 0 when they are equal, 1 when they differ, 2 on bad input.
+// `lockstep verify A.db B.db` and `lockstep verify A.db lockstep://HOST:PORT`: compares two
+// databases' synced tables (or a database and a hub's) without changing anything and lists the
+// keys that differ. Exits 0 when they are equal, 1 when they differ, 2 on bad input.
 #include <iostream>
 
 #include "base/clock.h"
 #include "cli/command.h"
+#include "cli/hub_options.h"
 #include "engine/compare.h"
+#include "engine/network_verify.h"
+#include "net/endpoint.h"
 
 namespace lockstep::cli {
 namespace {
@@ -43,17 +47,56 @@ int RunVerify(const std::string& a, const std::string& b) {
   return 1;
 }
 
+// Against a hub: set reconciliation finds the differing keys without sending the records.
+int RunNetworkVerify(const std::string& db, const std::string& url, const HubOptions& hub) {
+  engine::NetworkSyncOptions options;
+  options.url = url;
+  if (Status applied = hub.ApplyTo(options); !applied.ok()) return Fail(applied);
+  auto differences = engine::VerifyWithListener(db, options, base::SystemClock::Get());
+  if (!differences.has_value()) return Fail(differences.error());
+  bool differs = false;
+  for (const engine::RemoteDifference& d : *differences) {
+    const size_t count =
+        d.changed.size() + d.only_here.size() + d.only_there.size() + d.unsynced.size();
+    if (count == 0) {
+      std::cout << d.collection << ": equal\n";
+      continue;
+    }
+    differs = true;
+    std::cout << d.collection << ": " << count
+              << (count == 1 ? " key differs\n" : " keys differ\n");
+    PrintKeys(d.changed, "differs");
+    PrintKeys(d.only_here, "only in " + db);
+    PrintKeys(d.only_there, "only at " + url);
+    PrintKeys(d.unsynced, "changed in " + db + " since its last sync");
+  }
+  if (differs) return 1;
+  std::cout << db << " and " << url << " are equal\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddVerifyCommand(CLI::App& app, Runner& run) {
   auto paths = std::make_shared<std::vector<std::string>>();
+  auto hub = std::make_shared<HubOptions>();
   CLI::App* verify = app.add_subcommand(
       "verify",
       "Compare two synced databases without changing either; list the keys that differ.\n"
       "Exit code 0: equal, 1: they differ, 2: bad input.");
-  verify->add_option("databases", *paths, "two SQLite database files")->required()->expected(2);
-  verify->callback(
-      [paths, &run] { run = [paths] { return RunVerify((*paths)[0], (*paths)[1]); }; });
+  verify
+      ->add_option("databases", *paths,
+                   "two SQLite database files, or one and a hub's lockstep://HOST:PORT")
+      ->required()
+      ->expected(2);
+  hub->AddTo(*verify);
+  verify->callback([paths, hub, &run] {
+    run = [paths, hub] {
+      const std::string& a = (*paths)[0];
+      const std::string& b = (*paths)[1];
+      return net::IsUrl(b) ? RunNetworkVerify(a, b, *hub) : RunVerify(a, b);
+    };
+  });
 }
 
 }  // namespace lockstep::cli

@@ -1,5 +1,7 @@
 #include "engine/network_sync.h"
 
+#include <algorithm>
+
 #include "security/identity.h"
 #include "security/tokens.h"
 
@@ -62,9 +64,23 @@ Status Serve(const ServeOptions& options, const base::Clock& clock,
   server_options.tls.cert_file = identity.cert_file;
   server_options.tls.key_file = identity.key_file;
   net::Server* running = nullptr;  // set before any session starts
+  // Tombstones beyond the retention go at start, then as nodes connect, at most once a minute
+  // (or a tenth of the retention), between sessions' transactions: the server runs them all on
+  // one thread.
+  int64_t collected_at = 0;
+  const int64_t collect_every = std::min<int64_t>(60'000, options.retention_ms / 10);
+  auto collect = [&]() -> Status {
+    const int64_t now = clock.NowMillis();
+    if (now - collected_at < collect_every) return Status::Ok();
+    collected_at = now;
+    return hub->store().CollectTombstones(now - options.retention_ms).status();
+  };
+  LOCKSTEP_RETURN_IF_ERROR(collect());
   LOCKSTEP_ASSIGN_OR_RETURN(
       std::unique_ptr<net::Server> server,
       net::Server::Listen(server_options, [&]() -> std::unique_ptr<protocol::SessionHandler> {
+        // A failure here only delays collection; the session goes on.
+        (void)collect();
         auto handler = std::make_unique<HubHandler>(*hub, options.data_dir);
         // What one node sends, the others should have at once, not at their next tick.
         handler->OnChange([&running] { running->NotifyChanged(); });

@@ -31,6 +31,7 @@ struct ServeOptions {
   net::Endpoint listen;
   std::filesystem::path data_dir;  // the hub's store (hub.db), identity and tokens
   bool plaintext = false;
+  int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // tombstones kept this long
 };
 
 // Runs the hub until SIGINT or SIGTERM. `ready` is called once listening, with the bound port

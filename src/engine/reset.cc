@@ -1,5 +1,6 @@
 #include "engine/reset.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -9,6 +10,7 @@
 #include "core/key.h"
 #include "core/policy.h"
 #include "engine/local_sync.h"
+#include "engine/network_verify.h"
 #include "store/metadata_schema.h"
 #include "store/postgres_db.h"
 
@@ -23,6 +25,13 @@ using connectors::sqlite::TableSchema;
 struct KeptWrite {
   std::vector<Value> key;
   std::optional<std::vector<Value>> row;
+};
+
+// What reset learns from the peer: the highest dot of DB's node it holds (DB's writes above it
+// never reached the peer) and its tables' conflict policies.
+struct PeerFacts {
+  uint64_t highest_dot_of_db = 0;
+  std::map<std::string, std::string> policies;
 };
 
 struct TablePlan {
@@ -68,10 +77,10 @@ Result<std::optional<std::vector<Value>>> ReadRow(store::SqliteDb& db, const Tab
 }
 
 // What DB holds that the peer has not seen, table by table; read before anything is changed.
-Result<std::vector<TablePlan>> PlanReset(SqliteSource& source, SqliteSource& peer) {
+Result<std::vector<TablePlan>> PlanReset(SqliteSource& source, const PeerFacts& peer) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> collections,
                             source.store().Collections());
-  LOCKSTEP_ASSIGN_OR_RETURN(auto peer_policies, store::ReadPolicies(peer.db()));
+  const std::map<std::string, std::string>& peer_policies = peer.policies;
   std::vector<TableSchema> schemas;
   std::vector<TablePlan> plans;
   for (const store::Collection& collection : collections) {
@@ -87,7 +96,7 @@ Result<std::vector<TablePlan>> PlanReset(SqliteSource& source, SqliteSource& pee
   // Users' edits not stamped yet become writes of this node first, so that they count as unsynced.
   LOCKSTEP_RETURN_IF_ERROR(source.Attach(schemas, ""));
   const core::NodeId me = source.store().node();
-  LOCKSTEP_ASSIGN_OR_RETURN(uint64_t seen, peer.store().HighestDotOf(me));
+  const uint64_t seen = peer.highest_dot_of_db;
   for (TablePlan& plan : plans) {
     connectors::sqlite::SyncedTable* table = source.Table(plan.schema.name);
     if (table == nullptr) return Internal("table '" + plan.schema.name + "' was not attached");
@@ -178,6 +187,40 @@ Status DeleteAgain(const std::filesystem::path& path, const std::vector<TablePla
   return status;
 }
 
+Result<ResetReport> Reset(
+    const std::filesystem::path& db,
+    const std::function<Result<PeerFacts>(const core::NodeId& db_node)>& learn,
+    const std::function<Status(const std::vector<std::string>&)>& sync, const base::Clock& clock) {
+  std::vector<TablePlan> plans;
+  {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
+                              SqliteSource::Open(db, false, clock));
+    LOCKSTEP_ASSIGN_OR_RETURN(bool synced, store::HasMetadata(source->db()));
+    if (!synced) return InvalidArgument(db.string() + " was never synced: nothing to reset");
+    LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
+    LOCKSTEP_ASSIGN_OR_RETURN(PeerFacts peer, learn(source->store().node()));
+    LOCKSTEP_ASSIGN_OR_RETURN(plans, PlanReset(*source, peer));
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Rebuild(db, plans, clock).WithContext("rebuilding " + db.string()));
+  ResetReport report;
+  report.tables = plans.size();
+  std::vector<std::string> tables;
+  for (const TablePlan& plan : plans) {
+    tables.push_back(plan.schema.name);
+    for (const KeptWrite& kept : plan.kept) {
+      report.kept_writes += kept.row.has_value() ? 1 : 0;
+      report.kept_deletes += kept.row.has_value() ? 0 : 1;
+    }
+  }
+  // The peer's state comes in; the kept rows, captured, are stamped and go out.
+  LOCKSTEP_RETURN_IF_ERROR(sync(tables));
+  if (report.kept_deletes > 0) {
+    LOCKSTEP_RETURN_IF_ERROR(DeleteAgain(db, plans));
+    LOCKSTEP_RETURN_IF_ERROR(sync(tables));
+  }
+  return report;
+}
+
 }  // namespace
 
 Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
@@ -192,41 +235,38 @@ Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
   std::error_code ec;
   if (std::filesystem::equivalent(db, peer, ec))
     return InvalidArgument(db.string() + " is named twice");
-  std::vector<TablePlan> plans;
-  {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> source,
-                              SqliteSource::Open(db, false, clock));
-    LOCKSTEP_ASSIGN_OR_RETURN(bool synced, store::HasMetadata(source->db()));
-    if (!synced) return InvalidArgument(db.string() + " was never synced: nothing to reset");
+  LocalSyncOptions options;
+  options.retention_ms = retention_ms;
+  auto learn = [&](const core::NodeId& db_node) -> Result<PeerFacts> {
     LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> other,
                               SqliteSource::Open(peer, false, clock));
     LOCKSTEP_ASSIGN_OR_RETURN(bool peer_synced, store::HasMetadata(other->db()));
     if (!peer_synced)
       return InvalidArgument(peer.string() + " was never synced: reset from a peer");
-    LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
     LOCKSTEP_RETURN_IF_ERROR(other->OpenStore());
-    LOCKSTEP_ASSIGN_OR_RETURN(plans, PlanReset(*source, *other));
-  }
-  LOCKSTEP_RETURN_IF_ERROR(Rebuild(db, plans, clock).WithContext("rebuilding " + db.string()));
-  ResetReport report;
-  report.tables = plans.size();
-  LocalSyncOptions options;
-  options.retention_ms = retention_ms;
-  for (const TablePlan& plan : plans) {
-    options.tables.push_back(plan.schema.name);
-    for (const KeptWrite& kept : plan.kept) {
-      report.kept_writes += kept.row.has_value() ? 1 : 0;
-      report.kept_deletes += kept.row.has_value() ? 0 : 1;
-    }
-  }
-  const std::vector<std::filesystem::path> paths = {db, peer};
-  // The peer's state comes in; the kept rows, captured, are stamped and go out.
-  LOCKSTEP_RETURN_IF_ERROR(SyncDatabases(paths, options, clock).status());
-  if (report.kept_deletes > 0) {
-    LOCKSTEP_RETURN_IF_ERROR(DeleteAgain(db, plans));
-    LOCKSTEP_RETURN_IF_ERROR(SyncDatabases(paths, options, clock).status());
-  }
-  return report;
+    PeerFacts facts;
+    LOCKSTEP_ASSIGN_OR_RETURN(facts.policies, store::ReadPolicies(other->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(facts.highest_dot_of_db, other->store().HighestDotOf(db_node));
+    return facts;
+  };
+  auto sync = [&](const std::vector<std::string>& tables) {
+    options.tables = tables;
+    const std::vector<std::filesystem::path> paths = {db, peer};
+    return SyncDatabases(paths, options, clock).status();
+  };
+  return Reset(db, learn, sync, clock);
+}
+
+Result<ResetReport> ResetFromListener(const std::filesystem::path& db,
+                                      const NetworkSyncOptions& options, const base::Clock& clock) {
+  auto learn = [&](const core::NodeId&) -> Result<PeerFacts> {
+    LOCKSTEP_ASSIGN_OR_RETURN(ListenerView view, ProbeListener(db, options, clock));
+    return PeerFacts{view.highest_dot_of_me, std::move(view.policies)};
+  };
+  auto sync = [&](const std::vector<std::string>&) {
+    return SyncWithListener(db, options, clock).status();
+  };
+  return Reset(db, learn, sync, clock);
 }
 
 }  // namespace lockstep::engine

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "base/clock.h"
+#include "engine/network_sync.h"
 #include "lockstep/status.h"
 
 namespace lockstep::engine {
@@ -23,5 +24,10 @@ struct ResetReport {
 Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
                                   const std::filesystem::path& peer, int64_t retention_ms,
                                   const base::Clock& clock);
+
+// The same with a hub (`lockstep reset DB lockstep://HOST:PORT`): what the hub has seen of DB is
+// learned by a verify session, then DB syncs with it under its new identity.
+Result<ResetReport> ResetFromListener(const std::filesystem::path& db,
+                                      const NetworkSyncOptions& options, const base::Clock& clock);
 
 }  // namespace lockstep::engine

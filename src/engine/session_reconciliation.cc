@@ -2,6 +2,20 @@
 
 namespace lockstep::engine {
 
+Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store,
+                                              const std::string& collection, size_t limit) {
+  const uint64_t last = store.last_seq();
+  LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
+                            store.ChangesAfter(last > limit ? last - limit : 0, limit, nullptr));
+  std::vector<uint64_t> positions;
+  for (auto it = page.changes.rbegin(); it != page.changes.rend(); ++it) {
+    if (it->collection == collection) {
+      positions.push_back(reconcile::ItemPosition(it->stored.record.key()));
+    }
+  }
+  return positions;
+}
+
 reconcile::Differences SessionReconciliation::Collection::differences() const {
   return initiator != nullptr ? initiator->differences() : responder->differences();
 }
@@ -14,13 +28,14 @@ Result<SessionReconciliation::Collection*> SessionReconciliation::Open(const std
     return InvalidArgument("reconcile step for collection '" + name +
                            "', which the dialer did not open");
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<reconcile::ItemSet> items, item_sets_(name));
   Collection collection;
-  collection.items = std::move(items);
+  LOCKSTEP_ASSIGN_OR_RETURN(collection.items, item_sets_(name));
+  reconcile::Options options = options_;
+  options.recent_positions = collection.items.recent_positions;
   if (initiate) {
-    collection.initiator = std::make_unique<reconcile::Initiator>(*collection.items, options_);
+    collection.initiator = std::make_unique<reconcile::Initiator>(*collection.items.items, options);
   } else {
-    collection.responder = std::make_unique<reconcile::Responder>(*collection.items, options_);
+    collection.responder = std::make_unique<reconcile::Responder>(*collection.items.items, options);
   }
   return &collections_.emplace(name, std::move(collection)).first->second;
 }

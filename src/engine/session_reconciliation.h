@@ -15,17 +15,34 @@
 #include "protocol/messages.h"
 #include "reconcile/item_set.h"
 #include "reconcile/reconciler.h"
+#include "store/replica_store.h"
 
 namespace lockstep::engine {
 
 // A record one side must send: its collection and key.
 using RecordName = std::pair<std::string, std::string>;
 
+// What this side reconciles of one collection: its items, and the positions of the ones it
+// changed most recently (newest first), which let differences among recent changes be found
+// item by item instead of by descending ranges (reconcile::Options::recent_positions).
+struct CollectionItems {
+  std::unique_ptr<reconcile::ItemSet> items;
+  std::vector<uint64_t> recent_positions;
+};
+
+// How many of a store's latest changes are offered as recent: about 11 bytes each when the sets
+// differ, nothing when they are equal.
+inline constexpr size_t kRecentChanges = 1024;
+
+// The positions of the records of `collection` among the last `limit` changes of `store`'s log,
+// newest first.
+Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store,
+                                              const std::string& collection, size_t limit);
+
 class SessionReconciliation {
  public:
-  // The item set of a collection this session carries.
-  using ItemSets =
-      std::function<Result<std::unique_ptr<reconcile::ItemSet>>(const std::string& collection)>;
+  // The items of a collection this session carries.
+  using ItemSets = std::function<Result<CollectionItems>(const std::string& collection)>;
 
   SessionReconciliation(ItemSets item_sets, const reconcile::Options& options)
       : item_sets_(std::move(item_sets)), options_(options) {}
@@ -46,7 +63,7 @@ class SessionReconciliation {
 
  private:
   struct Collection {
-    std::unique_ptr<reconcile::ItemSet> items;
+    CollectionItems items;
     std::unique_ptr<reconcile::Initiator> initiator;  // dialer
     std::unique_ptr<reconcile::Responder> responder;  // listener
     reconcile::Differences differences() const;

@@ -111,22 +111,24 @@ Result<bool> SourceHandler::HoldsRecords(const std::vector<std::string>& names, 
   return false;
 }
 
-Status SourceHandler::BeginReconciliation() {
+Status SourceHandler::BeginReconciliation(std::optional<protocol::Cursor> verify_at) {
   // Users' writes so far take part; later ones follow in the log, from `resume_`.
   LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
   store::ReplicaStore& store = source_.store();
-  resume_ = {store.epoch(), store.last_seq()};
+  resume_ = verify_at.value_or(protocol::Cursor{store.epoch(), store.last_seq()});
+  verifying_ = verify_at.has_value();
   reconcile::Options options;
   // Fresh per session: what collides by chance in one session almost surely does not in the next.
   options.session.seed = std::random_device{}() * uint64_t{0x100000000} + std::random_device{}();
   reconciliation_.emplace(
-      [&store](const std::string& name) -> Result<std::unique_ptr<reconcile::ItemSet>> {
+      [&store](const std::string& name) -> Result<CollectionItems> {
         LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
         for (const store::Collection& c : known) {
-          if (c.name == name) {
-            return std::unique_ptr<reconcile::ItemSet>(
-                std::make_unique<store::StoreItemSet>(store, c.id));
-          }
+          if (c.name != name) continue;
+          CollectionItems items{std::make_unique<store::StoreItemSet>(store, c.id), {}};
+          LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
+                                    RecentPositions(store, name, kRecentChanges));
+          return items;
         }
         return NotFound("collection '" + name + "' is not held here");
       },
@@ -136,7 +138,8 @@ Status SourceHandler::BeginReconciliation() {
 
 void SourceHandler::FinishReconciliation() {
   if (!reconciliation_.has_value() || !reconciliation_->done()) return;
-  backlog_ = Backlog{reconciliation_->ToSend(), 0};
+  // A verifying peer learns the differences and is sent nothing.
+  backlog_ = Backlog{verifying_ ? std::vector<RecordName>() : reconciliation_->ToSend(), 0};
   reconciliation_.reset();
 }
 
@@ -365,7 +368,17 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   if (hello.holds_records && ((we_send && !dialer_knows_us) || (we_receive && !we_know_dialer))) {
     LOCKSTEP_ASSIGN_OR_RETURN(welcome.reconcile, HoldsRecords(collections_, /*all=*/false));
   }
-  if (welcome.reconcile) LOCKSTEP_RETURN_IF_ERROR(BeginReconciliation());
+  const bool verify = (hello.features & protocol::kFeatureVerify) != 0;
+  if (verify) {
+    if (direction != protocol::Direction::kPull) {
+      return InvalidArgument("a verify session must ask to pull only");
+    }
+    welcome.reconcile = true;
+  }
+  if (welcome.reconcile) {
+    LOCKSTEP_RETURN_IF_ERROR(
+        BeginReconciliation(verify ? std::optional(hello.cursor) : std::nullopt));
+  }
   return welcome;
 }
 

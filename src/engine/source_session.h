@@ -62,8 +62,9 @@ class SourceHandler : public protocol::SessionHandler {
   // Whether this store holds any record of the collections `names` (with `all`, of any).
   Result<bool> HoldsRecords(const std::vector<std::string>& names, bool all);
   // Begins the reconciliation phase: users' writes stamped, and this log's end noted, from
-  // which the log is sent once the records the peer lacks have gone.
-  Status BeginReconciliation();
+  // which the log is sent once the records the peer lacks have gone. With `verify_at`, the peer
+  // only verifies: it is sent no record, and the log "resumes" at its own cursor, `verify_at`.
+  Status BeginReconciliation(std::optional<protocol::Cursor> verify_at = std::nullopt);
 
  private:
   // After a reconciliation: the records the peer lacks, sent before the log resumes at `resume`.
@@ -78,6 +79,7 @@ class SourceHandler : public protocol::SessionHandler {
   std::optional<SessionReconciliation> reconciliation_;
   protocol::Cursor resume_;  // this log's end when the reconciliation began
   std::optional<Backlog> backlog_;
+  bool verifying_ = false;  // the peer only verifies (protocol::kFeatureVerify)
 
  protected:
   connectors::Source& source_;

@@ -18,6 +18,9 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // Hello.features: besides the collections it names, the dialer wants every other collection its
 // token covers that the listener holds.
 inline constexpr uint64_t kFeatureAllCollections = 1;
+// Hello.features: the dialer only verifies: the listener reconciles the granted collections with
+// it (Welcome.reconcile) and then sends no record (`lockstep verify DB URL`).
+inline constexpr uint64_t kFeatureVerify = 2;
 
 // A position in one node's change log; a cursor from another epoch is void.
 struct Cursor {

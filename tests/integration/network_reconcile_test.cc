@@ -7,6 +7,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/hub.h"
 #include "support/process.h"
@@ -150,6 +152,112 @@ TEST(NetworkReconcileTest, ANodeRestoredFromAnOlderCopyLosesNothing) {
   EXPECT_EQ(Sql(hub->db(), query), expected_changes);
   EXPECT_EQ(Sql(a, query), expected_changes);
   EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+}
+
+// `lockstep verify DB URL`, run as `sync` is but with the verb changed.
+ProcessResult Verify(const Hub& hub, const std::filesystem::path& db, const std::string& token) {
+  std::vector<std::string> argv = hub.SyncArgv(db, token);
+  argv[1] = "verify";
+  return lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+}
+
+TEST(NetworkReconcileTest, VerifyAgainstAHubListsTheDifferingKeysAndChangesNothing) {
+  auto hub = Hub::Start({});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  const std::string read_only = hub->CreateToken("*", "r");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+
+  const ProcessResult equal = Verify(*hub, a, read_only);
+  EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
+  EXPECT_NE(equal.out.find("are equal"), std::string::npos) << equal.out;
+
+  // The hub moves on through b; a changes a row it has not synced yet.
+  Sql(b, "UPDATE t SET x = 'b' WHERE id = 8; INSERT INTO t VALUES (100003, 'b', 3);");
+  SyncJson(*hub, b, token);
+  Sql(a, "UPDATE t SET x = 'a' WHERE id = 7;");
+  const std::string a_before = Dump(a);
+  const std::string hub_before = Dump(hub->db());
+  const std::string a_files_before = Sql(a, "SELECT count(*) FROM _lockstep_records;");
+
+  const ProcessResult differs = Verify(*hub, a, token);
+  EXPECT_EQ(differs.exit_code, 1) << differs.out << differs.err;
+  EXPECT_NE(differs.out.find("3 keys differ"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("8  differs"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("100003  only at"), std::string::npos) << differs.out;
+  EXPECT_NE(differs.out.find("7  changed in"), std::string::npos) << differs.out;
+  EXPECT_TRUE(Dump(a) == a_before) << "verify changed a";
+  EXPECT_TRUE(Dump(hub->db()) == hub_before) << "verify changed the hub";
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM _lockstep_records;"), a_files_before);
+
+  SyncJson(*hub, a, token);
+  const ProcessResult synced = Verify(*hub, a, token);
+  EXPECT_EQ(synced.exit_code, 0) << synced.out << synced.err;
+}
+
+TEST(NetworkReconcileTest, ResetFromAHubKeepsUnsyncedWritesAndResurrectsNothing) {
+  auto hub = Hub::Start({});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+  Sql(b, "DELETE FROM t WHERE id = 5; UPDATE t SET x = 'b' WHERE id = 6;");
+  SyncJson(*hub, b, token);
+  Sql(a, "UPDATE t SET x = 'kept' WHERE id = 7; INSERT INTO t VALUES (100004, 'kept', 4);");
+
+  std::vector<std::string> argv = hub->SyncArgv(a, token);
+  argv[1] = "reset";
+  const ProcessResult reset = lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+  ASSERT_EQ(reset.exit_code, 0) << reset.out << reset.err;
+  EXPECT_NE(reset.out.find("kept 2 unsynced writes"), std::string::npos) << reset.out;
+
+  const std::string query = "SELECT id, x FROM t WHERE id BETWEEN 5 AND 7 OR id > 100000;";
+  EXPECT_EQ(Sql(a, query), "6|b\n7|kept\n100004|kept\n");
+  EXPECT_EQ(Sql(hub->db(), query), "6|b\n7|kept\n100004|kept\n");
+  EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+  const nlohmann::json again = SyncJson(*hub, a, token);
+  EXPECT_EQ(again["received"], 0);
+}
+
+// A node away longer than the hub's tombstone retention could bring back rows deleted meanwhile:
+// the hub refuses it with "reset required", and a reset from the hub brings it back in step.
+TEST(NetworkReconcileTest, ANodeAwayBeyondTheRetentionIsRefusedUntilReset) {
+  auto hub = Hub::Start({.extra_args = {"--retention", "1s"}});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto b = dir / "b.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  SyncJson(*hub, b, token);
+  Sql(b, "DELETE FROM t WHERE id = 5;");
+  SyncJson(*hub, b, token);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
+  SyncJson(*hub, b, token);  // a session: the hub collects the tombstone, now beyond 1 s
+
+  const ProcessResult refused = hub->Sync(a, token);
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("reset required"), std::string::npos) << refused.err;
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM t WHERE id = 5;"), "1\n") << "refused before any change";
+
+  std::vector<std::string> argv = hub->SyncArgv(a, token);
+  argv[1] = "reset";
+  const ProcessResult reset = lockstep::testing::RunWithin(argv, std::chrono::seconds(60));
+  ASSERT_EQ(reset.exit_code, 0) << reset.out << reset.err;
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM t WHERE id = 5;"), "0\n") << "row 5 was resurrected";
+  EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+  const ProcessResult again = hub->Sync(a, token);
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ std::unique_ptr<Hub> Hub::Start(const Options& options) {
   std::vector<std::string> argv{LockstepBinary(), "serve",  "--listen",
                                 "127.0.0.1:0",    "--data", hub->data_dir_.string()};
   if (options.plaintext) argv.push_back("--plaintext");
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   hub->pid_ = SpawnWithFiles(argv, "/dev/null", hub->out_file_, hub->err_file_);
   if (hub->pid_ < 0) {
     ADD_FAILURE() << "could not start lockstep serve";

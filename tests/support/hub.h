@@ -23,6 +23,7 @@ class Hub {
   struct Options {
     bool plaintext = false;
     std::chrono::seconds start_limit{30};  // for the port (and fingerprint) lines to appear
+    std::vector<std::string> extra_args = {};  // appended to `lockstep serve ...`
   };
 
   // Starts the hub and waits for it to announce its port and, over TLS, its fingerprint. Fails
