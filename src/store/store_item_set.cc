@@ -27,8 +27,8 @@ Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t 
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
       PrepareCached(store_.db(), sum_items_,
-               "SELECT hash FROM _lockstep_records WHERE collection = ?1 AND "
-               "(position >> 48) BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5"));
+                    "SELECT hash FROM _lockstep_records WHERE collection = ?1 AND "
+                    "(position >> 48) BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5"));
   stmt->BindInt(1, collection_)
       .BindInt(2, BucketColumn(BucketOf(first)))
       .BindInt(3, BucketColumn(BucketOf(last)))

@@ -22,7 +22,7 @@ class Hub {
  public:
   struct Options {
     bool plaintext = false;
-    std::chrono::seconds start_limit{30};  // for the port (and fingerprint) lines to appear
+    std::chrono::seconds start_limit{30};      // for the port (and fingerprint) lines to appear
     std::vector<std::string> extra_args = {};  // appended to `lockstep serve ...`
   };
 
