@@ -53,6 +53,82 @@ const std::map<std::string, TypeKind>& Scalars() {
 
 std::string MetaName(const TableSchema& schema) { return "types " + schema.name; }
 
+// A scalar type as format_type() writes it: a known name, with at most one modifier of digits
+// ("numeric(40,10)", "timestamp(3) with time zone").
+bool IsScalarType(const std::string& type) {
+  const size_t open = type.find('(');
+  if (open != std::string::npos) {
+    const size_t close = type.find(')', open);
+    if (close == std::string::npos || close == open + 1 ||
+        type.find('(', open + 1) != std::string::npos) {
+      return false;
+    }
+    for (size_t i = open + 1; i < close; ++i) {
+      if (std::isdigit(static_cast<unsigned char>(type[i])) == 0 && type[i] != ',') return false;
+    }
+  }
+  return Scalars().contains(BaseName(type));
+}
+
+// Consumes a PostgreSQL identifier at `at`: plain (letters, digits, _ and $) or double-quoted.
+bool TakeIdentifier(const std::string& text, size_t& at) {
+  if (at < text.size() && text[at] == '"') {
+    for (++at; at < text.size(); ++at) {
+      if (text[at] != '"') continue;
+      if (at + 1 < text.size() && text[at + 1] == '"') {
+        ++at;
+        continue;
+      }
+      ++at;
+      return true;
+    }
+    return false;
+  }
+  const size_t start = at;
+  while (at < text.size() && (std::isalnum(static_cast<unsigned char>(text[at])) != 0 ||
+                              text[at] == '_' || text[at] == '$')) {
+    ++at;
+  }
+  return at > start && std::isdigit(static_cast<unsigned char>(text[start])) == 0;
+}
+
+// Consumes a string literal as quote_literal() writes it: '...' with '' inside, or E'...' where
+// a backslash also escapes the character after it.
+bool TakeLiteral(const std::string& text, size_t& at) {
+  const bool escapes = at < text.size() && text[at] == 'E';
+  if (escapes) ++at;
+  if (at >= text.size() || text[at] != '\'') return false;
+  for (++at; at < text.size(); ++at) {
+    if (escapes && text[at] == '\\') {
+      ++at;
+      continue;
+    }
+    if (text[at] != '\'') continue;
+    if (at + 1 < text.size() && text[at + 1] == '\'') {
+      ++at;
+      continue;
+    }
+    ++at;
+    return true;
+  }
+  return false;
+}
+
+// "enum NAME ('label', ...)", NAME possibly schema-qualified.
+bool IsEnumType(const std::string& type) {
+  size_t at = 5;  // after "enum "
+  do {
+    if (!TakeIdentifier(type, at)) return false;
+  } while (at < type.size() && type[at] == '.' && ++at);
+  if (type.compare(at, 2, " (") != 0) return false;
+  at += 2;
+  if (at + 1 == type.size() && type[at] == ')') return true;  // an enum without labels
+  do {
+    if (!TakeLiteral(type, at)) return false;
+  } while (type.compare(at, 2, ", ") == 0 && (at += 2));
+  return at + 1 == type.size() && type[at] == ')';
+}
+
 }  // namespace
 
 TypeKind KindOf(const std::string& logical_type) {
@@ -66,6 +142,15 @@ TypeKind KindOf(const std::string& logical_type) {
   }
   auto it = Scalars().find(BaseName(logical_type));
   return it == Scalars().end() ? TypeKind::kUnsupported : it->second;
+}
+
+Status CheckLogicalType(const std::string& logical_type) {
+  const bool valid = logical_type.starts_with("enum ") ? IsEnumType(logical_type)
+                     : logical_type.ends_with("[]")
+                         ? IsScalarType(logical_type.substr(0, logical_type.size() - 2))
+                         : IsScalarType(logical_type);
+  if (valid) return Status::Ok();
+  return InvalidArgument("unsupported or malformed logical type '" + logical_type + "'");
 }
 
 std::string PostgresTypeName(const std::string& logical_type) {

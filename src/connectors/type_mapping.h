@@ -26,6 +26,11 @@ enum class TypeKind {
 // The kind of a logical type ("numeric(40,10)", "integer[]", "enum mood ('a', 'b')").
 TypeKind KindOf(const std::string& logical_type);
 
+// Fails unless `logical_type` is one this mapping supports, written as PostgreSQL's format_type()
+// writes it (and "enum NAME ('label', ...)" for enums). Logical types from a peer end up in
+// PostgreSQL DDL: this is what keeps a hostile one from carrying SQL along.
+Status CheckLogicalType(const std::string& logical_type);
+
 // The type name to declare in PostgreSQL for a logical type ("enum mood (...)" is "mood").
 std::string PostgresTypeName(const std::string& logical_type);
 

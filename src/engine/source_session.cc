@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "connectors/sqlite/table_schema.h"
+#include "connectors/type_mapping.h"
 #include "engine/restore_and_retention.h"
 #include "protocol/frame_codec.h"
 #include "store/store_item_set.h"
@@ -20,6 +22,23 @@ std::string Join(const std::vector<std::string>& names) {
   std::string joined;
   for (const std::string& name : names) joined += (joined.empty() ? "" : ",") + name;
   return joined;
+}
+
+// Takes the logical types the peer knows for columns that have none here, so that they are
+// remembered and offered onwards (a hub passes PostgreSQL's types from one node to the next).
+Status AdoptColumnTypes(connectors::TableSchema& schema,
+                        const std::vector<protocol::ColumnType>& offered) {
+  for (const protocol::ColumnType& type : offered) {
+    LOCKSTEP_RETURN_IF_ERROR(
+        connectors::CheckLogicalType(type.logical_type)
+            .WithContext("column '" + type.column + "' of '" + schema.name + "' from the peer"));
+    for (connectors::Column& column : schema.columns) {
+      if (column.name == type.column && column.logical_type.empty()) {
+        column.logical_type = type.logical_type;
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 // Attaches the collections `names`: with this source's own table where it has one, else with the
@@ -43,10 +62,13 @@ Status AttachGranted(connectors::Source& source, const std::vector<std::string>&
     if (local.has_value()) {
       schema = std::move(*local);
     } else if (peer != offered.end() && !peer->create_sql.empty()) {
-      schema.name = name;
-      schema.create_sql = peer->create_sql;
+      LOCKSTEP_ASSIGN_OR_RETURN(schema,
+                                connectors::sqlite::ReadCreateStatement(name, peer->create_sql));
     } else {
       return NotFound("collection '" + name + "' exists on neither side");
+    }
+    if (peer != offered.end()) {
+      LOCKSTEP_RETURN_IF_ERROR(AdoptColumnTypes(schema, peer->column_types));
     }
     const std::string policy =
         mine == known.end() && peer != offered.end() ? peer->policy : std::string();
@@ -70,7 +92,18 @@ Result<std::vector<protocol::Schema>> SourceHandler::SchemasOf(
   for (const std::string& name : names) {
     auto it = std::find_if(known.begin(), known.end(),
                            [&](const store::Collection& c) { return c.name == name; });
-    if (it != known.end()) schemas.push_back({name, it->create_sql, it->policy});
+    if (it == known.end()) continue;
+    protocol::Schema schema{name, it->create_sql, it->policy, {}};
+    // The types are an extra: a table this side cannot read now is still offered by statement.
+    Result<std::optional<connectors::TableSchema>> table = source_.Schema(name);
+    if (table.has_value() && table->has_value()) {
+      for (const connectors::Column& column : (*table)->columns) {
+        if (!column.logical_type.empty()) {
+          schema.column_types.push_back({column.name, column.logical_type});
+        }
+      }
+    }
+    schemas.push_back(std::move(schema));
   }
   return schemas;
 }

@@ -63,12 +63,23 @@ void ToWire(const std::vector<Schema>& schemas,
     s->set_collection(schema.collection);
     s->set_create_sql(schema.create_sql);
     s->set_policy(schema.policy);
+    for (const ColumnType& type : schema.column_types) {
+      wire::ColumnType* t = s->add_column_types();
+      t->set_column(type.column);
+      t->set_logical_type(type.logical_type);
+    }
   }
 }
 
 std::vector<Schema> FromWire(const google::protobuf::RepeatedPtrField<wire::Schema>& schemas) {
   std::vector<Schema> out;
-  for (const wire::Schema& s : schemas) out.push_back({s.collection(), s.create_sql(), s.policy()});
+  for (const wire::Schema& s : schemas) {
+    Schema schema{s.collection(), s.create_sql(), s.policy(), {}};
+    for (const wire::ColumnType& t : s.column_types()) {
+      schema.column_types.push_back({t.column(), t.logical_type()});
+    }
+    out.push_back(std::move(schema));
+  }
   return out;
 }
 

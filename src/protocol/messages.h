@@ -32,10 +32,19 @@ struct Cursor {
 // Which way changes flow, seen from the node that dials.
 enum class Direction { kBoth, kPush, kPull };
 
+// The PostgreSQL type a column's values stand for (connectors::Column::logical_type), so that a
+// table created from a schema that passed through SQLite nodes and hubs gets it back.
+struct ColumnType {
+  std::string column;
+  std::string logical_type;
+  friend bool operator==(const ColumnType&, const ColumnType&) = default;
+};
+
 struct Schema {
   std::string collection;
-  std::string create_sql;
+  std::string create_sql;  // in SQLite's dialect, which every node can read
   std::string policy;
+  std::vector<ColumnType> column_types;  // only the columns that have a logical type
   friend bool operator==(const Schema&, const Schema&) = default;
 };
 

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 
 #include "support/hub.h"
@@ -17,18 +16,6 @@ namespace lockstep::testing {
 namespace {
 
 constexpr auto kArriveLimit = std::chrono::seconds(15);
-
-// Starts `lockstep run` on a node file with `source` (a [[source]] line) and one live peer.
-void StartNode(ProcessGuard& guard, const ScratchDir& dir, const std::string& name,
-               const std::string& source, const Hub& hub, const std::string& token) {
-  const std::filesystem::path file = dir / (name + ".toml");
-  std::ofstream(file) << "[node]\nname = \"" << name << "\"\n\n[[source]]\n"
-                      << source << "\n\n[[peer]]\nurl = \"" << hub.url() << "\"\ntoken = \""
-                      << token << "\"\nplaintext = true\nmode = \"live\"\n";
-  ASSERT_TRUE(
-      guard.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", file.string()}, "/dev/null",
-                                 dir / (name + ".out"), dir / (name + ".err"))));
-}
 
 TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) {
   PostgresCluster& cluster = PostgresCluster::Shared();
@@ -44,9 +31,9 @@ TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) 
   const std::filesystem::path edge = dir / "edge.db";
 
   ProcessGuard pg_node, sqlite_node;
-  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"", *hub, token);
+  hub->StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"", token);
   // The SQLite node starts empty and gets the table from the hub.
-  StartNode(sqlite_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", *hub, token);
+  hub->StartLiveNode(sqlite_node, dir.path(), "edge", "sqlite = \"" + edge.string() + "\"", token);
   ASSERT_TRUE(WaitFor([&] { return HasRow(edge, 1); }, kArriveLimit))
       << ReadFile(dir / "pg.err") << ReadFile(dir / "edge.err") << hub->Log();
 

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "support/hub.h"
 #include "support/node.h"
 #include "support/postgres.h"
 #include "support/process.h"
@@ -84,6 +85,36 @@ TEST_F(PostgresTypesTest, EveryTypeRoundTripsThroughSqliteIntoAnotherPostgres) {
   EXPECT_EQ(Psql(copy, kColumnTypes), Psql(source_, kColumnTypes));
   EXPECT_EQ(Psql(copy, kItems), Psql(source_, kItems));
   EXPECT_EQ(Psql(copy, "SELECT count(*) FROM items WHERE d = 'NaN' AND r = 'NaN'"), "1\n");
+}
+
+// Through a hub, which keeps its copy in SQLite, a table created in another PostgreSQL database
+// still gets the original types: each schema offered travels with its columns' logical types.
+TEST_F(PostgresTypesTest, EveryTypeKeepsItsTypeThroughAHubIntoAnotherPostgres) {
+  Psql(source_, kEveryType);
+  const std::string copy = PostgresCluster::Shared().CreateDatabase("hub copy");
+  auto hub = Hub::Start({.plaintext = true});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ProcessGuard source_node, copy_node;
+  hub->StartLiveNode(source_node, dir_.path(), "source", "postgres = \"" + source_ + "\"", token);
+  const auto hub_holds_items = [&] {
+    return std::filesystem::exists(hub->db()) &&
+           Sql(hub->db(), "SELECT count(*) FROM sqlite_master WHERE name = 'items';") == "1\n" &&
+           Sql(hub->db(), "SELECT count(*) FROM items;") == "4\n";
+  };
+  ASSERT_TRUE(WaitFor(hub_holds_items, std::chrono::seconds(30)))
+      << ReadFile(dir_ / "source.err") << hub->Log();
+  hub->StartLiveNode(copy_node, dir_.path(), "copy", "postgres = \"" + copy + "\"", token);
+  const auto arrived = [&] {
+    return Psql(copy, "SELECT count(*) FROM pg_tables WHERE tablename = 'items'") == "1\n" &&
+           Psql(copy, "SELECT count(*) FROM items") == "4\n";
+  };
+  ASSERT_TRUE(WaitFor(arrived, std::chrono::seconds(30)))
+      << ReadFile(dir_ / "copy.err") << ReadFile(dir_ / "source.err") << hub->Log();
+  EXPECT_EQ(Psql(copy, kColumnTypes), Psql(source_, kColumnTypes));
+  EXPECT_EQ(Psql(copy, kItems), Psql(source_, kItems));
+  EXPECT_EQ(source_node.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir_ / "source.err");
+  EXPECT_EQ(copy_node.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir_ / "copy.err");
 }
 
 TEST_F(PostgresTypesTest, EditsMadeInSqliteArriveInTheColumnsOwnType) {

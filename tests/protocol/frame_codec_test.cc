@@ -81,8 +81,10 @@ ChangeBatch RichBatch() {
 
 // One message of every type, with every field set away from its default.
 std::vector<Message> EveryMessage() {
-  const Schema schema{"stock", "CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER)",
-                      "qty=counter"};
+  const Schema schema{"stock",
+                      "CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER, price TEXT)",
+                      "qty=counter",
+                      {{"qty", "integer"}, {"price", "numeric(12,2)"}}};
   return {
       Hello{.protocol_version = kProtocolVersion,
             .node = Node(1),

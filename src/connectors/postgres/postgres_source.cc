@@ -11,20 +11,11 @@
 namespace lockstep::connectors::postgres {
 namespace {
 
-// A schema known only by its CREATE statement (a peer over the network sends no more): the
-// statement is SQLite's, so SQLite reads the columns and their declared types from it.
+// A schema known only by its CREATE statement: the statement is SQLite's, so SQLite reads the
+// columns and their declared types from it.
 Result<TableSchema> WithColumns(const TableSchema& wanted) {
   if (!wanted.columns.empty()) return wanted;
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb scratch, store::SqliteDb::OpenInMemory());
-  LOCKSTEP_RETURN_IF_ERROR(scratch.Exec(wanted.create_sql)
-                               .WithContext("reading the CREATE statement of '" + wanted.name +
-                                            "' (" + wanted.create_sql + ")"));
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema,
-                            sqlite::ReadTableSchema(scratch, wanted.name));
-  if (!schema.has_value()) {
-    return InvalidArgument("the CREATE statement of '" + wanted.name + "' creates another table");
-  }
-  return std::move(*schema);
+  return sqlite::ReadCreateStatement(wanted.name, wanted.create_sql);
 }
 
 }  // namespace

@@ -89,9 +89,16 @@ Status SqliteSource::AttachInTransaction(std::span<const TableSchema> schemas,
     LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> existing,
                               ReadTableSchema(db_, wanted.name));
     if (!existing.has_value()) {
-      // A table from PostgreSQL is created with the SQLite types that keep its values exactly.
-      const std::string create =
-          HasLogicalTypes(wanted) ? SqliteCreateSql(wanted) : wanted.create_sql;
+      // A table from PostgreSQL is created with the SQLite types that keep its values exactly;
+      // any other statement is checked to be one CREATE TABLE of that name before it runs.
+      std::string create;
+      if (HasLogicalTypes(wanted)) {
+        create = SqliteCreateSql(wanted);
+      } else {
+        LOCKSTEP_ASSIGN_OR_RETURN(TableSchema checked,
+                                  ReadCreateStatement(wanted.name, wanted.create_sql));
+        create = std::move(checked.create_sql);
+      }
       LOCKSTEP_RETURN_IF_ERROR(
           db_.Exec(create).WithContext("creating table '" + wanted.name + "'"));
       LOCKSTEP_ASSIGN_OR_RETURN(existing, ReadTableSchema(db_, wanted.name));

@@ -1,6 +1,9 @@
 #include "connectors/sqlite/table_schema.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
+#include <cctype>
 
 namespace lockstep::connectors::sqlite {
 namespace {
@@ -72,6 +75,34 @@ Result<std::optional<TableSchema>> ReadTableSchema(store::SqliteDb& db, const st
   std::sort(key.begin(), key.end());
   for (auto& [position, name] : key) schema.key.push_back(std::move(name));
   return std::optional<TableSchema>(std::move(schema));
+}
+
+Result<TableSchema> ReadCreateStatement(const std::string& table, const std::string& create_sql) {
+  // The statement comes from a peer and is later run in a user's database: it must be exactly
+  // one statement, and it runs first where it can touch nothing (in memory, no ATTACH).
+  const std::string context = "the CREATE statement of '" + table + "'";
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb scratch, store::SqliteDb::OpenInMemory());
+  sqlite3_limit(scratch.handle(), SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(scratch.handle(), create_sql.c_str(),
+                              static_cast<int>(create_sql.size()), &stmt, &tail);
+  if (rc != SQLITE_OK || stmt == nullptr) {
+    sqlite3_finalize(stmt);
+    return InvalidArgument(context + " does not parse: " + sqlite3_errmsg(scratch.handle()));
+  }
+  const bool one_statement = std::all_of(tail, create_sql.c_str() + create_sql.size(), [](char c) {
+    return c == ';' || std::isspace(static_cast<unsigned char>(c)) != 0;
+  });
+  rc = one_statement ? sqlite3_step(stmt) : SQLITE_MISUSE;
+  sqlite3_finalize(stmt);
+  if (!one_statement) return InvalidArgument(context + " holds more than one statement");
+  if (rc != SQLITE_DONE) {
+    return InvalidArgument(context + " fails: " + sqlite3_errmsg(scratch.handle()));
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema, ReadTableSchema(scratch, table));
+  if (!schema.has_value()) return InvalidArgument(context + " creates no table of that name");
+  return std::move(*schema);
 }
 
 Status CheckSameShape(const TableSchema& a, const std::string& a_name, const TableSchema& b,

@@ -21,6 +21,10 @@ Result<std::vector<std::string>> ListUserTables(store::SqliteDb& db);
 // it has no declared primary key (a rowid alone is not stable across VACUUM).
 Result<std::optional<TableSchema>> ReadTableSchema(store::SqliteDb& db, const std::string& table);
 
+// The schema a CREATE TABLE statement in SQLite's dialect makes (a peer over the network sends
+// no more than that and the columns' logical types), read by running it in a scratch database.
+Result<TableSchema> ReadCreateStatement(const std::string& table, const std::string& create_sql);
+
 // Fails with kFailedPrecondition, naming the difference, unless both tables have the same columns
 // and the same primary key.
 Status CheckSameShape(const TableSchema& a, const std::string& a_name, const TableSchema& b,
