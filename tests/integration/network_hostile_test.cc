@@ -67,6 +67,27 @@ std::string HelloFrame(uint32_t version, std::string node_id, const std::string&
   return Framed(frame.SerializeAsString());
 }
 
+// A proper Hello for collection `evil`, offering its schema with `create_sql` and, when given,
+// one column's logical type.
+std::string HelloOfferingFrame(const std::string& token, const std::string& create_sql,
+                               const std::string& logical_type = "") {
+  wire::Frame frame;
+  wire::Hello* hello = frame.mutable_hello();
+  hello->set_protocol_version(1);
+  hello->set_node_id(std::string(16, '\x66'));
+  hello->set_token(token);
+  hello->add_collections("evil");
+  wire::Schema* schema = hello->add_schemas();
+  schema->set_collection("evil");
+  schema->set_create_sql(create_sql);
+  if (!logical_type.empty()) {
+    wire::ColumnType* type = schema->add_column_types();
+    type->set_column("v");
+    type->set_logical_type(logical_type);
+  }
+  return Framed(frame.SerializeAsString());
+}
+
 // A client socket to 127.0.0.1 speaking whatever bytes the test gives it.
 class RawConnection {
  public:
@@ -276,6 +297,20 @@ TEST_F(HostileInputTest, UnknownProtocolVersionGetsFailedPrecondition) {
                    "version 2^32 - 1");
   ExpectErrorReply(HelloFrame(0, node_id, token_), wire::FAILED_PRECONDITION, "no version");
   ExpectStillServes("after Hellos of other versions");
+  EXPECT_EQ(Sql(hub_->db(), "SELECT count(*) FROM t;"), std::to_string(1 + rows_) + "\n");
+}
+
+// A node's schema ends up in the hub's DDL: a CREATE statement that smuggles a second statement
+// along, or a logical type that carries SQL, is refused and runs nothing.
+TEST_F(HostileInputTest, SchemasThatCarrySqlAreRefusedAndRunNothing) {
+  ExpectErrorReply(
+      HelloOfferingFrame(token_, "CREATE TABLE evil(id INTEGER PRIMARY KEY, v TEXT); DROP TABLE t"),
+      wire::INVALID_ARGUMENT, "a second statement");
+  ExpectErrorReply(HelloOfferingFrame(token_, "CREATE TABLE evil(id INTEGER PRIMARY KEY, v TEXT)",
+                                      "text); DROP TABLE t; --"),
+                   wire::INVALID_ARGUMENT, "SQL in a logical type");
+  EXPECT_EQ(Sql(hub_->db(), "SELECT count(*) FROM sqlite_master WHERE name = 'evil';"), "0\n");
+  ExpectStillServes("after schemas carrying SQL");
   EXPECT_EQ(Sql(hub_->db(), "SELECT count(*) FROM t;"), std::to_string(1 + rows_) + "\n");
 }
 
