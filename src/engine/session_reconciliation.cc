@@ -1,7 +1,5 @@
 #include "engine/session_reconciliation.h"
 
-#include "store/store_item_set.h"
-
 namespace lockstep::engine {
 
 Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
@@ -21,7 +19,9 @@ SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerVi
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
     for (const store::Collection& c : known) {
       if (c.name != name) continue;
-      CollectionItems items{std::make_unique<store::StoreItemSet>(store, c.id), {}};
+      auto store_items = std::make_unique<store::StoreItemSet>(store, c.id);
+      CollectionItems items{nullptr, {}, store_items.get()};
+      items.items = std::move(store_items);
       LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions, RecentPositions(store, c.id, peer));
       return items;
     }
@@ -34,7 +34,16 @@ SessionReconciliation::Steps SessionReconciliation::InSnapshot(const std::functi
   // Made (if a bulk load dropped it) before the snapshot, which must stay a read.
   LOCKSTEP_RETURN_IF_ERROR(snapshot_->EnsureItemIndex());
   LOCKSTEP_RETURN_IF_ERROR(snapshot_->db().BeginRead());
+  in_snapshot_ = true;
+  for (auto& [name, collection] : collections_) {
+    if (collection.items.store_items != nullptr) collection.items.store_items->CacheBuckets(true);
+  }
   Steps steps = body();
+  // What was read may change once the snapshot ends.
+  in_snapshot_ = false;
+  for (auto& [name, collection] : collections_) {
+    if (collection.items.store_items != nullptr) collection.items.store_items->CacheBuckets(false);
+  }
   Status ended = snapshot_->db().Exec(steps.has_value() ? "COMMIT" : "ROLLBACK");
   if (steps.has_value() && !ended.ok()) return ended;
   return steps;
@@ -54,6 +63,9 @@ Result<SessionReconciliation::Collection*> SessionReconciliation::Open(const std
   }
   Collection collection;
   LOCKSTEP_ASSIGN_OR_RETURN(collection.items, item_sets_(name));
+  if (in_snapshot_ && collection.items.store_items != nullptr) {
+    collection.items.store_items->CacheBuckets(true);
+  }
   reconcile::Options options = options_;
   options.recent_positions = collection.items.recent_positions;
   if (initiate) {

@@ -16,6 +16,7 @@
 #include "reconcile/item_set.h"
 #include "reconcile/reconciler.h"
 #include "store/replica_store.h"
+#include "store/store_item_set.h"
 
 namespace lockstep::engine {
 
@@ -28,6 +29,8 @@ using RecordName = std::pair<std::string, std::string>;
 struct CollectionItems {
   std::unique_ptr<reconcile::ItemSet> items;
   std::vector<uint64_t> recent_positions;
+  // `items` when it is a store's: it keeps the buckets it reads while a step's snapshot lasts.
+  store::StoreItemSet* store_items = nullptr;
 };
 
 // What the handshake told this side of its peer: who it is, and its cursor into this store's
@@ -60,7 +63,8 @@ class SessionReconciliation {
   using ItemSets = std::function<Result<CollectionItems>(const std::string& collection)>;
 
   // With `snapshot`, each call reads that store in one read transaction (one snapshot and one
-  // acquisition of its lock for all the queries answering a step), unless one is already open.
+  // acquisition of its lock for all the queries answering a step), unless one is already open,
+  // and the store item sets keep the buckets they read until it ends.
   SessionReconciliation(ItemSets item_sets, const reconcile::Options& options,
                         store::ReplicaStore* snapshot = nullptr)
       : item_sets_(std::move(item_sets)), options_(options), snapshot_(snapshot) {}
@@ -102,6 +106,7 @@ class SessionReconciliation {
   ItemSets item_sets_;
   reconcile::Options options_;
   store::ReplicaStore* snapshot_ = nullptr;
+  bool in_snapshot_ = false;  // a read transaction of snapshot_ is open for this call
   std::map<std::string, Collection> collections_;
   bool initiating_ = false;
   bool done_ = false;

@@ -368,7 +368,7 @@ Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection,
       Statement * stmt,
       Cached(
           changed_positions_,
-          "SELECT position FROM _lockstep_records WHERE seq > ?1 AND collection = ?2 AND "
+          "SELECT position FROM _lockstep_records WHERE seq > ?1 AND +collection = ?2 AND "
           "(CAST(?3 AS BIGINT) IS NULL OR origin IS DISTINCT FROM ?3) ORDER BY seq DESC LIMIT ?4"));
   stmt->BindInt(1, static_cast<int64_t>(from))
       .BindInt(2, collection)

@@ -146,13 +146,12 @@ class PartitionTest : public ::testing::Test {
   const std::vector<int64_t> b_changed_ = {50, 60};
 };
 
-TEST_F(PartitionTest, EachSideOffersOnlyItsChangesSinceThePeersCursorNewestFirst) {
+TEST_F(PartitionTest, EachSideOffersOnlyItsChangesSinceThePeersCursor) {
   ASSERT_NE(a_, nullptr);
   ASSERT_NE(b_, nullptr);
   const std::vector<uint64_t> a_recent = Recent(a_->store(), ViewOf(a_->store(), b_->store()));
   EXPECT_EQ(a_recent.size(), a_changed_.size());
   EXPECT_EQ(std::set<uint64_t>(a_recent.begin(), a_recent.end()), PositionsOf(a_changed_));
-  EXPECT_EQ(a_recent.front(), PositionOf(40)) << "the latest change first";
   const std::vector<uint64_t> b_recent = Recent(b_->store(), ViewOf(b_->store(), a_->store()));
   EXPECT_EQ(std::set<uint64_t>(b_recent.begin(), b_recent.end()), PositionsOf(b_changed_));
   EXPECT_EQ(b_recent.size(), b_changed_.size());
