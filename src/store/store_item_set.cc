@@ -25,7 +25,7 @@ void StoreItemSet::CacheBuckets(bool on) {
   caching_ = on;
   if (!on) {
     cache_.clear();
-    cached_items_ = 0;
+    cached_bytes_ = 0;
   }
 }
 
@@ -34,11 +34,15 @@ Result<const std::vector<reconcile::Item>*> StoreItemSet::CachedBucket(uint32_t 
   if (it != cache_.end()) return &it->second;
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<reconcile::Item> items,
                             ReadItems(BucketStart(bucket), BucketLast(bucket)));
-  if (cached_items_ + items.size() > kMaxCachedItems) {
-    cache_.clear();
-    cached_items_ = 0;
+  size_t bytes = sizeof(items) + 64;  // the vector and its hash map node, about
+  for (const reconcile::Item& item : items) {
+    bytes += sizeof(item) + (item.key.capacity() > 15 ? item.key.capacity() : 0);
   }
-  cached_items_ += items.size();
+  if (cached_bytes_ + bytes > kMaxCachedBytes) {
+    cache_.clear();
+    cached_bytes_ = 0;
+  }
+  cached_bytes_ += bytes;
   return &cache_.emplace(bucket, std::move(items)).first->second;
 }
 

@@ -23,12 +23,14 @@ class StoreItemSet final : public reconcile::ItemSet {
   Result<std::vector<reconcile::Item>> Items(const reconcile::PositionRange& range) override;
 
   // While on, the items of each bucket read in part are read whole once and kept (at most
-  // kMaxCachedItems, then forgotten), so that the several reads of one narrow range a session
-  // makes (its items, their summary, the rest of its bucket) cost one query: a query of part of
-  // a bucket costs as much as one of all of it, since the bucket index holds no positions. Only
-  // while the store cannot change under it: inside one read transaction. Off forgets them.
+  // kMaxCachedBytes of them, then all are forgotten), so that the several reads of one narrow
+  // range a session makes (its items, their summary, the rest of its bucket) cost one query: a
+  // query of part of a bucket costs as much as one of all of it, since the bucket index holds no
+  // positions. 64 MiB keeps every bucket of 1M records with short keys, so that a session with
+  // 100k recent ranges reads each bucket once rather than once per pass over them. Only while
+  // the store cannot change under it: inside one read transaction. Off forgets them.
   void CacheBuckets(bool on);
-  static constexpr size_t kMaxCachedItems = size_t{1} << 18;
+  static constexpr size_t kMaxCachedBytes = size_t{64} << 20;
 
  private:
   // The items with positions first..last (inclusive), summed.
@@ -47,7 +49,7 @@ class StoreItemSet final : public reconcile::ItemSet {
   std::unique_ptr<Statement> items_;
   bool caching_ = false;
   std::unordered_map<uint32_t, std::vector<reconcile::Item>> cache_;
-  size_t cached_items_ = 0;
+  size_t cached_bytes_ = 0;
 };
 
 }  // namespace lockstep::store
