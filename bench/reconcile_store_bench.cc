@@ -1,15 +1,19 @@
 // Set reconciliation through the real stores (issue 5): two SQLite databases with Lockstep
 // metadata, synced once, then made to differ in d records (scattered at random, or clustered among
 // the most recently changed ones) by SQL on the user table, and reconciled in one process through
-// engine::SessionReconciliation exactly as a session does (store::StoreItemSet and
-// RecentPositions on both sides), every step carried as a wire frame. Reports the bytes both
-// ways, the round trips, the records each side must send and the time, against reading the whole
-// collection with ReplicaStore::ChangesAfter in the same run, as a Markdown table with PASS/FAIL.
-// See docs/BENCHMARKS.md for the commands and the recorded figures.
+// engine::SessionReconciliation exactly as a session does (engine::StoreItemSets, with the
+// recent positions since the peer's cursor, and one read snapshot per step on both sides), every
+// step carried as a wire frame. Reports the bytes both ways, the round trips, the records each side
+// must send and the time, against reading the whole collection with ReplicaStore::ChangesAfter in
+// the same run, as a Markdown table with PASS/FAIL. See docs/BENCHMARKS.md for the commands and the
+// recorded figures.
 //
 //   lockstep_reconcile_store_bench [--rows N] [--diffs D[,D...]] [--runs N]
 //                                  [--only SHAPE[,SHAPE...]] [--dir PATH] [--seed S]
+//                                  [--known both|dialer|none] [--baseline 0|1]
 //   SHAPE: scattered, clustered. With --dir, the synced pair of N rows is kept there and reused.
+//   --known: which sides are told the peer's cursor of their log (default both). --baseline 0
+//   skips reading the whole collection (to profile the sessions alone).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -50,6 +54,10 @@ struct Options {
   std::set<std::string> only;
   fs::path dir;  // empty: a scratch directory, removed at the end
   uint64_t seed = 42;
+  // Which sides learn the peer's cursor of their log in the handshake: "both" (each offers only
+  // its changes since), "dialer" (the listener gets none: the dialer lost its cursor), "none".
+  std::string known = "both";
+  bool baseline = true;  // --baseline 0: sessions only (for profiling them)
 };
 
 fs::path g_scratch;
@@ -212,19 +220,18 @@ int64_t CollectionId(store::ReplicaStore& store) {
 
 // ---- one session ------------------------------------------------------------------------------
 
-// The item sets a session hands SessionReconciliation, as SourceHandler::BeginReconciliation does.
-engine::SessionReconciliation::ItemSets ItemSetsOf(store::ReplicaStore& store) {
-  return [&store](const std::string& name) -> Result<engine::CollectionItems> {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
-    for (const store::Collection& c : known) {
-      if (c.name != name) continue;
-      engine::CollectionItems items{std::make_unique<store::StoreItemSet>(store, c.id), {}};
-      LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
-                                engine::RecentPositions(store, name, engine::kRecentChanges));
-      return items;
-    }
-    return NotFound("collection '" + name + "' is not held here");
-  };
+// What the handshake tells `store` of its peer `other`: who it is and its cursor of `store`'s log
+// (Welcome.cursor for the dialer, Hello.cursor for the listener), here read from the other file:
+// after the initial sync, each side's changes since are exactly those after that cursor. With
+// `known` false the peer sends no cursor (it lost it, or this side was restored).
+engine::PeerView ViewOf(store::ReplicaStore& store, store::ReplicaStore& other, bool known) {
+  engine::PeerView view{other.node(), {}};
+  if (known) {
+    auto cursor = Take(other.GetCursor(store.node(), kTable), "the peer's cursor");
+    if (!cursor.has_value()) Die("no cursor of the pair's initial sync");
+    view.cursor_of_me = *cursor;
+  }
+  return view;
 }
 
 struct Outcome {
@@ -237,7 +244,7 @@ struct Outcome {
   std::vector<engine::RecordName> a_sends, b_sends;
 };
 
-Outcome RunSession(SqliteSource& a, SqliteSource& b, uint64_t seed) {
+Outcome RunSession(SqliteSource& a, SqliteSource& b, uint64_t seed, const std::string& known) {
   Outcome o;
   const auto carry = [&](const protocol::Reconcile& step, size_t& bytes) {
     const std::string frame = protocol::EncodeFrame(protocol::Message{step});
@@ -255,8 +262,14 @@ Outcome RunSession(SqliteSource& a, SqliteSource& b, uint64_t seed) {
     Check(b.StampPending(), "stamping b");
     reconcile::Options options;
     options.session.seed = seed;
-    engine::SessionReconciliation dialer(ItemSetsOf(a.store()), options);
-    engine::SessionReconciliation listener(ItemSetsOf(b.store()), options);
+    // As SourceHandler::BeginReconciliation sets them up: item sets with the recent positions
+    // since the peer's cursor, each call in one read snapshot of the store.
+    const engine::PeerView a_view = ViewOf(a.store(), b.store(), known != "none");
+    const engine::PeerView b_view = ViewOf(b.store(), a.store(), known == "both");
+    engine::SessionReconciliation dialer(engine::StoreItemSets(a.store(), a_view), options,
+                                         &a.store());
+    engine::SessionReconciliation listener(engine::StoreItemSets(b.store(), b_view), options,
+                                           &b.store());
     std::vector<protocol::Reconcile> wave = Take(dialer.Start({kTable}), "start");
     while (!wave.empty()) {
       std::vector<protocol::Reconcile> answers;
@@ -354,7 +367,8 @@ std::string Ms(double seconds) { return Fixed(seconds * 1000, 1, " ms"); }
 
 void PrintRows(const Options& options, const std::vector<Row>& rows, const Whole& frames) {
   std::cout << "\nn = " << Count(options.rows) << " rows, " << options.runs
-            << " runs, median wall (CPU); whole collection as change-batch frames: " << frames.bytes
+            << " runs, peer cursors known: " << options.known
+            << ", median wall (CPU); whole collection as change-batch frames: " << frames.bytes
             << " B in " << Ms(frames.time.wall) << "\n\n";
   std::cout << "| shape | d | round trips | frames | bytes A→B / B→A | overhead / diff | "
                "records A / B sends | their bytes | first item read | time (CPU) | first run | "
@@ -413,6 +427,13 @@ Options Parse(int argc, char** argv) {
         options.dir = value;
       } else if (arg == "--seed") {
         options.seed = std::stoull(value);
+      } else if (arg == "--baseline") {
+        options.baseline = value != "0";
+      } else if (arg == "--known") {
+        if (value != "both" && value != "dialer" && value != "none") {
+          Die("--known must be both, dialer or none");
+        }
+        options.known = value;
       } else {
         Die("unknown option " + arg);
       }
@@ -440,7 +461,7 @@ int Main(int argc, char** argv) {
   Whole frames;
   {
     auto a = OpenSource(synced.a);
-    frames = FrameWholeCollection(a->store());
+    if (options.baseline) frames = FrameWholeCollection(a->store());
   }
   std::vector<Row> rows;
   for (const std::string shape : {"scattered", "clustered"}) {
@@ -467,10 +488,11 @@ int Main(int argc, char** argv) {
       });
       std::vector<double> walls, cpus, whole_walls, whole_cpus;
       for (int run = 0; run < options.runs; ++run) {
-        row.outcome = RunSession(*a, *b, options.seed * 0x100000000 + static_cast<uint64_t>(run));
+        row.outcome = RunSession(*a, *b, options.seed * 0x100000000 + static_cast<uint64_t>(run),
+                                 options.known);
         walls.push_back(row.outcome.time.wall);
         cpus.push_back(row.outcome.time.cpu);
-        row.whole = ReadWholeCollection(a->store());
+        if (options.baseline) row.whole = ReadWholeCollection(a->store());
         whole_walls.push_back(row.whole.time.wall);
         whole_cpus.push_back(row.whole.time.cpu);
       }

@@ -23,12 +23,18 @@ class VerifyHandler final : public protocol::SessionHandler {
               auto it = collections_.find(name);
               // Granted but never synced here: compared as an empty collection.
               const int64_t id = it == collections_.end() ? -1 : it->second;
-              CollectionItems items{std::make_unique<store::StoreItemSet>(store_, id), {}};
-              LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
-                                        RecentPositions(store_, name, kRecentChanges));
+              auto store_items = std::make_unique<store::StoreItemSet>(store_, id);
+              CollectionItems items{nullptr, {}, store_items.get()};
+              items.items = std::move(store_items);
+              // What changed since the listener's cursor of this store, when it has one.
+              LOCKSTEP_ASSIGN_OR_RETURN(
+                  items.recent_positions,
+                  RecentPositions(
+                      store_, id,
+                      PeerView{welcome_.node, {welcome_.cursor.epoch, welcome_.cursor.seq}}));
               return items;
             },
-            Options()) {}
+            Options(), &store_) {}
 
   Result<protocol::Welcome> Accept(const protocol::Hello&) override {
     return Internal("a dialer does not accept sessions");

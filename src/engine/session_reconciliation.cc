@@ -2,18 +2,51 @@
 
 namespace lockstep::engine {
 
-Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store,
-                                              const std::string& collection, size_t limit) {
-  const uint64_t last = store.last_seq();
-  LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
-                            store.ChangesAfter(last > limit ? last - limit : 0, limit, nullptr));
-  std::vector<uint64_t> positions;
-  for (auto it = page.changes.rbegin(); it != page.changes.rend(); ++it) {
-    if (it->collection == collection) {
-      positions.push_back(reconcile::ItemPosition(it->stored.record.key()));
+Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
+                                              const PeerView& peer) {
+  const store::Cursor& cursor = peer.cursor_of_me;
+  // A cursor of this epoch past the end of the log would have made this store call itself
+  // restored and start a new epoch (AdoptPeerView), voiding it; seq 0 is the void cursor a
+  // reconciliation cut short leaves.
+  const bool agreed =
+      cursor.epoch == store.epoch() && cursor.seq > 0 && cursor.seq <= store.last_seq();
+  return store.ChangedPositions(collection, agreed ? cursor.seq : 0,
+                                agreed ? kMaxRecentChanges : kFallbackRecentChanges, &peer.node);
+}
+
+SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerView peer) {
+  return [&store, peer](const std::string& name) -> Result<CollectionItems> {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
+    for (const store::Collection& c : known) {
+      if (c.name != name) continue;
+      auto store_items = std::make_unique<store::StoreItemSet>(store, c.id);
+      CollectionItems items{nullptr, {}, store_items.get()};
+      items.items = std::move(store_items);
+      LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions, RecentPositions(store, c.id, peer));
+      return items;
     }
+    return NotFound("collection '" + name + "' is not held here");
+  };
+}
+
+SessionReconciliation::Steps SessionReconciliation::InSnapshot(const std::function<Steps()>& body) {
+  if (snapshot_ == nullptr || snapshot_->db().InTransaction()) return body();
+  // Made (if a bulk load dropped it) before the snapshot, which must stay a read.
+  LOCKSTEP_RETURN_IF_ERROR(snapshot_->EnsureItemIndex());
+  LOCKSTEP_RETURN_IF_ERROR(snapshot_->db().BeginRead());
+  in_snapshot_ = true;
+  for (auto& [name, collection] : collections_) {
+    if (collection.items.store_items != nullptr) collection.items.store_items->CacheBuckets(true);
   }
-  return positions;
+  Steps steps = body();
+  // What was read may change once the snapshot ends.
+  in_snapshot_ = false;
+  for (auto& [name, collection] : collections_) {
+    if (collection.items.store_items != nullptr) collection.items.store_items->CacheBuckets(false);
+  }
+  Status ended = snapshot_->db().Exec(steps.has_value() ? "COMMIT" : "ROLLBACK");
+  if (steps.has_value() && !ended.ok()) return ended;
+  return steps;
 }
 
 reconcile::Differences SessionReconciliation::Collection::differences() const {
@@ -30,6 +63,9 @@ Result<SessionReconciliation::Collection*> SessionReconciliation::Open(const std
   }
   Collection collection;
   LOCKSTEP_ASSIGN_OR_RETURN(collection.items, item_sets_(name));
+  if (in_snapshot_ && collection.items.store_items != nullptr) {
+    collection.items.store_items->CacheBuckets(true);
+  }
   reconcile::Options options = options_;
   options.recent_positions = collection.items.recent_positions;
   if (initiate) {
@@ -58,6 +94,16 @@ void SessionReconciliation::FinishIfDone(std::vector<protocol::Reconcile>& steps
 
 Result<std::vector<protocol::Reconcile>> SessionReconciliation::Start(
     const std::vector<std::string>& collections) {
+  return InSnapshot([&] { return StartSteps(collections); });
+}
+
+Result<std::vector<protocol::Reconcile>> SessionReconciliation::Continue(
+    const protocol::Reconcile& step) {
+  return InSnapshot([&] { return ContinueSteps(step); });
+}
+
+SessionReconciliation::Steps SessionReconciliation::StartSteps(
+    const std::vector<std::string>& collections) {
   initiating_ = true;
   std::vector<protocol::Reconcile> steps;
   for (const std::string& name : collections) {
@@ -70,8 +116,7 @@ Result<std::vector<protocol::Reconcile>> SessionReconciliation::Start(
   return steps;
 }
 
-Result<std::vector<protocol::Reconcile>> SessionReconciliation::Continue(
-    const protocol::Reconcile& step) {
+SessionReconciliation::Steps SessionReconciliation::ContinueSteps(const protocol::Reconcile& step) {
   std::vector<protocol::Reconcile> steps;
   if (done_) return InvalidArgument("reconcile step after the reconciliation ended");
   if (step.last) {

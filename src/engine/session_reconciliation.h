@@ -16,6 +16,7 @@
 #include "reconcile/item_set.h"
 #include "reconcile/reconciler.h"
 #include "store/replica_store.h"
+#include "store/store_item_set.h"
 
 namespace lockstep::engine {
 
@@ -28,24 +29,45 @@ using RecordName = std::pair<std::string, std::string>;
 struct CollectionItems {
   std::unique_ptr<reconcile::ItemSet> items;
   std::vector<uint64_t> recent_positions;
+  // `items` when it is a store's: it keeps the buckets it reads while a step's snapshot lasts.
+  store::StoreItemSet* store_items = nullptr;
 };
 
-// How many of a store's latest changes are offered as recent: about 11 bytes each when the sets
-// differ, nothing when they are equal.
-inline constexpr size_t kRecentChanges = 1024;
+// What the handshake told this side of its peer: who it is, and its cursor into this store's
+// log for the session's collections (epoch 0 when it sent none).
+struct PeerView {
+  core::NodeId node;
+  store::Cursor cursor_of_me;
+};
 
-// The positions of the records of `collection` among the last `limit` changes of `store`'s log,
-// newest first.
-Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store,
-                                              const std::string& collection, size_t limit);
+// How many changes are offered as recent. When the peer's cursor of this store is of its current
+// epoch and inside its log, the peer holds everything up to it, so only the changes after it are
+// offered (about 11 bytes each when the sets differ, nothing when they are equal), at most
+// kMaxRecentChanges: enough for 100k differences made since the two last agreed (1 MiB of
+// positions), beyond which the ranges find the rest. Otherwise (no cursor, another epoch: this
+// store was restored, or the peer lost or never had its cursor) nothing says when they agreed,
+// and the last kFallbackRecentChanges changes are offered, which covers a few writes made since.
+inline constexpr size_t kMaxRecentChanges = size_t{1} << 17;
+inline constexpr size_t kFallbackRecentChanges = 256;
+
+// The positions of the records of `collection` in `store` that `peer` may not hold as they are:
+// those changed after its cursor of this store (or among the latest changes, when that cursor is
+// void), newest first, without those taken verbatim from `peer`. An optimisation only: a record
+// missing here is found by the ranges.
+Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
+                                              const PeerView& peer);
 
 class SessionReconciliation {
  public:
   // The items of a collection this session carries.
   using ItemSets = std::function<Result<CollectionItems>(const std::string& collection)>;
 
-  SessionReconciliation(ItemSets item_sets, const reconcile::Options& options)
-      : item_sets_(std::move(item_sets)), options_(options) {}
+  // With `snapshot`, each call reads that store in one read transaction (one snapshot and one
+  // acquisition of its lock for all the queries answering a step), unless one is already open,
+  // and the store item sets keep the buckets they read until it ends.
+  SessionReconciliation(ItemSets item_sets, const reconcile::Options& options,
+                        store::ReplicaStore* snapshot = nullptr)
+      : item_sets_(std::move(item_sets)), options_(options), snapshot_(snapshot) {}
 
   // Dialer: the opening steps, one set per collection; a lone step marked `last` when there are
   // no collections.
@@ -75,12 +97,23 @@ class SessionReconciliation {
                           std::vector<protocol::Reconcile>& steps);
   // Dialer: appends `last` when every initiator is done.
   void FinishIfDone(std::vector<protocol::Reconcile>& steps);
+  using Steps = Result<std::vector<protocol::Reconcile>>;
+  // Runs `body` inside a read transaction of `snapshot_` when there is one.
+  Steps InSnapshot(const std::function<Steps()>& body);
+  Steps StartSteps(const std::vector<std::string>& collections);
+  Steps ContinueSteps(const protocol::Reconcile& step);
 
   ItemSets item_sets_;
   reconcile::Options options_;
+  store::ReplicaStore* snapshot_ = nullptr;
+  bool in_snapshot_ = false;  // a read transaction of snapshot_ is open for this call
   std::map<std::string, Collection> collections_;
   bool initiating_ = false;
   bool done_ = false;
 };
+
+// The item sets of `store`'s collections for a session with `peer`: each a store::StoreItemSet
+// with the RecentPositions of `peer`. What a session's side hands SessionReconciliation.
+SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerView peer);
 
 }  // namespace lockstep::engine

@@ -114,6 +114,7 @@ Result<bool> SourceHandler::TakePeerView(const core::NodeId& peer, int64_t peer_
   store::ReplicaStore& store = source_.store();
   std::optional<store::Cursor> cursor;
   if (peer_cursor_of_me.epoch != 0) cursor = {peer_cursor_of_me.epoch, peer_cursor_of_me.seq};
+  peer_cursor_of_me_ = {peer_cursor_of_me.epoch, peer_cursor_of_me.seq};
   // Before anything is stamped in this session: a store restored from an older copy must not
   // hand out again dots the peer has seen.
   LOCKSTEP_ASSIGN_OR_RETURN(bool restored, store.AdoptPeerView(peer, highest_dot_of_me, cursor));
@@ -153,19 +154,9 @@ Status SourceHandler::BeginReconciliation(std::optional<protocol::Cursor> verify
   reconcile::Options options;
   // Fresh per session: what collides by chance in one session almost surely does not in the next.
   options.session.seed = std::random_device{}() * uint64_t{0x100000000} + std::random_device{}();
-  reconciliation_.emplace(
-      [&store](const std::string& name) -> Result<CollectionItems> {
-        LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
-        for (const store::Collection& c : known) {
-          if (c.name != name) continue;
-          CollectionItems items{std::make_unique<store::StoreItemSet>(store, c.id), {}};
-          LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions,
-                                    RecentPositions(store, name, kRecentChanges));
-          return items;
-        }
-        return NotFound("collection '" + name + "' is not held here");
-      },
-      options);
+  // Only what changed since the peer's cursor of this log is offered as recent, when it has one.
+  reconciliation_.emplace(StoreItemSets(store, PeerView{peer_, peer_cursor_of_me_}), options,
+                          &store);
   return Status::Ok();
 }
 
@@ -391,6 +382,9 @@ Result<protocol::Welcome> HubHandler::Accept(const protocol::Hello& hello) {
   // the whole log instead would cost as much as the collections, whatever the differences.
   const bool as_asked = std::is_permutation(collections_.begin(), collections_.end(),
                                             hello.collections.begin(), hello.collections.end());
+  // The dialer's cursor was kept for the collections it asked for: of another set it says
+  // nothing, and no recent change is left out by it.
+  if (!as_asked) ForgetPeerCursor();
   const bool dialer_knows_us = as_asked && hello.cursor.epoch == store.epoch() &&
                                hello.cursor.seq > 0 && hello.cursor.seq <= store.last_seq();
   const bool we_know_dialer = cursor.has_value() && cursor->epoch == hello.epoch && cursor->seq > 0;

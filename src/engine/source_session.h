@@ -59,6 +59,8 @@ class SourceHandler : public protocol::SessionHandler {
   // whether this store found it was restored.
   Result<bool> TakePeerView(const core::NodeId& peer, int64_t peer_epoch,
                             uint64_t highest_dot_of_me, const protocol::Cursor& peer_cursor_of_me);
+  // The peer's cursor taken in by TakePeerView no longer tells what the peer holds of this log.
+  void ForgetPeerCursor() { peer_cursor_of_me_ = {}; }
   // Whether this store holds any record of the collections `names` (with `all`, of any).
   Result<bool> HoldsRecords(const std::vector<std::string>& names, bool all);
   // Begins the reconciliation phase: users' writes stamped, and this log's end noted, from
@@ -78,6 +80,8 @@ class SourceHandler : public protocol::SessionHandler {
 
   std::optional<SessionReconciliation> reconciliation_;
   protocol::Cursor resume_;  // this log's end when the reconciliation began
+  // The peer's cursor of this log, as the handshake carried it: what the peer holds of it.
+  store::Cursor peer_cursor_of_me_;
   std::optional<Backlog> backlog_;
   bool verifying_ = false;  // the peer only verifies (protocol::kFeatureVerify)
 

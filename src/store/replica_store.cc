@@ -352,6 +352,39 @@ Status ReplicaStore::EnsureItemIndex() {
   return db_.Exec(kItemIndexSql).WithContext("indexing records by bucket");
 }
 
+Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection, uint64_t after,
+                                                             size_t limit,
+                                                             const core::NodeId* skip_origin) {
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  std::optional<int64_t> skip;
+  if (skip_origin != nullptr) {
+    LOCKSTEP_ASSIGN_OR_RETURN(skip, PeerNumber(*skip_origin, false));
+  }
+  // Seqs are unique, so the last `limit` of them hold at most `limit` records: the scan of the
+  // seq index stops there even when this collection changed little. (`seq_` may lag another
+  // process's writes: the LIMIT still bounds what is returned.)
+  const uint64_t from = std::max(after, seq_ > limit ? seq_ - limit : uint64_t{0});
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      Cached(
+          changed_positions_,
+          "SELECT position FROM _lockstep_records WHERE seq > ?1 AND +collection = ?2 AND "
+          "(CAST(?3 AS BIGINT) IS NULL OR origin IS DISTINCT FROM ?3) ORDER BY seq DESC LIMIT ?4"));
+  stmt->BindInt(1, static_cast<int64_t>(from))
+      .BindInt(2, collection)
+      .BindInt(4, static_cast<int64_t>(limit));
+  if (skip.has_value()) stmt->BindInt(3, *skip);
+  std::vector<uint64_t> positions;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.has_value()) return row.error();
+    if (!*row) break;
+    positions.push_back(PositionFromColumn(stmt->ColumnInt(0)));
+  }
+  stmt->Reset();
+  return positions;
+}
+
 void ReplicaStore::DropSupersededPuts() {
   if (pending_.size() < 2) return;
   std::map<std::pair<int64_t, std::string_view>, size_t> last;

@@ -134,6 +134,12 @@ class ReplicaStore {
   // Makes the index of records by bucket if a large write dropped it (a sort of the collection's
   // positions, once); does nothing on a read-only connection, whose reads then scan.
   Status EnsureItemIndex();
+  // The item positions of the records of `collection` whose seq is above `after`, newest first,
+  // skipping those whose origin is `skip_origin` (it holds them as they are). Only the last
+  // `limit` seqs of the log are looked at, so at most `limit` positions come back, read from the
+  // seq index and the item column without decoding a record.
+  Result<std::vector<uint64_t>> ChangedPositions(int64_t collection, uint64_t after, size_t limit,
+                                                 const core::NodeId* skip_origin);
   // A write that adds at least this many new records drops the bucket index rather than insert
   // into it in random order: a first sync, or any bulk load.
   static constexpr size_t kBulkLoadRecords = 10'000;
@@ -256,6 +262,7 @@ class ReplicaStore {
   std::unique_ptr<Statement> put_;
   std::unique_ptr<Statement> put_many_;
   std::unique_ptr<Statement> changes_;
+  std::unique_ptr<Statement> changed_positions_;
   std::unique_ptr<Statement> conflict_;
   std::unique_ptr<Statement> note_dot_;
 };

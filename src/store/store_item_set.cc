@@ -21,7 +21,41 @@ uint64_t BucketLast(uint32_t bucket) { return BucketStart(bucket) + (kBucketSpan
 
 }  // namespace
 
+void StoreItemSet::CacheBuckets(bool on) {
+  caching_ = on;
+  if (!on) {
+    cache_.clear();
+    cached_bytes_ = 0;
+  }
+}
+
+Result<const std::vector<reconcile::Item>*> StoreItemSet::CachedBucket(uint32_t bucket) {
+  auto it = cache_.find(bucket);
+  if (it != cache_.end()) return &it->second;
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<reconcile::Item> items,
+                            ReadItems(BucketStart(bucket), BucketLast(bucket)));
+  size_t bytes = sizeof(items) + 64;  // the vector and its hash map node, about
+  for (const reconcile::Item& item : items) {
+    bytes += sizeof(item) + (item.key.capacity() > 15 ? item.key.capacity() : 0);
+  }
+  if (cached_bytes_ + bytes > kMaxCachedBytes) {
+    cache_.clear();
+    cached_bytes_ = 0;
+  }
+  cached_bytes_ += bytes;
+  return &cache_.emplace(bucket, std::move(items)).first->second;
+}
+
 Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t last) {
+  if (caching_) {
+    LOCKSTEP_ASSIGN_OR_RETURN(const std::vector<reconcile::Item>* bucket,
+                              CachedBucket(BucketOf(first)));
+    reconcile::RangeSummary summary;
+    for (const reconcile::Item& item : *bucket) {
+      if (item.position >= first && item.position <= last) summary.Add(item.hash);
+    }
+    return summary;
+  }
   // The bucket bounds let SQLite search the bucket index; on the position alone it scans every
   // record of the collection, once per summary (1,024 recent ranges times n rows).
   LOCKSTEP_ASSIGN_OR_RETURN(
@@ -101,9 +135,23 @@ Result<reconcile::RangeSummary> StoreItemSet::Summarize(const reconcile::Positio
 
 Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::PositionRange& range) {
   LOCKSTEP_RETURN_IF_ERROR(Prepare());
-  std::vector<reconcile::Item> items;
   const auto bounds = Bounds(range);
-  if (!bounds.has_value()) return items;
+  if (!bounds.has_value()) return std::vector<reconcile::Item>();
+  const auto [first, last] = *bounds;
+  if (caching_ && BucketOf(first) == BucketOf(last)) {
+    LOCKSTEP_ASSIGN_OR_RETURN(const std::vector<reconcile::Item>* bucket,
+                              CachedBucket(BucketOf(first)));
+    std::vector<reconcile::Item> items;
+    for (const reconcile::Item& item : *bucket) {
+      if (item.position >= first && item.position <= last) items.push_back(item);
+    }
+    return items;
+  }
+  return ReadItems(first, last);
+}
+
+Result<std::vector<reconcile::Item>> StoreItemSet::ReadItems(uint64_t first, uint64_t last) {
+  std::vector<reconcile::Item> items;
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
       PrepareCached(store_.db(), items_,
@@ -111,10 +159,10 @@ Result<std::vector<reconcile::Item>> StoreItemSet::Items(const reconcile::Positi
                     "(position >> 48) BETWEEN ?2 AND ?3 AND position BETWEEN ?4 AND ?5 "
                     "ORDER BY position, key"));
   stmt->BindInt(1, collection_)
-      .BindInt(2, BucketColumn(BucketOf(bounds->first)))
-      .BindInt(3, BucketColumn(BucketOf(bounds->second)))
-      .BindInt(4, PositionColumn(bounds->first))
-      .BindInt(5, PositionColumn(bounds->second));
+      .BindInt(2, BucketColumn(BucketOf(first)))
+      .BindInt(3, BucketColumn(BucketOf(last)))
+      .BindInt(4, PositionColumn(first))
+      .BindInt(5, PositionColumn(last));
   for (;;) {
     auto row = stmt->Step();
     if (!row.has_value()) return row.error();

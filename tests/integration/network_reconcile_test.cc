@@ -154,6 +154,43 @@ TEST(NetworkReconcileTest, ANodeRestoredFromAnOlderCopyLosesNothing) {
   EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
 }
 
+// The restored node's cursor of the hub (from its backup) still tells the hub what to offer as
+// recent, but the hub's cursor of the node is of the node's old epoch: the node offers only its
+// latest changes (engine::kFallbackRecentChanges, 256), fewer than the 300 rows it wrote since
+// the restore, so the ranges must find the rest. Deletions made before the restore, which the
+// backup does not have, stay deleted.
+TEST(NetworkReconcileTest,
+     ARestoredNodeWithMoreWritesThanItOffersAsRecentLosesAndResurrectsNothing) {
+  auto hub = Hub::Start({});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const auto a = dir / "a.db";
+  const auto backup = dir / "a-backup.db";
+  CreateRows(a);
+  SyncJson(*hub, a, token);
+  Sql(a, ".backup '" + backup.string() + "'");
+  Sql(a,
+      "DELETE FROM t WHERE id BETWEEN 1 AND 5;"
+      "UPDATE t SET x = 'before restore' WHERE id BETWEEN 6 AND 8;");
+  SyncJson(*hub, a, token);
+
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(a.string() + suffix);
+  }
+  std::filesystem::copy_file(backup, a);
+  Sql(a, "UPDATE t SET x = 'after restore ' || id WHERE id BETWEEN 1001 AND 1300;");
+  SyncJson(*hub, a, token);
+
+  const std::string summary =
+      "SELECT count(*), sum(id BETWEEN 1 AND 5), sum(x = 'before restore'), "
+      "sum(x = 'after restore ' || id) FROM t;";
+  const std::string expected = std::to_string(kRows - 5) + "|0|3|300\n";
+  EXPECT_EQ(Sql(hub->db(), summary), expected);
+  EXPECT_EQ(Sql(a, summary), expected);
+  EXPECT_TRUE(Dump(a) == Dump(hub->db())) << "a and the hub differ";
+}
+
 // `lockstep verify DB URL`, run as `sync` is but with the verb changed.
 ProcessResult Verify(const Hub& hub, const std::filesystem::path& db, const std::string& token) {
   std::vector<std::string> argv = hub.SyncArgv(db, token);

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "core/key.h"
 #include "core/local_write.h"
+#include "reconcile/item.h"
 #include "store/metadata_schema.h"
 #include "store/postgres_db.h"
 #include "store/sqlite_db.h"
@@ -216,6 +217,45 @@ TEST_P(ReplicaStoreTest, SkipsRecordsThatCameFromThePeerItSendsTo) {
   auto to_other = store->ChangesAfter(0, 10, &other);
   ASSERT_TRUE(to_other.has_value());
   EXPECT_EQ(to_other->changes.size(), 2u);
+}
+
+// The recent positions a reconciliation offers: the collection's records changed after a seq,
+// newest first, without the peer's own, read from the last `limit` seqs of the log only.
+TEST_P(ReplicaStoreTest, ListsThePositionsOfTheRecordsChangedAfterASeqNewestFirst) {
+  auto db = Connect();
+  auto store = OpenStore(*db);
+  ASSERT_NE(store, nullptr);
+  auto items = store->EnsureCollection("items", "", "");
+  auto others = store->EnsureCollection("others", "", "");
+  ASSERT_TRUE(items.has_value() && others.has_value());
+  const core::NodeId peer = Peer(0xab);
+  // seq 1..6: items 1, 2, 3; others 4; items 5 from the peer; items 1 again.
+  ASSERT_TRUE(Ok(store->Write([&]() -> Status {
+    for (int64_t id : {1, 2, 3}) {
+      LOCKSTEP_RETURN_IF_ERROR(WriteRecord(*store, items->id, id, {{"v", Value::Int(id)}}));
+    }
+    LOCKSTEP_RETURN_IF_ERROR(WriteRecord(*store, others->id, 4, {{"v", Value::Int(4)}}));
+    LOCKSTEP_RETURN_IF_ERROR(WriteRecord(*store, items->id, 5, {{"v", Value::Int(5)}}, &peer));
+    return WriteRecord(*store, items->id, 1, {{"v", Value::Int(10)}});
+  })));
+  ASSERT_EQ(store->last_seq(), 6u);
+  const auto position = [](int64_t id) { return reconcile::ItemPosition(KeyOf(id)); };
+  using Positions = std::vector<uint64_t>;
+
+  auto after_2 = store->ChangedPositions(items->id, 2, 100, &peer);
+  ASSERT_TRUE(after_2.has_value()) << after_2.error().ToString();
+  EXPECT_EQ(*after_2, (Positions{position(1), position(3)}))
+      << "record 1 (seq 6) then 3 (seq 3); 2 is older, 4 of another collection, 5 the peer's";
+  auto for_another_peer = store->ChangedPositions(items->id, 0, 100, nullptr);
+  ASSERT_TRUE(for_another_peer.has_value());
+  EXPECT_EQ(*for_another_peer, (Positions{position(1), position(5), position(3), position(2)}));
+  // Only seqs 5 and 6 are looked at: the limit bounds the scan, not the rows it keeps.
+  auto last_two = store->ChangedPositions(items->id, 0, 2, nullptr);
+  ASSERT_TRUE(last_two.has_value());
+  EXPECT_EQ(*last_two, (Positions{position(1), position(5)}));
+  auto none = store->ChangedPositions(items->id, 6, 100, nullptr);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST_P(ReplicaStoreTest, KeepsCursorsPerPeerAndScope) {

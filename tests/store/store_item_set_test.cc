@@ -92,12 +92,17 @@ void ExpectMatchesBruteForce(ReplicaStore& store, int64_t collection, std::mt199
   Check(store.FlushWrites());
   const std::vector<Item> all = BruteItems(store.db(), collection);
   StoreItemSet set(store, collection);
+  // Read twice with the buckets kept: the second read of a bucket comes from the cache.
+  StoreItemSet cached(store, collection);
+  cached.CacheBuckets(true);
   for (const PositionRange& range : InterestingRanges(all, rng)) {
-    const RangeSummary got = Take(set.Summarize(range));
     const RangeSummary want = BruteSummary(all, range);
-    ASSERT_EQ(got.count, want.count) << range.begin << ".." << range.end << " " << range.to_end;
-    ASSERT_TRUE(got.sum == want.sum) << range.begin << ".." << range.end;
-    ASSERT_TRUE(SameItems(Take(set.Items(range)), BruteRange(all, range)));
+    for (StoreItemSet* reader : {&set, &cached, &cached}) {
+      const RangeSummary got = Take(reader->Summarize(range));
+      ASSERT_EQ(got.count, want.count) << range.begin << ".." << range.end << " " << range.to_end;
+      ASSERT_TRUE(got.sum == want.sum) << range.begin << ".." << range.end;
+      ASSERT_TRUE(SameItems(Take(reader->Items(range)), BruteRange(all, range)));
+    }
   }
 }
 
@@ -141,6 +146,29 @@ TEST_P(StoreItemSetTest, MatchesBruteForceThroughInsertsUpdatesDeletesAndRollbac
     ExpectMatchesBruteForce(store, a, rng);
     ExpectMatchesBruteForce(store, b, rng);
   }
+}
+
+// Kept buckets are forgotten when caching stops: a session turns it on for one snapshot only,
+// and the store may change between two.
+TEST_P(StoreItemSetTest, KeptBucketsAreForgottenWhenCachingStops) {
+  base::FakeClock clock(1'700'000'000'000);
+  testing::ScratchStore scratch(clock, "cache", GetParam());
+  ReplicaStore& store = scratch.store();
+  const int64_t a = Take(store.EnsureCollection("a", "lww", "")).id;
+  Check(store.Write([&] { return WriteLocal(store, a, Key(1), 10); }));
+  const uint64_t position = reconcile::ItemPosition(Key(1));
+  const PositionRange around{position & ~uint64_t{0xffff}, (position | 0xffff) + 1, false};
+  StoreItemSet set(store, a);
+  set.CacheBuckets(true);
+  ASSERT_EQ(Take(set.Items(around)).size(), 1U);
+  const RangeSummary before = Take(set.Summarize(around));
+  set.CacheBuckets(false);
+  Check(store.Write([&] { return WriteLocal(store, a, Key(1), 20); }));
+  set.CacheBuckets(true);
+  const RangeSummary after = Take(set.Summarize(around));
+  ASSERT_EQ(after.count, 1U);
+  EXPECT_FALSE(after.sum == before.sum) << "the update is seen";
+  EXPECT_TRUE(after.sum == BruteSummary(BruteItems(store.db(), a), around).sum);
 }
 
 bool HasBucketIndex(Database& db) {
