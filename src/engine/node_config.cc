@@ -176,7 +176,9 @@ Result<NodeConfig> LoadNodeConfig(const std::filesystem::path& path) {
   }
   if (auto poll = source["poll"].value<std::string>()) {
     auto parsed = ParseDuration(*poll);
-    if (!parsed.has_value()) return parsed.error().WithContext(Where(path, source) + ": poll");
+    if (!parsed.has_value()) {
+      return parsed.error().WithContext(Where(path, *source.get("poll")) + ": poll");
+    }
     config.poll_ms = *parsed;
   }
   LOCKSTEP_ASSIGN_OR_RETURN(config.tables, Strings(path, source.get("tables"), "tables"));

@@ -42,14 +42,17 @@ void StartNode(ProcessGuard& guard, const ScratchDir& dir, const std::string& na
                                  dir / (name + ".out"), dir / (name + ".err"))));
 }
 
-// Whether an engine sleeps on the database at `url`: a bit of the wake flag is set. Only the
-// engine's watcher sets and clears bits; triggers only read them. (No flag yet, before the node
-// has attached the database, or never set: NULL.)
-bool Asleep(const std::string& url) {
-  return Psql(url,
-              "SELECT coalesce((SELECT last_value FROM pg_sequences WHERE sequencename = "
-              "'_lockstep_wake'), 0)") != "0\n";
+// The wake flag of the database at `url`: bit n is set while the engine holding slot n sleeps.
+// Only engines set and clear bits; triggers only read them. (No flag yet, before a node has
+// attached the database, or never set: NULL, so 0.)
+int64_t WakeFlag(const std::string& url) {
+  return std::stoll(Psql(url,
+                         "SELECT coalesce((SELECT last_value FROM pg_sequences WHERE "
+                         "sequencename = '_lockstep_wake'), 0)"));
 }
+
+// Whether an engine sleeps on the database at `url`.
+bool Asleep(const std::string& url) { return WakeFlag(url) != 0; }
 
 // A session that LISTENs to the triggers' channel and counts what they notify.
 class NotificationCounter {
@@ -205,6 +208,65 @@ TEST(PostgresDaemonTest, WritesWhileTheNodeIsAwakeNotifyNobody) {
                  "JOIN _lockstep_collections l ON l.id = 1 AND l.name = 't'"),
             "21\n");
   EXPECT_EQ(pg_node.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir / "pg.err");
+}
+
+// Two engines on one database, each with its own hub and SQLite node: both sleep at once (a bit
+// each), one write wakes both (NOTIFY is broadcast), and the bit of an engine killed while it
+// slept is cleared by the next engine that starts on the database.
+TEST(PostgresDaemonTest, TwoNodesOnOneDatabaseBothWakeAndAKilledOnesBitIsCleared) {
+  PostgresCluster& cluster = PostgresCluster::Shared();
+  ASSERT_TRUE(cluster.running());
+  const std::string pg = cluster.CreateDatabase("two");
+  Psql(pg,
+       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
+       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  auto hub1 = Hub::Start({.plaintext = true});
+  auto hub2 = Hub::Start({.plaintext = true});
+  ASSERT_NE(hub1, nullptr);
+  ASSERT_NE(hub2, nullptr);
+  const std::string token1 = hub1->CreateToken("*", "rw");
+  const std::string token2 = hub2->CreateToken("*", "rw");
+  ScratchDir dir;
+  const std::filesystem::path edge1 = dir / "edge1.db";
+  const std::filesystem::path edge2 = dir / "edge2.db";
+  const std::string source = "postgres = \"" + pg + "\"" + kSlowPoll;
+  ProcessGuard pg1, pg2, sqlite1, sqlite2;
+  // One after the other, so that the first takes slot 0 (bit 1) and the second slot 1 (bit 2).
+  StartNode(pg1, dir, "pg1", source, hub1->url(), token1);
+  ASSERT_TRUE(WaitFor([&] { return WakeFlag(pg) == 1; }, kFallAsleepLimit))
+      << ReadFile(dir / "pg1.err");
+  StartNode(pg2, dir, "pg2", source, hub2->url(), token2);
+  StartNode(sqlite1, dir, "edge1", "sqlite = \"" + edge1.string() + "\"", hub1->url(), token1);
+  StartNode(sqlite2, dir, "edge2", "sqlite = \"" + edge2.string() + "\"", hub2->url(), token2);
+  ASSERT_TRUE(WaitFor([&] { return HasRow(edge1, 1) && HasRow(edge2, 1); }, kArriveLimit))
+      << ReadFile(dir / "pg1.err") << ReadFile(dir / "pg2.err");
+
+  ASSERT_TRUE(WaitFor([&] { return WakeFlag(pg) == 3; }, kFallAsleepLimit));
+  const auto written = std::chrono::steady_clock::now();
+  Psql(pg, "INSERT INTO t VALUES (2, 'pg', 'both', 2)");
+  EXPECT_TRUE(WaitFor([&] { return HasRow(edge1, 2) && HasRow(edge2, 2); }, kPromptly))
+      << "after " << MsSince(written) << " ms";
+  std::cout << "one write, two sleeping engines, both SQLite nodes: " << MsSince(written)
+            << " ms\n";
+
+  // Killed in its sleep, the second engine leaves its bit; the first clears its own on its way
+  // out; started again, it takes slot 0 and clears slot 1's bit, whose holder is gone.
+  ASSERT_TRUE(WaitFor([&] { return WakeFlag(pg) == 3; }, kFallAsleepLimit));
+  pg2.Kill();
+  EXPECT_EQ(pg1.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir / "pg1.err");
+  EXPECT_EQ(WakeFlag(pg), 2);
+  ProcessGuard pg1_again;
+  StartNode(pg1_again, dir, "pg1_again", source, hub1->url(), token1);
+  EXPECT_TRUE(WaitFor([&] { return WakeFlag(pg) == 1; }, kFallAsleepLimit))
+      << WakeFlag(pg) << "\n"
+      << ReadFile(dir / "pg1_again.err");
+  const auto again = std::chrono::steady_clock::now();
+  Psql(pg, "INSERT INTO t VALUES (3, 'pg', 'again', 3)");
+  EXPECT_TRUE(WaitFor([&] { return HasRow(edge1, 3); }, kPromptly))
+      << "after " << MsSince(again) << " ms";
+  EXPECT_EQ(pg1_again.Terminate(std::chrono::seconds(10)), 0);
+  EXPECT_EQ(sqlite1.Terminate(std::chrono::seconds(10)), 0);
+  EXPECT_EQ(sqlite2.Terminate(std::chrono::seconds(10)), 0);
 }
 
 }  // namespace
