@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "connectors/postgres/pg_wake.h"
 #include "lag_probes.h"
 #include "lockstep_capture.h"
 #include "postgres_bench_support.h"
@@ -313,6 +314,18 @@ struct CaptureSample {
   double total_us() const { return server_us + client_us + engine_us; }
 };
 
+// The notifications `listener` has received since it began to LISTEN (taken until none come).
+size_t CountNotifications(store::PostgresDb& listener) {
+  size_t count = 0;
+  for (;;) {
+    auto taken = listener.TakeNotifications();
+    if (!taken.has_value()) Die("counting notifications: " + taken.error().message());
+    count += taken->size();
+    if (taken->empty()) return count;
+    Check(listener.WaitForNotification(std::chrono::milliseconds(20)), "counting notifications");
+  }
+}
+
 // One pgbench run of `arm`: on a fresh copy of its template, or on the live engine's database.
 CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& live) {
   const std::string name = "capture_" + std::to_string(run) + (arm == Arm::kNone ? "_off" : "_on");
@@ -323,6 +336,12 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
     live.lockstep->Freeze(false);
     // Sessions whose peer's silence outlasted their timeout while frozen dial again.
     std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+  // What the triggers notify while pgbench runs: with the wake flag, only while an engine sleeps.
+  std::optional<PgConnection> listener;
+  if (arm != Arm::kNone) {
+    listener = Connect(url);
+    Check((*listener)->Listen(connectors::postgres::kChannel), "listening");
   }
   const pid_t postmaster = TheWorld().source_postmaster;
   SettleServer();
@@ -338,6 +357,10 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
   SettleServer();
   const double server_s = ServerCpuSeconds(postmaster) - server_before;
   std::string note;
+  if (listener.has_value()) {
+    note = ", " + std::to_string(CountNotifications(**listener)) + " notifications";
+    listener.reset();
+  }
   if (arm == Arm::kTriggers) {
     // Each TPC-B-like transaction changes one row of each table; pgbench finishes the
     // transactions it has begun when its time is up, so the counts match.
@@ -349,7 +372,7 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
     }
   }
   if (arm == Arm::kLive) {
-    note = ", " + std::to_string(CapturedChanges(url)) + " of the " +
+    note += ", " + std::to_string(CapturedChanges(url)) + " of the " +
            std::to_string(4 * result.transactions) +
            " row changes not yet stamped when pgbench ended (plus earlier rounds' backlog)";
   }
