@@ -373,8 +373,8 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
   }
   if (arm == Arm::kLive) {
     note += ", " + std::to_string(CapturedChanges(url)) + " of the " +
-           std::to_string(4 * result.transactions) +
-           " row changes not yet stamped when pgbench ended (plus earlier rounds' backlog)";
+            std::to_string(4 * result.transactions) +
+            " row changes not yet stamped when pgbench ended (plus earlier rounds' backlog)";
   }
   if (arm != Arm::kLive) DropDatabase(name);
   const double transactions = static_cast<double>(result.transactions);

@@ -210,6 +210,43 @@ TEST(PostgresDaemonTest, WritesWhileTheNodeIsAwakeNotifyNobody) {
   EXPECT_EQ(pg_node.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir / "pg.err");
 }
 
+// A database attached by a Lockstep without the wake flag (its statement trigger never reads
+// one, and there is none) switches over when a node starts on it: attaching makes the flag and
+// the triggers again, so the node sleeps and a commit wakes it.
+TEST(PostgresDaemonTest, ADatabaseAttachedBeforeTheWakeFlagSwitchesOverWhenANodeStarts) {
+  PostgresCluster& cluster = PostgresCluster::Shared();
+  ASSERT_TRUE(cluster.running());
+  const std::string pg = cluster.CreateDatabase("older");
+  Psql(pg,
+       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
+       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  ScratchDir dir;
+  const ProcessResult attached = Lockstep({"sync", pg, (dir / "first.db").string()});
+  ASSERT_EQ(attached.exit_code, 0) << attached.err;
+  Psql(pg,
+       "DROP SEQUENCE _lockstep_wake; CREATE OR REPLACE FUNCTION _lockstep_writer_lock() "
+       "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;");
+  Psql(pg, "INSERT INTO t VALUES (2, 'pg', 'before the node', 2)");
+
+  auto hub = Hub::Start({.plaintext = true});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  const std::filesystem::path edge = dir / "edge.db";
+  ProcessGuard pg_node, sqlite_node;
+  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(), token);
+  StartNode(sqlite_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", hub->url(), token);
+  ASSERT_TRUE(WaitFor([&] { return HasRow(edge, 1) && HasRow(edge, 2); }, kArriveLimit))
+      << ReadFile(dir / "pg.err") << ReadFile(dir / "edge.err") << hub->Log();
+  ASSERT_TRUE(WaitFor([&] { return Asleep(pg); }, kFallAsleepLimit)) << ReadFile(dir / "pg.err");
+  const auto written = std::chrono::steady_clock::now();
+  Psql(pg, "INSERT INTO t VALUES (3, 'pg', 'after', 3)");
+  EXPECT_TRUE(WaitFor([&] { return HasRow(edge, 3); }, kPromptly))
+      << "after " << MsSince(written) << " ms\n"
+      << ReadFile(dir / "pg.err");
+  EXPECT_EQ(pg_node.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir / "pg.err");
+  EXPECT_EQ(sqlite_node.Terminate(std::chrono::seconds(10)), 0);
+}
+
 // Two engines on one database, each with its own hub and SQLite node: both sleep at once (a bit
 // each), one write wakes both (NOTIFY is broadcast), and the bit of an engine killed while it
 // slept is cleared by the next engine that starts on the database.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace lockstep::connectors::postgres {
@@ -147,21 +148,43 @@ Result<bool> ChangeWatcher::Next(std::chrono::milliseconds max_wait) {
 Result<bool> ChangeWatcher::LookWhileAwake() {
   const int64_t seq_before = last_seq_;
   LOCKSTEP_ASSIGN_OR_RETURN(Look look, LookAtDatabase());
-  if (Work(look)) {
+  last_seq_ = look.seq;
+  const bool moved = look.seq != seq_before;
+  const auto now = Clock::now();
+  if (look.pending) {
     // Progress (the log moved) keeps the quick pace; captures that sit there unstamped (no
     // session to stamp them) slow it down to the poll interval.
-    wait_ = look.seq != seq_before ? options_.busy_poll : std::min(wait_ * 2, options_.idle_poll);
-    next_look_ = Clock::now() + wait_;
-    return true;
+    wait_ = moved ? options_.busy_poll : std::min(wait_ * 2, options_.idle_poll);
+    next_look_ = now + wait_;
+    return Nudge(now);
   }
-  if (!slot_.has_value()) {  // no bit to set: poll
-    next_look_ = Clock::now() + options_.idle_poll;
+  if (moved) {
+    // The log moved with no capture waiting: this engine's own stamps and applies (a long first
+    // copy moves it for minutes) or another engine's. The sessions need not hear of every step,
+    // only every kLogNudgeEvery and once more when it stops; captures are still looked for
+    // within that time.
+    wait_ = std::min(std::max(wait_ * 2, options_.busy_poll), options_.log_nudge_every);
+    next_look_ = now + wait_;
+    if (now - last_nudge_ >= options_.log_nudge_every) return Nudge(now);
+    owed_ = true;
     return false;
+  }
+  const bool owed = std::exchange(owed_, false);
+  if (!slot_.has_value()) {  // no bit to set: poll
+    next_look_ = now + options_.idle_poll;
+    return owed;
   }
   LOCKSTEP_RETURN_IF_ERROR(SetBit(true));
   state_ = State::kFallingAsleep;
   wait_ = options_.busy_poll;
-  return LookWhileFallingAsleep();
+  LOCKSTEP_ASSIGN_OR_RETURN(bool woke, LookWhileFallingAsleep());
+  return woke || owed;
+}
+
+bool ChangeWatcher::Nudge(Clock::time_point now) {
+  last_nudge_ = now;
+  owed_ = false;
+  return true;
 }
 
 Result<bool> ChangeWatcher::LookWhileFallingAsleep() {
@@ -197,8 +220,9 @@ Result<bool> ChangeWatcher::WakeUp() {
   LOCKSTEP_RETURN_IF_ERROR(SetBit(false));
   state_ = State::kAwake;
   wait_ = options_.busy_poll;
-  next_look_ = Clock::now() + wait_;
-  return true;
+  const auto now = Clock::now();
+  next_look_ = now + wait_;
+  return Nudge(now);
 }
 
 }  // namespace lockstep::connectors::postgres

@@ -13,14 +13,15 @@
 //     set. Triggers never clear a bit, so a notifying transaction that rolls back loses no
 //     wake-up: the next writer notifies again.
 //  2. An engine sets its bit before it sleeps, then takes kRowsLock exclusively without waiting
-//     (pg_try_advisory_xact_lock, which never queues ahead of writers). Once it gets it, every
+//     (pg_try_advisory_xact_lock, which never queues ahead of writers, and holds it only for its
+//     own one-statement transaction). Once it gets it, every
 //     writer that read the flag before the bit was set has ended, and its commit is visible: the
 //     engine looks once more (committed captures not yet stamped, the store's log moved) and
 //     sleeps only when there is nothing. Until it gets it, it looks again shortly; writers that
 //     start meanwhile see the bit and notify.
-//  3. Awake, an engine keeps its bit clear and looks every 10 ms while there is work (backing off
-//     up to the poll interval while nothing moves, e.g. no session is connected to stamp): busy
-//     writers notify nobody.
+//  3. Awake, an engine keeps its bit clear and looks every 10 ms while captures wait (backing off
+//     up to the poll interval while nothing moves, e.g. no session is connected to stamp), and
+//     every 10–200 ms while only its log moves (applies): busy writers notify nobody.
 //  4. Asleep, it still looks once per poll interval (1 s by default): a bound for what no NOTIFY
 //     announces (another engine's stamps and applies into the shared store, an older Lockstep's
 //     triggers), so no interleaving strands a change for longer.
@@ -69,6 +70,9 @@ class ChangeWatcher {
     std::chrono::milliseconds busy_poll{10};
     // Between looks while asleep (and the longest backoff while awake): the bound of point 4.
     std::chrono::milliseconds idle_poll{1'000};
+    // How often the sessions are woken, at most, for a log that moves with no capture waiting
+    // (applies, stamps): also the longest a capture then waits to be seen.
+    std::chrono::milliseconds log_nudge_every{200};
   };
 
   // Connects to `url`, LISTENs, claims a slot (none when all are held: it then polls) and
@@ -116,6 +120,8 @@ class ChangeWatcher {
   Result<bool> WakeUp();
   // Whether `look` shows work, remembering the seq it saw.
   bool Work(const Look& look);
+  // Returns true (wake the sessions), remembering when.
+  bool Nudge(Clock::time_point now);
 
   // Declared first: destroyed last, after the statements prepared on it.
   std::unique_ptr<store::PostgresDb> db_;
@@ -125,6 +131,8 @@ class ChangeWatcher {
   std::chrono::milliseconds wait_;              // until the next look
   Clock::time_point next_look_ = Clock::now();  // the first call looks at once
   int64_t last_seq_ = -1;
+  Clock::time_point last_nudge_;
+  bool owed_ = false;         // the log moved since the sessions were last woken
   int64_t collections_ = -1;  // how many collections the look was prepared for
   std::optional<store::Statement> look_;
   std::optional<store::Statement> quiet_;
