@@ -72,6 +72,7 @@ std::vector<pid_t>& Children() {
 void StopProcess(pid_t pid) {
   if (pid <= 0) return;
   kill(pid, SIGTERM);
+  kill(pid, SIGCONT);  // a frozen process (SIGSTOP) acts on the SIGTERM once it runs again
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   int status = 0;
   while (waitpid(pid, &status, WNOHANG) == 0) {

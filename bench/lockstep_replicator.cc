@@ -1,4 +1,6 @@
-// The Lockstep arm of the replication measurement: a hub and three `lockstep run` nodes.
+// The Lockstep arm of the replication measurement: a hub and three `lockstep run` nodes (two
+// without the PostgreSQL replica, for the capture measurement's live arm).
+#include <signal.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -66,9 +68,10 @@ class SqliteReplica final : public Replica {
   Db db_;
 };
 
-class LockstepReplicator final : public Replicator {
+// `server`: where the PostgreSQL replica goes; none without one.
+class LockstepReplicator final : public LockstepProcesses {
  public:
-  LockstepReplicator(testing::PostgresServer& server, int scale, fs::path dir, std::string lockstep)
+  LockstepReplicator(testing::PostgresServer* server, int scale, fs::path dir, std::string lockstep)
       : server_(server), scale_(scale), dir_(std::move(dir)), lockstep_(std::move(lockstep)) {}
   ~LockstepReplicator() override { Stop(); }
 
@@ -79,23 +82,30 @@ class LockstepReplicator final : public Replicator {
     const std::string tag = "lockstep_nodes_" + std::to_string(++started);
     run_dir_ = dir_ / tag;
     fs::create_directories(run_dir_);
-    database_ = tag;
-    LOCKSTEP_RETURN_IF_ERROR(CreateReplicaDatabase(server_, database_, scale_));
+    if (server_ != nullptr) {
+      database_ = tag;
+      LOCKSTEP_RETURN_IF_ERROR(CreateReplicaDatabase(*server_, database_, scale_));
+    }
     LOCKSTEP_ASSIGN_OR_RETURN(std::string hub, StartHub());
     const std::string token = CreateToken();
     const fs::path edge = run_dir_ / "edge.db";
-    const std::vector<std::pair<std::string, std::string>> nodes = {
+    std::vector<std::pair<std::string, std::string>> nodes = {
         {"source", "postgres = \"" + source_url + "\""},
-        {"replica", "postgres = \"" + server_.Url(database_) + "\""},
         {"edge", "sqlite = \"" + edge.string() + "\""}};
+    if (server_ != nullptr) {
+      nodes.insert(nodes.begin() + 1,
+                   {"replica", "postgres = \"" + server_->Url(database_) + "\""});
+    }
     for (const auto& [name, source] : nodes) {
       const fs::path config = run_dir_ / (name + ".toml");
       WriteNode(config, name, source, hub, token);
       nodes_.push_back(Spawn({lockstep_, "run", "-c", config.string()}, run_dir_ / (name + ".out"),
                              run_dir_ / (name + ".err")));
     }
-    LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, ConnectBounded(server_.Url(database_)));
-    replicas_.push_back(NewPostgresReplica("PostgreSQL node", std::move(replica)));
+    if (server_ != nullptr) {
+      LOCKSTEP_ASSIGN_OR_RETURN(PgConnection replica, ConnectBounded(server_->Url(database_)));
+      replicas_.push_back(NewPostgresReplica("PostgreSQL node", std::move(replica)));
+    }
     replicas_.push_back(std::make_unique<SqliteReplica>(edge));
     return WaitForInitialCopy(source_url, limit_s);
   }
@@ -106,13 +116,25 @@ class LockstepReplicator final : public Replicator {
     return replicas;
   }
 
+  void Freeze(bool frozen) override {
+    const int signal = frozen ? SIGSTOP : SIGCONT;
+    if (hub_ > 0) kill(hub_, signal);
+    for (pid_t pid : nodes_) kill(pid, signal);
+  }
+
+  double CpuSeconds() const override {
+    double seconds = hub_ > 0 ? ProcessCpuSeconds(hub_) : 0;
+    for (pid_t pid : nodes_) seconds += ProcessCpuSeconds(pid);
+    return seconds;
+  }
+
   void Stop() override {
     replicas_.clear();
     for (pid_t pid : nodes_) StopProcess(pid);
     nodes_.clear();
     if (hub_ > 0) StopProcess(hub_);
     hub_ = -1;
-    if (!database_.empty()) DropReplicaDatabase(server_, database_);
+    if (!database_.empty()) DropReplicaDatabase(*server_, database_);
     database_.clear();
     if (!run_dir_.empty()) {
       std::error_code ec;
@@ -179,7 +201,7 @@ class LockstepReplicator final : public Replicator {
     return Status::Ok();
   }
 
-  testing::PostgresServer& server_;
+  testing::PostgresServer* server_;
   int scale_;
   fs::path dir_;
   std::string lockstep_;
@@ -194,7 +216,12 @@ class LockstepReplicator final : public Replicator {
 
 std::unique_ptr<Replicator> LockstepReplication(testing::PostgresServer& replicas, int scale,
                                                 const fs::path& dir, const std::string& lockstep) {
-  return std::make_unique<LockstepReplicator>(replicas, scale, dir, lockstep);
+  return std::make_unique<LockstepReplicator>(&replicas, scale, dir, lockstep);
+}
+
+std::unique_ptr<LockstepProcesses> LockstepToSqlite(const fs::path& dir,
+                                                    const std::string& lockstep) {
+  return std::make_unique<LockstepReplicator>(nullptr, 0, dir, lockstep);
 }
 
 }  // namespace lockstep::bench

@@ -1,6 +1,7 @@
 // End-to-end benchmarks of PostgreSQL in place (issue 6), on throwaway PostgreSQL 15 servers on
 // loopback that it starts and always stops:
-//   capture      pgbench transactions/s with capture triggers versus without, runs alternating;
+//   capture      pgbench transactions/s without capture, with the capture triggers alone, and with
+//                them while `lockstep run` keeps the database in sync (a hub and a SQLite node);
 //   replication  replication lag (p50, p99) while pgbench runs, and the catch-up time after it
 //                ends, of a replicator under test (replicator.h).
 // The capture arm attaches the tables with the PostgreSQL connector; the replication measurement
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "connectors/postgres/pg_wake.h"
 #include "lag_probes.h"
 #include "lockstep_capture.h"
 #include "postgres_bench_support.h"
@@ -254,27 +257,111 @@ void PrintReport(const Options& options, const std::string& load_before) {
 
 // ---- A. capture overhead ---------------------------------------------------------------------
 
+// The arms of A, each run on its own database in every round.
+enum class Arm {
+  kNone,      // no capture: a fresh copy of kTemplate
+  kTriggers,  // the triggers alone: a fresh copy of kAttachedTemplate, no engine
+  kLive,      // the triggers while `lockstep run` keeps the database in sync (LiveEngine)
+};
+
+const char* ArmName(Arm arm) {
+  switch (arm) {
+    case Arm::kNone:
+      return "without capture";
+    case Arm::kTriggers:
+      return "with the triggers";
+    case Arm::kLive:
+      return "with the triggers and a live engine";
+  }
+  return "";
+}
+
+// The live arm's database and its engine: a copy of kAttachedTemplate that a `lockstep run` node
+// keeps in sync with a hub and a SQLite node (LockstepToSqlite), made once for every round,
+// since the first copy of a million rows through the hub takes minutes. Its processes are frozen
+// while the other arms run, so that its backlog costs them nothing, and thawed for its own runs,
+// where the engine then works through whatever pgbench and earlier rounds left it.
+struct LiveEngine {
+  std::string url;
+  std::unique_ptr<LockstepProcesses> lockstep;
+};
+
+constexpr const char* kLiveDatabase = "capture_live";
+
+LiveEngine StartLiveEngine() {
+  LiveEngine live;
+  live.url = CopyTemplate(kLiveDatabase, kAttachedTemplate);
+  {
+    // The node file of LockstepReplication names the probe table too.
+    PgConnection db = Connect(live.url);
+    Exec(*db, kCreateProbeTable);
+    Exec(*db, "VACUUM ANALYZE");
+  }
+  live.lockstep = LockstepToSqlite(TheWorld().scratch, LOCKSTEP_BIN);
+  const auto start = Clock::now();
+  Check(live.lockstep->Start(live.url, kInitialCopyLimitS), "starting the live engine");
+  std::cerr << "  live engine: the hub and the SQLite node hold the source's rows after "
+            << Fixed(std::chrono::duration<double>(Clock::now() - start).count(), 1, " s") << "\n";
+  live.lockstep->Freeze(true);
+  return live;
+}
+
 struct CaptureSample {
   double tps = 0;
   double server_us = 0;  // server CPU per transaction
   double client_us = 0;  // pgbench's CPU per transaction
+  double engine_us = 0;  // the hub's and nodes' CPU per transaction (live arm)
+  double total_us() const { return server_us + client_us + engine_us; }
 };
 
-// One pgbench run on a fresh copy of the template, attached to Lockstep or not.
-CaptureSample CaptureRun(const Options& options, int run, bool captured) {
-  const std::string name = "capture_" + std::to_string(run) + (captured ? "_on" : "_off");
-  const std::string url = CopyTemplate(name, captured ? kAttachedTemplate : kTemplate);
+// The notifications `listener` has received since it began to LISTEN (taken until none come).
+size_t CountNotifications(store::PostgresDb& listener) {
+  size_t count = 0;
+  for (;;) {
+    auto taken = listener.TakeNotifications();
+    if (!taken.has_value()) Die("counting notifications: " + taken.error().message());
+    count += taken->size();
+    if (taken->empty()) return count;
+    Check(listener.WaitForNotification(std::chrono::milliseconds(20)), "counting notifications");
+  }
+}
+
+// One pgbench run of `arm`: on a fresh copy of its template, or on the live engine's database.
+CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& live) {
+  const std::string name = "capture_" + std::to_string(run) + (arm == Arm::kNone ? "_off" : "_on");
+  const std::string url = arm == Arm::kLive   ? live.url
+                          : arm == Arm::kNone ? CopyTemplate(name, kTemplate)
+                                              : CopyTemplate(name, kAttachedTemplate);
+  if (arm == Arm::kLive) {
+    live.lockstep->Freeze(false);
+    // Sessions whose peer's silence outlasted their timeout while frozen dial again.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+  // What the triggers notify while pgbench runs: with the wake flag, only while an engine sleeps.
+  std::optional<PgConnection> listener;
+  if (arm != Arm::kNone) {
+    listener = Connect(url);
+    Check((*listener)->Listen(connectors::postgres::kChannel), "listening");
+  }
   const pid_t postmaster = TheWorld().source_postmaster;
   SettleServer();
   const double server_before = ServerCpuSeconds(postmaster);
   const double client_before = ChildrenCpuSeconds();
+  const double engine_before = arm == Arm::kLive ? live.lockstep->CpuSeconds() : 0;
   const PgbenchResult result = RunPgbench(
       {"-c", std::to_string(kClients), "-j", "2", "-T", std::to_string(options.seconds), url},
       options.seconds + 300.0);
+  const double engine_s = arm == Arm::kLive ? live.lockstep->CpuSeconds() - engine_before : 0;
+  if (arm == Arm::kLive) live.lockstep->Freeze(true);
   const double client_s = ChildrenCpuSeconds() - client_before;
   SettleServer();
   const double server_s = ServerCpuSeconds(postmaster) - server_before;
-  if (captured) {
+  std::string note;
+  if (listener.has_value()) {
+    note = ", " + std::to_string(CountNotifications(**listener)) + " notifications";
+    listener.reset();
+  }
+  if (arm == Arm::kTriggers) {
     // Each TPC-B-like transaction changes one row of each table; pgbench finishes the
     // transactions it has begun when its time is up, so the counts match.
     const int64_t changes = CapturedChanges(url);
@@ -284,55 +371,72 @@ CaptureSample CaptureRun(const Options& options, int run, bool captured) {
           std::to_string(result.transactions) + " transactions");
     }
   }
-  DropDatabase(name);
+  if (arm == Arm::kLive) {
+    note += ", " + std::to_string(CapturedChanges(url)) + " of the " +
+            std::to_string(4 * result.transactions) +
+            " row changes not yet stamped when pgbench ended (plus earlier rounds' backlog)";
+  }
+  if (arm != Arm::kLive) DropDatabase(name);
   const double transactions = static_cast<double>(result.transactions);
   const CaptureSample sample{result.tps, 1e6 * server_s / transactions,
-                             1e6 * client_s / transactions};
-  std::cerr << "  run " << run + 1 << (captured ? " with capture: " : " without: ")
-            << Fixed(sample.tps, 1) << " tps (" << result.transactions << " transactions), CPU "
+                             1e6 * client_s / transactions, 1e6 * engine_s / transactions};
+  std::cerr << "  run " << run + 1 << " " << ArmName(arm) << ": " << Fixed(sample.tps, 1)
+            << " tps (" << result.transactions << " transactions), CPU "
             << Fixed(sample.server_us, 0) << " + " << Fixed(sample.client_us, 0)
-            << " µs per transaction (server + pgbench), load " << LoadAverage() << "\n";
+            << (arm == Arm::kLive ? " + " + Fixed(sample.engine_us, 0) : std::string())
+            << " µs per transaction (server + pgbench" << (arm == Arm::kLive ? " + Lockstep" : "")
+            << ")" << note << ", load " << LoadAverage() << "\n";
   return sample;
+}
+
+// The figures of one arm over the rounds.
+struct ArmFigures {
+  std::vector<double> tps;
+  std::vector<double> ratios;  // to the round's run without capture
+  std::vector<double> cpu_us;  // per transaction, every process counted
+};
+
+void ReportArm(const Options& options, const std::string& label, const ArmFigures& plain,
+               const ArmFigures& arm, const std::string& cpu_parts) {
+  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds);
+  const double ratio = Median(arm.tps) / Median(plain.tps);
+  Report().push_back(
+      {"A. " + pgbench + ", transactions/s: " + label + " vs none",
+       "no triggers: " + Spread(plain.tps, 0, " tps"), label + ": " + Spread(arm.tps, 0, " tps"),
+       Fixed(100 * ratio, 1, " %") + " (of medians); per-run ratios " + Spread(arm.ratios, 1, " %"),
+       "≥ 70 %", Verdict(ratio >= 0.70)});
+  // On a shared machine throughput swings with the neighbours' load; the CPU each transaction
+  // costs swings much less, and bounds the throughput ratio when the machine is CPU-bound.
+  const double cpu_ratio = Median(plain.cpu_us) / Median(arm.cpu_us);
+  Report().push_back({"A. the same runs: CPU per transaction (" + cpu_parts +
+                          "); ratio = the throughput ratio a CPU-bound machine would see",
+                      "no triggers: " + Spread(plain.cpu_us, 0, " µs"),
+                      label + ": " + Spread(arm.cpu_us, 0, " µs"), Fixed(100 * cpu_ratio, 1, " %"),
+                      "≥ 70 %", Verdict(cpu_ratio >= 0.70)});
 }
 
 void MeasureCapture(const Options& options) {
   MakeAttachedTemplate();
-  std::vector<double> plain;
-  std::vector<double> captured;
-  std::vector<double> ratios;
-  std::vector<double> plain_cpu;
-  std::vector<double> captured_cpu;
+  LiveEngine live = StartLiveEngine();
+  std::map<Arm, ArmFigures> figures;
   for (int run = 0; run < options.runs; ++run) {
-    // Alternating which arm goes first cancels a drift of the machine's load over the runs.
-    const bool capture_first = run % 2 == 1;
-    CaptureSample off;
-    CaptureSample on;
-    if (capture_first) on = CaptureRun(options, run, true);
-    off = CaptureRun(options, run, false);
-    if (!capture_first) on = CaptureRun(options, run, true);
-    plain.push_back(off.tps);
-    captured.push_back(on.tps);
-    ratios.push_back(100 * on.tps / off.tps);
-    plain_cpu.push_back(off.server_us + off.client_us);
-    captured_cpu.push_back(on.server_us + on.client_us);
+    // Reversing the order every other round cancels a drift of the machine's load.
+    std::vector<Arm> order = {Arm::kNone, Arm::kTriggers, Arm::kLive};
+    if (run % 2 == 1) std::reverse(order.begin(), order.end());
+    std::map<Arm, CaptureSample> samples;
+    for (Arm arm : order) samples[arm] = CaptureRun(options, run, arm, live);
+    for (const auto& [arm, sample] : samples) {
+      figures[arm].tps.push_back(sample.tps);
+      figures[arm].ratios.push_back(100 * sample.tps / samples[Arm::kNone].tps);
+      figures[arm].cpu_us.push_back(sample.total_us());
+    }
   }
-  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds);
-  const double ratio = Median(captured) / Median(plain);
-  Report().push_back(
-      {"A. " + pgbench + ", transactions/s: Lockstep's capture triggers vs none",
-       "no triggers: " + Spread(plain, 0, " tps"),
-       "Lockstep's triggers: " + Spread(captured, 0, " tps"),
-       Fixed(100 * ratio, 1, " %") + " (of medians); per-run ratios " + Spread(ratios, 1, " %"),
-       "≥ 70 %", Verdict(ratio >= 0.70)});
-  // On a shared machine throughput swings with the neighbours' load; the CPU each transaction
-  // costs swings much less, and bounds the throughput ratio when the machine is CPU-bound.
-  const double cpu_ratio = Median(plain_cpu) / Median(captured_cpu);
-  Report().push_back(
-      {"A. the same runs: CPU per transaction (server + pgbench); ratio = the "
-       "throughput ratio a CPU-bound machine would see",
-       "no triggers: " + Spread(plain_cpu, 0, " µs"),
-       "Lockstep's triggers: " + Spread(captured_cpu, 0, " µs"), Fixed(100 * cpu_ratio, 1, " %"),
-       "≥ 70 %", Verdict(cpu_ratio >= 0.70)});
+  live.lockstep->Stop();
+  DropDatabase(kLiveDatabase);
+  ReportArm(options, "Lockstep's triggers", figures[Arm::kNone], figures[Arm::kTriggers],
+            "server + pgbench");
+  ReportArm(options, "Lockstep's triggers + live engine", figures[Arm::kNone], figures[Arm::kLive],
+            "server + pgbench + Lockstep's hub and nodes");
 }
 
 // ---- B. replication lag and catch-up ---------------------------------------------------------

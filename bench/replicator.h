@@ -59,6 +59,21 @@ std::unique_ptr<Replicator> LockstepReplication(testing::PostgresServer& replica
                                                 const std::filesystem::path& dir,
                                                 const std::string& lockstep);
 
+// Lockstep's processes as the capture measurement runs them beside pgbench: the Lockstep
+// replicator without the PostgreSQL replica (the hub, the source's node and the SQLite node),
+// which can be frozen while other measurements run, and whose CPU time can be read.
+class LockstepProcesses : public Replicator {
+ public:
+  // Stops (SIGSTOP) or resumes (SIGCONT) the hub and the nodes.
+  virtual void Freeze(bool frozen) = 0;
+  // The CPU seconds the hub and the nodes have used so far.
+  virtual double CpuSeconds() const = 0;
+};
+
+// LockstepReplication with the SQLite node as its only replica.
+std::unique_ptr<LockstepProcesses> LockstepToSqlite(const std::filesystem::path& dir,
+                                                    const std::string& lockstep);
+
 // Shared by the replicators:
 // A replica that reads the PostgreSQL database of `db`.
 std::unique_ptr<Replica> NewPostgresReplica(std::string name, PgConnection db);

@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_wake.h"
 #include "connectors/postgres/postgres_source.h"
 #include "connectors/sqlite/sqlite_source.h"
 #include "engine/network_sync.h"
@@ -154,23 +154,29 @@ void WatchDatabase(const std::filesystem::path& db, StopSignal& stop,
   close(fd);
 }
 
-// Wakes the live sessions when the PostgreSQL source notifies a commit to a synced table (its
-// capture triggers NOTIFY `lockstep`). Reconnects when the connection drops.
-void WatchPostgres(const std::string& url, StopSignal& stop,
+// Wakes the live sessions when the PostgreSQL source has something for them: captured commits
+// (announced by NOTIFY while the watcher sleeps, looked for every 10 ms while there is work, see
+// connectors/postgres/pg_wake.h) or a log moved by another engine on the same database (looked
+// for every `poll_ms`). Reconnects when the connection drops.
+void WatchPostgres(const std::string& url, int64_t poll_ms, StopSignal& stop,
                    std::vector<std::unique_ptr<net::DialerControl>>& controls,
                    net::Server* server) {
+  connectors::postgres::ChangeWatcher::Options options;
+  options.idle_poll = std::chrono::milliseconds(poll_ms);
   while (!stop.stopped()) {
-    auto db = store::PostgresDb::Connect(url);
-    Status status = db.has_value() ? (*db)->Listen(connectors::postgres::kChannel) : db.error();
+    auto watcher = connectors::postgres::ChangeWatcher::Open(url, options);
+    Status status = watcher.has_value() ? Status::Ok() : watcher.error();
+    if (status.ok() && !(*watcher)->slot().has_value()) {
+      Log("watching " + store::RedactPassword(url) + ": every wake-up slot is taken; polling");
+    }
     while (status.ok() && !stop.stopped()) {
-      status = (*db)->WaitForNotification(std::chrono::milliseconds(200));
-      if (!status.ok()) break;
-      auto notified = (*db)->TakeNotifications();
-      if (!notified.has_value()) {
-        status = notified.error();
+      // Bounded, so that a stop is seen within 200 ms.
+      auto wake = (*watcher)->Next(std::chrono::milliseconds(200));
+      if (!wake.has_value()) {
+        status = wake.error();
         break;
       }
-      if (notified->empty()) continue;
+      if (!*wake) continue;
       for (auto& control : controls) control->NotifyChanged();
       if (server != nullptr) server->NotifyChanged();
     }
@@ -245,7 +251,8 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
   if (config.postgres.empty()) {
     threads.emplace_back([&] { WatchDatabase(config.sqlite, stop, controls, server.get()); });
   } else {
-    threads.emplace_back([&] { WatchPostgres(config.postgres, stop, controls, server.get()); });
+    threads.emplace_back(
+        [&] { WatchPostgres(config.postgres, config.poll_ms, stop, controls, server.get()); });
   }
 
   // Wait for the stop, then let every session finish its batch and say goodbye.

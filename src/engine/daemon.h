@@ -1,6 +1,7 @@
 // The node daemon, `lockstep run -c node.toml`: keeps one source (a SQLite file or a PostgreSQL
 // database) in sync with its peers, live (a session kept open, woken by local commits: inotify
-// for SQLite, NOTIFY for PostgreSQL) or on a schedule, and optionally listens for peers itself.
+// for SQLite; for PostgreSQL, NOTIFY while the node sleeps and a 10 ms look while it is busy,
+// see connectors/postgres/pg_wake.h) or on a schedule, and optionally listens for peers itself.
 #pragma once
 
 #include <atomic>

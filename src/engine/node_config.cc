@@ -174,6 +174,13 @@ Result<NodeConfig> LoadNodeConfig(const std::filesystem::path& path) {
     }
     config.postgres = *postgres;
   }
+  if (auto poll = source["poll"].value<std::string>()) {
+    auto parsed = ParseDuration(*poll);
+    if (!parsed.has_value()) {
+      return parsed.error().WithContext(Where(path, *source.get("poll")) + ": poll");
+    }
+    config.poll_ms = *parsed;
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(config.tables, Strings(path, source.get("tables"), "tables"));
 
   if (const toml::array* collections = root["collection"].as_array()) {

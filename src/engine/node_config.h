@@ -28,8 +28,9 @@ struct NodeConfig {
   std::filesystem::path data_dir;  // identity and tokens, for `listen`
   std::optional<net::Endpoint> listen;
   bool listen_plaintext = false;
-  std::filesystem::path sqlite;                 // the one source: a SQLite file,
-  std::string postgres;                         // or a PostgreSQL database (a postgres:// URL)
+  std::filesystem::path sqlite;  // the one source: a SQLite file,
+  std::string postgres;          // or a PostgreSQL database (a postgres:// URL)
+  int64_t poll_ms = 1'000;       // `poll = "1s"`: how often a PostgreSQL source is looked at anyway
   std::vector<std::string> tables;              // empty: every table with a primary key
   std::map<std::string, std::string> policies;  // collection -> policy spec (core::ParsePolicy)
   std::vector<PeerConfig> peers;

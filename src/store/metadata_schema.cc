@@ -163,7 +163,9 @@ Result<int64_t> ReadVersion(Database& db) {
   return version->as_int();
 }
 
-// Lockstep's tables in the current schema, and its functions (capture triggers go with them).
+// Lockstep's tables in the current schema, its functions (capture triggers go with them), and its
+// sequences other than those of identity columns (which go with their tables): the capture's
+// wake flag.
 Status DropPostgresMetadata(Database& db) {
   std::vector<std::string> drops;
   {
@@ -173,7 +175,13 @@ Status DropPostgresMetadata(Database& db) {
                    "WHERE schemaname = current_schema() AND tablename LIKE '\\_lockstep\\_%' "
                    "UNION ALL SELECT 'FUNCTION', p.oid::regprocedure::text FROM pg_proc p "
                    "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                   "WHERE n.nspname = current_schema() AND p.proname LIKE '\\_lockstep\\_%'"));
+                   "WHERE n.nspname = current_schema() AND p.proname LIKE '\\_lockstep\\_%' "
+                   "UNION ALL SELECT 'SEQUENCE', quote_ident(c.relname) FROM pg_class c "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE c.relkind = 'S' AND n.nspname = current_schema() "
+                   "AND c.relname LIKE '\\_lockstep\\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d "
+                   "WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
+                   "AND d.deptype IN ('a', 'i'))"));
     for (;;) {
       LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;

@@ -690,6 +690,11 @@ TEST(DaemonTest, ABadNodeFileExitsWithTwoAndOneLineNamingIt) {
       {"mode",
        "[node]\nname = \"m\"\n\n[[source]]\nsqlite = \"m.db\"\n\n" + peer + "mode = \"often\"\n",
        ":11:"},
+      {"poll",
+       "[node]\nname = \"p\"\n\n[[source]]\npostgres = \"postgres://127.0.0.1:1/p\"\npoll = "
+       "\"now and then\"\n\n" +
+           peer,
+       ":6:"},
   };
   for (const Case& c : cases) {
     const fs::path file = dir / (c.name + ".toml");

@@ -166,7 +166,8 @@ TEST_P(PostgresSyncTest, DetachRemovesEveryLockstepObjectAndKeepsTheRows) {
   EXPECT_EQ(Psql(a_.target,
                  "SELECT (SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_lockstep%') + "
                  "(SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_lockstep%') + "
-                 "(SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_lockstep%')"),
+                 "(SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_lockstep%') + "
+                 "(SELECT count(*) FROM pg_class WHERE relname LIKE '\\_lockstep%')"),
             "0\n");
   EXPECT_EQ(Dump(a_), "1|a1|b1\n2|a2|b2\n3|a3|b3\n");
   // Users' writes work without Lockstep, and a later sync attaches again.

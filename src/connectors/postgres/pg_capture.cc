@@ -1,6 +1,7 @@
 #include "connectors/postgres/pg_capture.h"
 
 #include "connectors/postgres/pg_schema.h"
+#include "connectors/postgres/pg_wake.h"
 #include "connectors/type_mapping.h"
 #include "store/postgres_db.h"
 
@@ -14,12 +15,6 @@ std::string KeyType(const TableSchema& schema, const std::string& key) {
     if (column.name == key) return PostgresTypeName(column.logical_type);
   }
   return "text";
-}
-
-std::string QuoteLiteral(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("''") : std::string(1, c);
-  return quoted + "'";
 }
 
 // "NEW"."a", "NEW"."b" for row = "NEW".
@@ -61,12 +56,17 @@ Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t co
   std::string sql = "CREATE TABLE IF NOT EXISTS " + capture +
                     " (id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts int8 NOT NULL" +
                     key_columns + ");\n";
-  // Statement level, before any row is touched: the shared side of the writer lock.
+  // Every attach makes the flag and the functions again, so a database attached by an earlier
+  // Lockstep (a NOTIFY per row, no flag) takes this scheme as soon as an engine attaches it.
+  sql += CreateWakeFlagSql();
+  // Statement level, before any row is touched: the shared side of the writer lock, then the
+  // wake-up, once per statement and only while an engine sleeps (pg_wake.h, point 1: the flag is
+  // read after the lock is held).
   sql +=
       "CREATE OR REPLACE FUNCTION _lockstep_writer_lock() RETURNS trigger LANGUAGE plpgsql AS "
       "$$ BEGIN IF current_setting('lockstep.applying', true) IS DISTINCT FROM 'on' THEN "
       "PERFORM pg_advisory_xact_lock_shared(" +
-      lock + "); END IF; RETURN NULL; END $$;\n";
+      lock + "); " + NotifyIfAsleepSql() + "END IF; RETURN NULL; END $$;\n";
   sql += "CREATE OR REPLACE FUNCTION " + function +
          "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
          "IF current_setting('lockstep.applying', true) = 'on' THEN RETURN NULL; END IF; "
@@ -76,9 +76,7 @@ Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t co
          // An update that changes the key also removes the old key: capture both.
          "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND " +
          old_key + " IS DISTINCT FROM " + new_key + ") THEN " + insert("OLD") +
-         "END IF; "
-         "PERFORM pg_notify('" +
-         std::string(kChannel) + "', " + QuoteLiteral(schema.name) + "); RETURN NULL; END $$;\n";
+         "END IF; RETURN NULL; END $$;\n";
   sql += "DROP TRIGGER IF EXISTS _lockstep_lock ON " + table + ";\n";
   sql += "CREATE TRIGGER _lockstep_lock BEFORE INSERT OR UPDATE OR DELETE ON " + table +
          " FOR EACH STATEMENT EXECUTE FUNCTION _lockstep_writer_lock();\n";

@@ -1,6 +1,7 @@
 // Capture in PostgreSQL: a PL/pgSQL trigger on each synced table appends the key of every row
 // inserted, updated or deleted, with the time of the write (clock_timestamp(), in milliseconds),
-// to `_lockstep_capture_<collection id>`, and NOTIFYs `lockstep` so that a running engine wakes.
+// to `_lockstep_capture_<collection id>`; a statement trigger NOTIFYs `lockstep` when a running
+// engine sleeps, so that it wakes (pg_wake.h: only then, NOTIFY serialises commits).
 //
 // Lockstep's own applies set `lockstep.applying` (SET LOCAL) and are not captured: no echo. Every
 // statement on a synced table first takes a shared advisory lock (PostgresDb::kRowsLock) that an
@@ -14,9 +15,6 @@
 #include "store/database.h"
 
 namespace lockstep::connectors::postgres {
-
-// The channel the triggers notify.
-inline constexpr char kChannel[] = "lockstep";
 
 std::string CaptureTableName(int64_t collection);
 
