@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 
@@ -29,18 +28,6 @@ constexpr auto kPromptly = std::chrono::seconds(2);
 constexpr char kSlowPoll[] = "\npoll = \"60s\"";
 // How long a node may take to fall asleep once there is nothing to do.
 constexpr auto kFallAsleepLimit = std::chrono::seconds(10);
-
-// Starts `lockstep run` on a node file with `source` (the [[source]] lines) and one live peer.
-void StartNode(ProcessGuard& guard, const ScratchDir& dir, const std::string& name,
-               const std::string& source, const std::string& peer_url, const std::string& token) {
-  const std::filesystem::path file = dir / (name + ".toml");
-  std::ofstream(file) << "[node]\nname = \"" << name << "\"\n\n[[source]]\n"
-                      << source << "\n\n[[peer]]\nurl = \"" << peer_url << "\"\ntoken = \"" << token
-                      << "\"\nplaintext = true\nmode = \"live\"\n";
-  ASSERT_TRUE(
-      guard.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", file.string()}, "/dev/null",
-                                 dir / (name + ".out"), dir / (name + ".err"))));
-}
 
 // The wake flag of the database at `url`: bit n is set while the engine holding slot n sleeps.
 // Only engines set and clear bits; triggers only read them. (No flag yet, before a node has
@@ -101,9 +88,10 @@ TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) 
   const std::filesystem::path edge = dir / "edge.db";
 
   ProcessGuard pg_node, sqlite_node;
-  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"", hub->url(), token);
+  StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"", hub->url(), token);
   // The SQLite node starts empty and gets the table from the hub.
-  StartNode(sqlite_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", hub->url(), token);
+  StartLiveNode(sqlite_node, dir.path(), "edge", "sqlite = \"" + edge.string() + "\"", hub->url(),
+                token);
   ASSERT_TRUE(WaitFor([&] { return HasRow(edge, 1); }, kArriveLimit))
       << ReadFile(dir / "pg.err") << ReadFile(dir / "edge.err") << hub->Log();
 
@@ -139,8 +127,10 @@ TEST(PostgresDaemonTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotificatio
   ScratchDir dir;
   const std::filesystem::path edge = dir / "edge.db";
   ProcessGuard pg_node, sqlite_node;
-  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(), token);
-  StartNode(sqlite_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", hub->url(), token);
+  StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(),
+                token);
+  StartLiveNode(sqlite_node, dir.path(), "edge", "sqlite = \"" + edge.string() + "\"", hub->url(),
+                token);
   ASSERT_TRUE(WaitFor([&] { return HasRow(edge, 1); }, kArriveLimit))
       << ReadFile(dir / "pg.err") << ReadFile(dir / "edge.err") << hub->Log();
   NotificationCounter notifications(pg);
@@ -188,7 +178,8 @@ TEST(PostgresDaemonTest, WritesWhileTheNodeIsAwakeNotifyNobody) {
   // The peer never answers, so no session stamps what the triggers capture: once woken, the
   // node has work waiting and stays awake.
   const std::string nowhere = "lockstep://127.0.0.1:" + std::to_string(FreePort());
-  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"" + kSlowPoll, nowhere, "token");
+  StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"" + kSlowPoll, nowhere,
+                "token");
   ASSERT_TRUE(WaitFor([&] { return Asleep(pg); }, kFallAsleepLimit)) << ReadFile(dir / "pg.err");
   NotificationCounter notifications(pg);
 
@@ -233,8 +224,10 @@ TEST(PostgresDaemonTest, ADatabaseAttachedBeforeTheWakeFlagSwitchesOverWhenANode
   const std::string token = hub->CreateToken("*", "rw");
   const std::filesystem::path edge = dir / "edge.db";
   ProcessGuard pg_node, sqlite_node;
-  StartNode(pg_node, dir, "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(), token);
-  StartNode(sqlite_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", hub->url(), token);
+  StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(),
+                token);
+  StartLiveNode(sqlite_node, dir.path(), "edge", "sqlite = \"" + edge.string() + "\"", hub->url(),
+                token);
   ASSERT_TRUE(WaitFor([&] { return HasRow(edge, 1) && HasRow(edge, 2); }, kArriveLimit))
       << ReadFile(dir / "pg.err") << ReadFile(dir / "edge.err") << hub->Log();
   ASSERT_TRUE(WaitFor([&] { return Asleep(pg); }, kFallAsleepLimit)) << ReadFile(dir / "pg.err");
@@ -269,12 +262,14 @@ TEST(PostgresDaemonTest, TwoNodesOnOneDatabaseBothWakeAndAKilledOnesBitIsCleared
   const std::string source = "postgres = \"" + pg + "\"" + kSlowPoll;
   ProcessGuard pg1, pg2, sqlite1, sqlite2;
   // One after the other, so that the first takes slot 0 (bit 1) and the second slot 1 (bit 2).
-  StartNode(pg1, dir, "pg1", source, hub1->url(), token1);
+  StartLiveNode(pg1, dir.path(), "pg1", source, hub1->url(), token1);
   ASSERT_TRUE(WaitFor([&] { return WakeFlag(pg) == 1; }, kFallAsleepLimit))
       << ReadFile(dir / "pg1.err");
-  StartNode(pg2, dir, "pg2", source, hub2->url(), token2);
-  StartNode(sqlite1, dir, "edge1", "sqlite = \"" + edge1.string() + "\"", hub1->url(), token1);
-  StartNode(sqlite2, dir, "edge2", "sqlite = \"" + edge2.string() + "\"", hub2->url(), token2);
+  StartLiveNode(pg2, dir.path(), "pg2", source, hub2->url(), token2);
+  StartLiveNode(sqlite1, dir.path(), "edge1", "sqlite = \"" + edge1.string() + "\"", hub1->url(),
+                token1);
+  StartLiveNode(sqlite2, dir.path(), "edge2", "sqlite = \"" + edge2.string() + "\"", hub2->url(),
+                token2);
   ASSERT_TRUE(WaitFor([&] { return HasRow(edge1, 1) && HasRow(edge2, 1); }, kArriveLimit))
       << ReadFile(dir / "pg1.err") << ReadFile(dir / "pg2.err");
 
@@ -293,7 +288,7 @@ TEST(PostgresDaemonTest, TwoNodesOnOneDatabaseBothWakeAndAKilledOnesBitIsCleared
   EXPECT_EQ(pg1.Terminate(std::chrono::seconds(10)), 0) << ReadFile(dir / "pg1.err");
   EXPECT_EQ(WakeFlag(pg), 2);
   ProcessGuard pg1_again;
-  StartNode(pg1_again, dir, "pg1_again", source, hub1->url(), token1);
+  StartLiveNode(pg1_again, dir.path(), "pg1_again", source, hub1->url(), token1);
   EXPECT_TRUE(WaitFor([&] { return WakeFlag(pg) == 1; }, kFallAsleepLimit))
       << WakeFlag(pg) << "\n"
       << ReadFile(dir / "pg1_again.err");

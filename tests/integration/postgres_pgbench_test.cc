@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -31,16 +30,9 @@ constexpr char kSums[] =
     "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers) || ' ' || "
     "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches)";
 
-void StartNode(ProcessGuard& guard, const ScratchDir& dir, const std::string& name,
-               const std::string& source, const Hub& hub, const std::string& token) {
-  const std::filesystem::path file = dir / (name + ".toml");
-  std::ofstream(file) << "[node]\nname = \"" << name << "\"\n\n[[source]]\n"
-                      << source << "\ntables = [\"pgbench_accounts\", \"pgbench_branches\", "
-                      << "\"pgbench_tellers\"]\n\n[[peer]]\nurl = \"" << hub.url()
-                      << "\"\ntoken = \"" << token << "\"\nplaintext = true\nmode = \"live\"\n";
-  ASSERT_TRUE(
-      guard.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", file.string()}, "/dev/null",
-                                 dir / (name + ".out"), dir / (name + ".err"))));
+// The [[source]] lines of a node on `source`, syncing pgbench's tables that have a key.
+std::string PgbenchSource(const std::string& source) {
+  return source + "\ntables = [\"pgbench_accounts\", \"pgbench_branches\", \"pgbench_tellers\"]";
 }
 
 std::string Tail(const std::filesystem::path& file) {
@@ -80,9 +72,12 @@ TEST(PostgresPgbenchTest, SourceReplicaAndSqliteNodeEndEqualAfterPgbench) {
   ScratchDir dir;
   const std::filesystem::path edge = dir / "edge.db";
   ProcessGuard source_node, replica_node, edge_node;
-  StartNode(source_node, dir, "source", "postgres = \"" + source + "\"", *hub, token);
-  StartNode(replica_node, dir, "replica", "postgres = \"" + replica + "\"", *hub, token);
-  StartNode(edge_node, dir, "edge", "sqlite = \"" + edge.string() + "\"", *hub, token);
+  StartLiveNode(source_node, dir.path(), "source", PgbenchSource("postgres = \"" + source + "\""),
+                hub->url(), token);
+  StartLiveNode(replica_node, dir.path(), "replica",
+                PgbenchSource("postgres = \"" + replica + "\""), hub->url(), token);
+  StartLiveNode(edge_node, dir.path(), "edge", PgbenchSource("sqlite = \"" + edge.string() + "\""),
+                hub->url(), token);
   const std::string initial = Psql(source, kSums);
   ASSERT_TRUE(
       WaitFor([&] { return SqliteSums(edge) == initial && Psql(replica, kSums) == initial; },

@@ -96,7 +96,8 @@ TEST_F(PostgresTypesTest, EveryTypeKeepsItsTypeThroughAHubIntoAnotherPostgres) {
   ASSERT_NE(hub, nullptr);
   const std::string token = hub->CreateToken("*", "rw");
   ProcessGuard source_node, copy_node;
-  hub->StartLiveNode(source_node, dir_.path(), "source", "postgres = \"" + source_ + "\"", token);
+  StartLiveNode(source_node, dir_.path(), "source", "postgres = \"" + source_ + "\"", hub->url(),
+                token);
   const auto hub_holds_items = [&] {
     return std::filesystem::exists(hub->db()) &&
            Sql(hub->db(), "SELECT count(*) FROM sqlite_master WHERE name = 'items';") == "1\n" &&
@@ -104,7 +105,7 @@ TEST_F(PostgresTypesTest, EveryTypeKeepsItsTypeThroughAHubIntoAnotherPostgres) {
   };
   ASSERT_TRUE(WaitFor(hub_holds_items, std::chrono::seconds(30)))
       << ReadFile(dir_ / "source.err") << hub->Log();
-  hub->StartLiveNode(copy_node, dir_.path(), "copy", "postgres = \"" + copy + "\"", token);
+  StartLiveNode(copy_node, dir_.path(), "copy", "postgres = \"" + copy + "\"", hub->url(), token);
   const auto arrived = [&] {
     return Psql(copy, "SELECT count(*) FROM pg_tables WHERE tablename = 'items'") == "1\n" &&
            Psql(copy, "SELECT count(*) FROM items") == "4\n";

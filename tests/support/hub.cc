@@ -144,13 +144,12 @@ ProcessResult Hub::Sync(const std::filesystem::path& db, const std::string& toke
   return RunWithin(SyncArgv(db, token, extra), kSyncLimit);
 }
 
-void Hub::StartLiveNode(ProcessGuard& guard, const std::filesystem::path& dir,
-                        const std::string& name, const std::string& source,
-                        const std::string& token) const {
-  ASSERT_TRUE(plaintext_) << "StartLiveNode writes a plaintext peer";
+void StartLiveNode(ProcessGuard& guard, const std::filesystem::path& dir, const std::string& name,
+                   const std::string& source, const std::string& peer_url,
+                   const std::string& token) {
   const std::filesystem::path file = dir / (name + ".toml");
   std::ofstream(file) << "[node]\nname = \"" << name << "\"\n\n[[source]]\n"
-                      << source << "\n\n[[peer]]\nurl = \"" << url() << "\"\ntoken = \"" << token
+                      << source << "\n\n[[peer]]\nurl = \"" << peer_url << "\"\ntoken = \"" << token
                       << "\"\nplaintext = true\nmode = \"live\"\n";
   ASSERT_TRUE(
       guard.Start(SpawnWithFiles({LockstepBinary(), "run", "-c", file.string()}, "/dev/null",

@@ -60,12 +60,6 @@ class Hub {
   ProcessResult Sync(const std::filesystem::path& db, const std::string& token,
                      const std::vector<std::string>& extra = {}) const;
 
-  // Starts `lockstep run` in `guard` on a node file `dir/NAME.toml` with one [[source]] (`source`
-  // is its line, e.g. `sqlite = "a.db"`) and a live plaintext peer on this hub; the node's
-  // stdout and stderr go to `dir/NAME.out` and `dir/NAME.err`. Fails the test unless it starts.
-  void StartLiveNode(ProcessGuard& guard, const std::filesystem::path& dir, const std::string& name,
-                     const std::string& source, const std::string& token) const;
-
   // SIGTERM, then SIGKILL if it has not ended within 10 s. Returns its exit code (-signal when
   // a signal ended it). Called by the destructor when the test did not.
   int Stop();
@@ -83,5 +77,13 @@ class Hub {
   uint16_t port_ = 0;
   std::string fingerprint_;
 };
+
+// Starts `lockstep run` in `guard` on a node file `dir/NAME.toml` with one [[source]] (`source`
+// is its lines, e.g. `sqlite = "a.db"`) and one live plaintext peer at `peer_url` (a hub's
+// url()); the node's stdout and stderr go to `dir/NAME.out` and `dir/NAME.err`. Fails the test
+// unless it starts.
+void StartLiveNode(ProcessGuard& guard, const std::filesystem::path& dir, const std::string& name,
+                   const std::string& source, const std::string& peer_url,
+                   const std::string& token);
 
 }  // namespace lockstep::testing
