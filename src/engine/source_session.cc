@@ -197,8 +197,9 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
                                                          size_t limit) {
   if (backlog_.has_value()) return ReadBacklog(limit);
   LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
-  // Users' writes since the last look become writes of this node first.
-  LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
+  // Users' writes since the last look become writes of this node first (some of them, when there
+  // are many: the rest after this batch, so that sending keeps pace with busy writers).
+  LOCKSTEP_RETURN_IF_ERROR(source_.StampSome());
   store::ReplicaStore& store = source_.store();
   // A cursor into another epoch of this log (or another store) is void: start over.
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
