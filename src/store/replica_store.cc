@@ -558,17 +558,30 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
   stmt->Reset();
   if (page.changes.size() < limit) {
     // The scan reached the end of the log: everything up to its last seq has been looked at.
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement last,
-                              db_.Prepare("SELECT max(seq) FROM _lockstep_records"));
-    LOCKSTEP_ASSIGN_OR_RETURN(bool found, last.Step());
-    if (found && !last.ColumnIsNull(0)) {
-      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));
-    }
     // Seqs of collected tombstones are gone from the log; a reader that reached its end has seen
     // past them too, and its cursor must say so (PeerNeedsReset compares it with the horizon).
-    // (Read in the same snapshot: every record up to the horizon is in it.)
-    LOCKSTEP_ASSIGN_OR_RETURN(GcHorizon horizon, Horizon());
-    page.scanned_to = std::max(page.scanned_to, horizon.seq);
+    // (Read in the same snapshot: every record up to the horizon is in it.) One statement, kept
+    // prepared: a live session reads here after every batch.
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * last,
+                              Cached(log_end_,
+                                     "SELECT (SELECT max(seq) FROM _lockstep_records), "
+                                     "(SELECT value FROM _lockstep_meta WHERE name = 'gc_seq')"));
+    auto found = last->Step();
+    if (!found.has_value()) {
+      last->Reset();
+      return found.error();
+    }
+    if (*found && !last->ColumnIsNull(0)) {
+      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last->ColumnInt(0)));
+    }
+    const Value horizon = *found ? last->ColumnAny(1) : Value::Null();
+    last->Reset();
+    if (!horizon.is_null() && horizon.type() != ValueType::kInt) {
+      return DataLoss("metadata 'gc_seq' is malformed");
+    }
+    if (!horizon.is_null()) {
+      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(horizon.as_int()));
+    }
   }
   return page;
 }
@@ -616,11 +629,13 @@ Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer,
 
 Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
                                const Cursor& cursor) {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("INSERT INTO _lockstep_cursors VALUES (?, ?, ?, ?) "
-                                        "ON CONFLICT(peer) DO UPDATE SET epoch = excluded.epoch, "
-                                        "seq = excluded.seq, synced_ms = excluded.synced_ms"));
-  return stmt.BindBlob(1, CursorKey(peer, scope))
+  // Kept prepared: every applied batch ends here.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Cached(set_cursor_,
+                                   "INSERT INTO _lockstep_cursors VALUES (?, ?, ?, ?) "
+                                   "ON CONFLICT(peer) DO UPDATE SET epoch = excluded.epoch, "
+                                   "seq = excluded.seq, synced_ms = excluded.synced_ms"));
+  return stmt->BindBlob(1, CursorKey(peer, scope))
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
       .BindInt(4, physical_.NowMillis())

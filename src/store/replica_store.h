@@ -270,6 +270,8 @@ class ReplicaStore {
   BatchedStatements put_;
   std::unique_ptr<Statement> changes_;
   std::unique_ptr<Statement> load_counters_;
+  std::unique_ptr<Statement> log_end_;
+  std::unique_ptr<Statement> set_cursor_;
   std::unique_ptr<Statement> save_counters_;
   std::unique_ptr<Statement> conflict_;
   std::unique_ptr<Statement> note_dot_;

@@ -14,7 +14,7 @@ using store::QuoteIdentifier;
 using store::Statement;
 
 constexpr int64_t kCaptureChunk = 10'000;
-constexpr size_t kRowBatch = 100;
+constexpr size_t kRowBatch = 500;
 constexpr size_t kMaxParameters = 65'535;  // PostgreSQL's limit per statement
 
 Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::string& sql) {

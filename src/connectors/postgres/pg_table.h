@@ -26,7 +26,7 @@ class PgTable final : public RowSink {
   const core::MergePolicy& policy() const override { return policy_; }
 
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
-  // are batched, up to 100 rows per statement; Flush() sends them.
+  // are batched, up to 500 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
   Status Flush();
   // Drops batched upserts: their transaction is being rolled back.

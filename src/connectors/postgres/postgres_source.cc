@@ -108,7 +108,8 @@ Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
 
 Status PostgresSource::CheckTablesUnchanged() {
   for (const auto& [table_name, table] : tables_) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now, ReadTableSchema(*db_, table_name));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now,
+                              ReadTableSchema(*db_, table_name, &schema_query_));
     if (!now.has_value()) {
       return FailedPrecondition("table '" + table_name + "' was dropped while synced");
     }

@@ -64,6 +64,7 @@ class PostgresSource final : public Source {
   const base::Clock& clock_;
   std::unique_ptr<store::ReplicaStore> store_;
   std::map<std::string, std::unique_ptr<PgTable>> tables_;
+  std::unique_ptr<store::Statement> schema_query_;  // CheckTablesUnchanged's, kept prepared
 };
 
 }  // namespace lockstep::connectors::postgres
