@@ -1,7 +1,6 @@
 #include "connectors/merge_batch.h"
 
 #include <algorithm>
-#include <map>
 #include <numeric>
 
 #include "core/key.h"
@@ -56,8 +55,10 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
   std::vector<bool> repeated(changes.size(), false);
   for (size_t begin = 0, end = 0; begin < order.size(); begin = end) {
     const std::string& name = changes[order[begin]].collection;
-    for (end = begin; end < order.size() && changes[order[end]].collection == name; ++end) {
-    }
+    end = static_cast<size_t>(
+        std::find_if(order.begin() + static_cast<std::ptrdiff_t>(begin), order.end(),
+                     [&](size_t index) { return changes[index].collection != name; }) -
+        order.begin());
     RowSink* sink = table(name);
     if (sink == nullptr) continue;
     // Keys above the largest this store holds are new: no need to look them up. Pages of a first
