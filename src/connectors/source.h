@@ -56,6 +56,10 @@ class Source {
   virtual store::ReplicaStore& store() = 0;
   // Turns captured changes into local writes.
   virtual Status StampPending() = 0;
+  // The same, except that it may return once it has made some writes, leaving the rest to the next
+  // call: a session sends what it stamped before stamping more, so that a source written faster
+  // than it stamps still sends as it goes, not only once its writers pause. By default, all.
+  virtual Status StampSome() { return StampPending(); }
   // Merges `changes` from the peer `from` in one transaction with the new cursor (kept for
   // `scope`): the records, the user's rows, the conflict log. Records may be moved from.
   virtual Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,

@@ -194,18 +194,36 @@ Result<std::vector<protocol::Reconcile>> SourceHandler::ContinueReconcile(
 Result<protocol::ChangeBatch> SourceHandler::ReadBacklog(size_t limit) {
   store::ReplicaStore& store = source_.store();
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> known, store.Collections());
+  // The next `limit` records of the backlog, read with one query per collection and chunk of keys
+  // rather than one per record (a round trip each on PostgreSQL); those the size bound leaves out
+  // are read again for the next batch.
+  const size_t first = backlog_->next;
+  const size_t end = std::min(backlog_->records.size(), first + limit);
+  std::vector<std::optional<store::StoredRecord>> read(end - first);
+  for (const store::Collection& c : known) {
+    std::vector<std::string> keys;
+    std::vector<size_t> positions;
+    for (size_t i = first; i < end; ++i) {
+      if (backlog_->records[i].first != c.name) continue;
+      keys.push_back(backlog_->records[i].second);
+      positions.push_back(i - first);
+    }
+    if (keys.empty()) continue;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredRecord>> found,
+                              store.GetMany(c.id, keys));
+    for (size_t k = 0; k < found.size(); ++k) read[positions[k]] = std::move(found[k]);
+  }
   protocol::ChangeBatch batch;
   size_t bytes = 0;
-  while (backlog_->next < backlog_->records.size() && batch.changes.size() < limit &&
+  while (backlog_->next < end && batch.changes.size() < limit &&
          bytes < protocol::kBatchTargetBytes) {
-    const auto& [collection, key] = backlog_->records[backlog_->next++];
-    auto it = std::find_if(known.begin(), known.end(),
-                           [&](const store::Collection& c) { return c.name == collection; });
-    if (it == known.end()) continue;
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored, store.Get(it->id, key));
-    if (!stored.has_value()) continue;  // gone since (collected): nothing left to send
+    const size_t i = backlog_->next++;
+    std::optional<store::StoredRecord>& stored = read[i - first];
+    // Not found: gone since (collected), or of a collection no longer known; nothing to send.
+    if (!stored.has_value()) continue;
     bytes += stored->encoded.size();
-    batch.changes.push_back({collection, core::RecordDelta{std::move(stored->record), {}}});
+    batch.changes.push_back(
+        {backlog_->records[i].first, core::RecordDelta{std::move(stored->record), {}}});
   }
   // Until the last of them, the peer's cursor stays void (seq 0), so that a session cut short
   // reconciles again; the last batch moves it to where the log resumes.
@@ -221,8 +239,9 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
                                                          size_t limit) {
   if (backlog_.has_value()) return ReadBacklog(limit);
   LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
-  // Users' writes since the last look become writes of this node first.
-  LOCKSTEP_RETURN_IF_ERROR(source_.StampPending());
+  // Users' writes since the last look become writes of this node first (some of them, when there
+  // are many: the rest after this batch, so that sending keeps pace with busy writers).
+  LOCKSTEP_RETURN_IF_ERROR(source_.StampSome());
   store::ReplicaStore& store = source_.store();
   // A cursor into another epoch of this log (or another store) is void: start over.
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;

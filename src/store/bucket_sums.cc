@@ -1,6 +1,7 @@
 #include "store/bucket_sums.h"
 
 #include <algorithm>
+#include <map>
 
 #include "base/bytes.h"
 
@@ -55,53 +56,97 @@ void BucketSums::Subtract(int64_t collection, const RecordItem& item) {
   DeltaRow(collection, bucket)[bucket % kBucketsPerRow].Subtract(item.hash);
 }
 
+BucketSums::BucketSums(Database& db)
+    : db_(db),
+      read_(kRowsPerFlushStatement,
+            [](size_t rows) {
+              return "SELECT id, sums FROM _lockstep_buckets WHERE id IN (" +
+                     ListPlaceholders(rows) + ")";
+            }),
+      write_(kRowsPerFlushStatement,
+             [](size_t rows) {
+               return "INSERT INTO _lockstep_buckets(id, sums) VALUES " + RowPlaceholders(rows, 2) +
+                      " ON CONFLICT(id) DO UPDATE SET sums = excluded.sums";
+             }),
+      erase_(kRowsPerFlushStatement, [](size_t rows) {
+        return "DELETE FROM _lockstep_buckets WHERE id IN (" + ListPlaceholders(rows) + ")";
+      }) {}
+
 Status BucketSums::Flush() {
   if (deltas_.empty()) return Status::Ok();
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * read,
-      PrepareCached(db_, read_, "SELECT sums FROM _lockstep_buckets WHERE id = ?"));
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement * write,
-                            PrepareCached(db_, write_,
-                                          "INSERT INTO _lockstep_buckets(id, sums) VALUES (?, ?) "
-                                          "ON CONFLICT(id) DO UPDATE SET sums = excluded.sums"));
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * erase, PrepareCached(db_, erase_, "DELETE FROM _lockstep_buckets WHERE id = ?"));
   // In row order, so that the bucket table's pages are written in order.
   std::vector<int64_t> rows;
   rows.reserve(deltas_.size());
   for (const auto& [number, delta] : deltas_) rows.push_back(number);
   std::sort(rows.begin(), rows.end());
-  Status status;
-  for (int64_t number : rows) {
-    const Row& delta = deltas_[number];
-    Row sums{};
-    auto found = read->BindInt(1, number).Step();
-    if (!found.has_value()) {
-      status = found.error();
-      break;
-    }
-    if (*found) {
-      auto decoded = DecodeRow(read->ColumnBlob(0));
-      if (!decoded.has_value()) {
-        read->Reset();
-        status = decoded.error();
-        break;
-      }
-      sums = *decoded;
-    }
-    read->Reset();
-    bool empty = true;
-    for (size_t i = 0; i < sums.size(); ++i) {
-      sums[i].Add(delta[i]);
-      empty = empty && sums[i].count == 0;
-    }
-    // Counts wrap modulo 2^64 like the sums, so that a delta may subtract before it adds.
-    status = empty ? erase->BindInt(1, number).Run()
-                   : write->BindInt(1, number).BindBlob(2, EncodeRow(sums)).Run();
-    if (!status.ok()) break;
-  }
+  Status status = FlushRows(rows);
   deltas_.clear();
   return status.WithContext("writing bucket sums");
+}
+
+Status BucketSums::FlushRows(std::span<const int64_t> rows) {
+  // The stored rows, each then plus its delta.
+  std::map<int64_t, Row> sums;
+  for (size_t done = 0; done < rows.size();) {
+    const size_t slots = read_.ReadChunk(rows.size() - done);
+    const size_t count = std::min(slots, rows.size() - done);
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * read, read_.For(db_, slots));
+    // The last row fills the slots left over: the IN list does not mind a repeat.
+    for (size_t i = 0; i < slots; ++i) {
+      read->BindInt(static_cast<int>(i + 1), rows[done + std::min(i, count - 1)]);
+    }
+    for (;;) {
+      auto found = read->Step();
+      if (!found.has_value()) {
+        read->Reset();
+        return found.error();
+      }
+      if (!*found) break;
+      auto decoded = DecodeRow(read->ColumnBlob(1));
+      if (!decoded.has_value()) {
+        read->Reset();
+        return decoded.error();
+      }
+      sums[read->ColumnInt(0)] = *decoded;
+    }
+    read->Reset();
+    done += count;
+  }
+  std::vector<int64_t> emptied;
+  std::vector<int64_t> written;
+  for (int64_t number : rows) {
+    const Row& delta = deltas_[number];
+    Row& row = sums[number];  // value-initialized when not stored: all zero
+    bool empty = true;
+    for (size_t i = 0; i < row.size(); ++i) {
+      row[i].Add(delta[i]);
+      empty = empty && row[i].count == 0;
+    }
+    // Counts wrap modulo 2^64 like the sums, so that a delta may subtract before it adds.
+    (empty ? emptied : written).push_back(number);
+  }
+  for (size_t done = 0; done < written.size();) {
+    const size_t count = write_.WriteChunk(written.size() - done);
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * write, write_.For(db_, count));
+    for (size_t i = 0; i < count; ++i) {
+      const int64_t number = written[done + i];
+      write->BindInt(static_cast<int>(2 * i + 1), number)
+          .BindBlob(static_cast<int>(2 * i + 2), EncodeRow(sums[number]));
+    }
+    LOCKSTEP_RETURN_IF_ERROR(write->Run());
+    done += count;
+  }
+  for (size_t done = 0; done < emptied.size();) {
+    const size_t slots = erase_.ReadChunk(emptied.size() - done);
+    const size_t count = std::min(slots, emptied.size() - done);
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * erase, erase_.For(db_, slots));
+    for (size_t i = 0; i < slots; ++i) {
+      erase->BindInt(static_cast<int>(i + 1), emptied[done + std::min(i, count - 1)]);
+    }
+    LOCKSTEP_RETURN_IF_ERROR(erase->Run());
+    done += count;
+  }
+  return Status::Ok();
 }
 
 Result<reconcile::RangeSummary> BucketSums::Read(int64_t collection, uint32_t first,

@@ -7,9 +7,11 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <unordered_map>
 
 #include "reconcile/item.h"
+#include "store/batched_statements.h"
 #include "store/database.h"
 #include "store/record_item.h"
 
@@ -23,7 +25,7 @@ inline constexpr uint32_t kRowsPerCollection = kBucketCount / kBucketsPerRow;
 // Not thread-safe; lives as long as its connection.
 class BucketSums {
  public:
-  explicit BucketSums(Database& db) : db_(db) {}
+  explicit BucketSums(Database& db);
 
   void Add(int64_t collection, const RecordItem& item);
   void Subtract(int64_t collection, const RecordItem& item);
@@ -45,12 +47,17 @@ class BucketSums {
  private:
   using Row = std::array<reconcile::RangeSummary, kBucketsPerRow>;
   Row& DeltaRow(int64_t collection, uint32_t bucket);
+  // Adds the deltas of `rows` (sorted, distinct) to the stored rows.
+  Status FlushRows(std::span<const int64_t> rows);
+  static constexpr size_t kRowsPerFlushStatement = 64;
 
   Database& db_;
   std::unordered_map<int64_t, Row> deltas_;  // by row number
-  std::unique_ptr<Statement> read_;
-  std::unique_ptr<Statement> write_;
-  std::unique_ptr<Statement> erase_;
+  // Each in a few statements per flush, not one per row: on PostgreSQL a statement is a round
+  // trip, and an apply of a thousand scattered records touches hundreds of rows.
+  BatchedStatements read_;
+  BatchedStatements write_;
+  BatchedStatements erase_;
   std::unique_ptr<Statement> range_;
 };
 

@@ -50,6 +50,30 @@ Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs
 
 }  // namespace
 
+ReplicaStore::ReplicaStore(Database& db, const base::Clock& physical)
+    : db_(db),
+      physical_(physical),
+      clock_(physical),
+      sums_(db),
+      get_(kGetBatch,
+           [](size_t keys) {
+             return "SELECT key, record, field_seqs, seq FROM _lockstep_records "
+                    "WHERE collection = ? AND key IN (" +
+                    ListPlaceholders(keys) + ")";
+           }),
+      put_(db.dialect() == Dialect::kPostgres ? kPostgresPutBatch : kPutBatch, [](size_t rows) {
+        // An update in place, not a delete and an insert: the bucket index entry of a record that
+        // changed (same key, same position) is left alone instead of rewritten on a random page.
+        // (And PostgreSQL has no INSERT OR REPLACE.)
+        return "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, "
+               "position, hash, deleted_ms) VALUES " +
+               RowPlaceholders(rows, 9) +
+               " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
+               "record = excluded.record, field_seqs = excluded.field_seqs, "
+               "origin = excluded.origin, position = excluded.position, hash = excluded.hash, "
+               "deleted_ms = excluded.deleted_ms";
+      }) {}
+
 int64_t ReplicaStore::NewEpoch() {
   // Random, so that a cursor into any other epoch of this log is recognised as void.
   std::random_device random;
@@ -113,24 +137,35 @@ Status ReplicaStore::LoadIdentity() {
 }
 
 Status ReplicaStore::LoadCounters() {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("SELECT name, value FROM _lockstep_meta "
-                                        "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+  // Kept prepared: every write starts here, and on PostgreSQL preparing is a round trip.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * cached,
+                            Cached(load_counters_,
+                                   "SELECT name, value FROM _lockstep_meta "
+                                   "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+  Statement& stmt = *cached;
   // Counters not stored yet are zero: a rolled-back first write must not leave its own behind.
   dot_counter_ = 0;
   seq_ = 0;
   for (;;) {
-    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
+    auto row = stmt.Step();
+    if (!row.has_value()) {
+      stmt.Reset();
+      return row.error();
+    }
+    if (!*row) break;
     const std::string_view name = stmt.ColumnText(0);
     const Value stored = stmt.ColumnAny(1);
-    if (stored.type() != ValueType::kInt)
-      return DataLoss("stored " + std::string(name) + " is malformed");
+    if (stored.type() != ValueType::kInt) {
+      const std::string named(name);
+      stmt.Reset();
+      return DataLoss("stored " + named + " is malformed");
+    }
     const auto value = static_cast<uint64_t>(stored.as_int());
     if (name == "dot_counter") dot_counter_ = value;
     if (name == "seq") seq_ = value;
     if (name == "hlc") clock_.Restore(core::Hlc{value});
   }
+  stmt.Reset();
   saved_ = {dot_counter_, seq_, clock_.last().raw};
   return Status::Ok();
 }
@@ -140,11 +175,12 @@ Status ReplicaStore::SaveCounters() {
   // A transaction that wrote nothing stays a transaction that wrote nothing: no WAL frame, no sync.
   if (now == saved_) return Status::Ok();
   saved_ = now;
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("INSERT INTO _lockstep_meta VALUES "
-                                        "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3) "
-                                        "ON CONFLICT(name) DO UPDATE SET value = excluded.value"));
-  return stmt.BindAny(1, Value::Int(static_cast<int64_t>(dot_counter_)))
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Cached(save_counters_,
+                                   "INSERT INTO _lockstep_meta VALUES "
+                                   "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3) "
+                                   "ON CONFLICT(name) DO UPDATE SET value = excluded.value"));
+  return stmt->BindAny(1, Value::Int(static_cast<int64_t>(dot_counter_)))
       .BindAny(2, Value::Int(static_cast<int64_t>(seq_)))
       .BindAny(3, Value::Int(static_cast<int64_t>(clock_.last().raw)))
       .Run();
@@ -178,7 +214,27 @@ Status ReplicaStore::Commit() {
     Rollback();
     return status.WithContext("committing to " + db_.name());
   }
+  added_since_analyze_ += new_in_write_;
+  if (!in_savepoint_) AnalyzeAfterGrowth();
   return Status::Ok();
+}
+
+void ReplicaStore::AnalyzeAfterGrowth() {
+  // PostgreSQL plans by its statistics, which autovacuum refreshes only a minute or more after a
+  // bulk load: until then it takes a table of a million records for a few hundred and looks keys
+  // up by scanning the collection. Refreshed here each time the records this connection added
+  // reach those it had seen at the last refresh (so a log number of times). SQLite needs none:
+  // its plans for these statements do not depend on statistics.
+  if (db_.dialect() != Dialect::kPostgres || added_since_analyze_ < kBulkLoadRecords ||
+      added_since_analyze_ < analyzed_records_) {
+    return;
+  }
+  analyzed_records_ += added_since_analyze_;
+  added_since_analyze_ = 0;
+  // Best effort, never waiting long: an autovacuum of the table holds the lock ANALYZE needs.
+  Status status =
+      db_.Exec("BEGIN; SET LOCAL lock_timeout = '200ms'; ANALYZE _lockstep_records; COMMIT");
+  if (!status.ok()) (void)db_.Exec("ROLLBACK");
 }
 
 void ReplicaStore::Rollback() {
@@ -242,29 +298,84 @@ Result<Statement*> ReplicaStore::Cached(std::unique_ptr<Statement>& slot, std::s
 }
 
 Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::string_view key) {
-  // A record written in this transaction may still wait in the batch.
-  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
-    if (it->collection != collection || it->key != key) continue;
-    auto stored = DecodeStored(it->record, it->seqs, it->seq);
-    if (!stored.has_value()) return stored.error();
-    return std::optional<StoredRecord>(std::move(*stored));
+  const std::string keys[] = {std::string(key)};
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::optional<StoredRecord>> found,
+                            GetMany(collection, keys));
+  return std::move(found.front());
+}
+
+Result<std::vector<std::optional<StoredRecord>>> ReplicaStore::GetMany(
+    int64_t collection, std::span<const std::string> keys) {
+  // A record written in this transaction may still wait in the batch: the last put of it wins.
+  std::map<std::string_view, const PendingPut*> waiting;
+  for (const PendingPut& put : pending_) {
+    if (put.collection == collection) waiting[put.key] = &put;
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
-                            Cached(get_,
-                                   "SELECT record, field_seqs, seq FROM _lockstep_records "
-                                   "WHERE collection = ? AND key = ?"));
-  stmt->BindInt(1, collection).BindBlob(2, key);
-  auto row = stmt->Step();
-  if (!row.has_value() || !*row) {
+  std::map<std::string_view, StoredRecord> found;
+  std::vector<std::string_view> to_read;
+  to_read.reserve(keys.size());
+  for (const std::string& key : keys) {
+    if (!waiting.contains(key)) to_read.push_back(key);
+  }
+  std::sort(to_read.begin(), to_read.end());
+  to_read.erase(std::unique(to_read.begin(), to_read.end()), to_read.end());
+  LOCKSTEP_RETURN_IF_ERROR(ReadStored(collection, to_read, found));
+  std::vector<std::optional<StoredRecord>> records;
+  records.reserve(keys.size());
+  for (const std::string& key : keys) {
+    if (auto put = waiting.find(key); put != waiting.end()) {
+      const PendingPut& pending = *put->second;
+      LOCKSTEP_ASSIGN_OR_RETURN(StoredRecord stored,
+                                DecodeStored(pending.record, pending.seqs, pending.seq));
+      records.emplace_back(std::move(stored));
+    } else if (auto row = found.find(key); row != found.end()) {
+      records.emplace_back(row->second);
+    } else {
+      records.emplace_back();
+    }
+  }
+  return records;
+}
+
+Status ReplicaStore::ReadStored(int64_t collection, std::span<const std::string_view> keys,
+                                std::map<std::string_view, StoredRecord>& found) {
+  size_t done = 0;
+  while (done < keys.size()) {
+    const size_t count = std::min(keys.size() - done, get_.ReadChunk(keys.size() - done));
+    const size_t slots = get_.ReadChunk(keys.size() - done);
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, get_.For(db_, slots));
+    stmt->BindInt(1, collection);
+    // The last key fills the slots left over: the IN list does not mind a repeat.
+    for (size_t i = 0; i < slots; ++i) {
+      stmt->BindBlob(static_cast<int>(i + 2), keys[done + std::min(i, count - 1)]);
+    }
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.has_value()) {
+        stmt->Reset();
+        return row.error();
+      }
+      if (!*row) break;
+      // The key as the caller holds it, which outlives the row.
+      const auto first = keys.begin() + static_cast<std::ptrdiff_t>(done);
+      const auto last = first + static_cast<std::ptrdiff_t>(count);
+      const auto key = std::lower_bound(first, last, stmt->ColumnBlob(0));
+      if (key == last || *key != stmt->ColumnBlob(0)) {
+        stmt->Reset();
+        return Internal("a lookup of stored records returned a key it did not ask for");
+      }
+      auto stored = DecodeStored(stmt->ColumnBlob(1), stmt->ColumnBlob(2),
+                                 static_cast<uint64_t>(stmt->ColumnInt(3)));
+      if (!stored.has_value()) {
+        stmt->Reset();
+        return stored.error().WithContext("reading stored record");
+      }
+      found.insert_or_assign(*key, std::move(*stored));
+    }
     stmt->Reset();
-    if (!row.has_value()) return row.error();
-    return std::optional<StoredRecord>();
+    done += count;
   }
-  auto stored = DecodeStored(stmt->ColumnBlob(0), stmt->ColumnBlob(1),
-                             static_cast<uint64_t>(stmt->ColumnInt(2)));
-  stmt->Reset();
-  if (!stored.has_value()) return stored.error().WithContext("reading stored record");
-  return std::optional<StoredRecord>(std::move(*stored));
+  return Status::Ok();
 }
 
 Status ReplicaStore::ForEachRecord(int64_t collection,
@@ -333,7 +444,7 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
   }
   pending_.push_back(std::move(put));
-  return pending_.size() >= kPutBatch ? FlushPuts() : Status::Ok();
+  return pending_.size() >= put_.max_rows() ? FlushPuts() : Status::Ok();
 }
 
 Status ReplicaStore::DropItemIndexForBulkLoad() {
@@ -409,21 +520,9 @@ Status ReplicaStore::FlushPuts() {
   DropSupersededPuts();
   size_t done = 0;
   while (done < pending_.size()) {
-    const size_t rows = pending_.size() - done >= kPutBatch ? kPutBatch : 1;
-    std::unique_ptr<Statement>& slot = rows == kPutBatch ? put_many_ : put_;
+    const size_t rows = put_.WriteChunk(pending_.size() - done);
     constexpr int kColumns = 9;
-    std::string sql =
-        "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, position, "
-        "hash, deleted_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    for (size_t i = 1; i < rows; ++i) sql += ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    // An update in place, not a delete and an insert: the bucket index entry of a record that
-    // changed (same key, same position) is left alone instead of rewritten on a random page. (And
-    // PostgreSQL has no INSERT OR REPLACE.)
-    sql +=
-        " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
-        "record = excluded.record, field_seqs = excluded.field_seqs, origin = excluded.origin, "
-        "position = excluded.position, hash = excluded.hash, deleted_ms = excluded.deleted_ms";
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, Cached(slot, sql));
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, put_.For(db_, rows));
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
       const int base = static_cast<int>(i) * kColumns;
@@ -492,17 +591,30 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
   stmt->Reset();
   if (page.changes.size() < limit) {
     // The scan reached the end of the log: everything up to its last seq has been looked at.
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement last,
-                              db_.Prepare("SELECT max(seq) FROM _lockstep_records"));
-    LOCKSTEP_ASSIGN_OR_RETURN(bool found, last.Step());
-    if (found && !last.ColumnIsNull(0)) {
-      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last.ColumnInt(0)));
-    }
     // Seqs of collected tombstones are gone from the log; a reader that reached its end has seen
     // past them too, and its cursor must say so (PeerNeedsReset compares it with the horizon).
-    // (Read in the same snapshot: every record up to the horizon is in it.)
-    LOCKSTEP_ASSIGN_OR_RETURN(GcHorizon horizon, Horizon());
-    page.scanned_to = std::max(page.scanned_to, horizon.seq);
+    // (Read in the same snapshot: every record up to the horizon is in it.) One statement, kept
+    // prepared: a live session reads here after every batch.
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * last,
+                              Cached(log_end_,
+                                     "SELECT (SELECT max(seq) FROM _lockstep_records), "
+                                     "(SELECT value FROM _lockstep_meta WHERE name = 'gc_seq')"));
+    auto found = last->Step();
+    if (!found.has_value()) {
+      last->Reset();
+      return found.error();
+    }
+    if (*found && !last->ColumnIsNull(0)) {
+      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(last->ColumnInt(0)));
+    }
+    const Value horizon = *found ? last->ColumnAny(1) : Value::Null();
+    last->Reset();
+    if (!horizon.is_null() && horizon.type() != ValueType::kInt) {
+      return DataLoss("metadata 'gc_seq' is malformed");
+    }
+    if (!horizon.is_null()) {
+      page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(horizon.as_int()));
+    }
   }
   return page;
 }
@@ -550,11 +662,13 @@ Result<std::optional<Cursor>> ReplicaStore::GetCursor(const core::NodeId& peer,
 
 Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
                                const Cursor& cursor) {
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("INSERT INTO _lockstep_cursors VALUES (?, ?, ?, ?) "
-                                        "ON CONFLICT(peer) DO UPDATE SET epoch = excluded.epoch, "
-                                        "seq = excluded.seq, synced_ms = excluded.synced_ms"));
-  return stmt.BindBlob(1, CursorKey(peer, scope))
+  // Kept prepared: every applied batch ends here.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Cached(set_cursor_,
+                                   "INSERT INTO _lockstep_cursors VALUES (?, ?, ?, ?) "
+                                   "ON CONFLICT(peer) DO UPDATE SET epoch = excluded.epoch, "
+                                   "seq = excluded.seq, synced_ms = excluded.synced_ms"));
+  return stmt->BindBlob(1, CursorKey(peer, scope))
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
       .BindInt(4, physical_.NowMillis())

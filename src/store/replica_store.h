@@ -15,6 +15,7 @@
 #include "core/hybrid_clock.h"
 #include "core/merge.h"
 #include "core/record.h"
+#include "store/batched_statements.h"
 #include "store/bucket_sums.h"
 #include "store/database.h"
 
@@ -106,6 +107,11 @@ class ReplicaStore {
   Status SetPolicy(int64_t collection, const std::string& policy);
 
   Result<std::optional<StoredRecord>> Get(int64_t collection, std::string_view key);
+  // What Get() returns for each of `keys` (duplicates allowed), in their order, with one query per
+  // chunk of up to kGetBatch keys rather than one per key: on PostgreSQL a query is a round trip.
+  Result<std::vector<std::optional<StoredRecord>>> GetMany(int64_t collection,
+                                                           std::span<const std::string> keys);
+  static constexpr size_t kGetBatch = 1024;
   // Calls `visit` with every record of `collection` (tombstones included), in key order.
   Status ForEachRecord(int64_t collection, const std::function<Status(const StoredRecord&)>& visit);
   // The largest key stored in `collection`, or nullopt when it holds none.
@@ -207,13 +213,13 @@ class ReplicaStore {
   Status MarkResolved(const std::string& collection, std::string_view key);
 
  private:
-  ReplicaStore(Database& db, const base::Clock& physical)
-      : db_(db), physical_(physical), clock_(physical), sums_(db) {}
+  ReplicaStore(Database& db, const base::Clock& physical);
   static int64_t NewEpoch();
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
   Status DropItemIndexForBulkLoad();
+  void AnalyzeAfterGrowth();
   void DropSupersededPuts();
   Status FlushHighestDots();
   void NoteDots(const core::VersionVector& vv);
@@ -222,6 +228,9 @@ class ReplicaStore {
   Status LoadCounters();
   Status SaveCounters();
   Result<Statement*> Cached(std::unique_ptr<Statement>& slot, std::string_view sql);
+  // Adds to `found` the stored rows of `keys` (distinct, not waiting in the batch).
+  Status ReadStored(int64_t collection, std::span<const std::string_view> keys,
+                    std::map<std::string_view, StoredRecord>& found);
 
   Database& db_;
   const base::Clock& physical_;
@@ -238,7 +247,7 @@ class ReplicaStore {
   SavedCounters saved_;  // as last loaded or saved
   std::map<core::NodeId, int64_t> peer_numbers_;
 
-  // Records written but not yet handed to the database, at most kPutBatch.
+  // Records written but not yet handed to the database, at most put_.max_rows().
   struct PendingPut {
     int64_t collection;
     std::string key;
@@ -250,19 +259,27 @@ class ReplicaStore {
     std::string hash;
     std::optional<int64_t> deleted_ms;
   };
+  // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
   static constexpr size_t kPutBatch = 64;
+  static constexpr size_t kPostgresPutBatch = 512;
   std::vector<PendingPut> pending_;
   // Changes to the bucket sums and the highest dots held, written at Commit().
   BucketSums sums_;
   std::vector<core::VersionVector::Entry> dirty_dots_;
   size_t new_in_write_ = 0;     // records this write added (not replaced)
   bool index_dropped_ = false;  // by this write
+  // Records added since the planner's statistics were last refreshed, and those added before.
+  size_t added_since_analyze_ = 0;
+  size_t analyzed_records_ = 0;
 
-  std::unique_ptr<Statement> get_;
-  std::unique_ptr<Statement> put_;
-  std::unique_ptr<Statement> put_many_;
+  BatchedStatements get_;
+  BatchedStatements put_;
   std::unique_ptr<Statement> changes_;
   std::unique_ptr<Statement> changed_positions_;
+  std::unique_ptr<Statement> load_counters_;
+  std::unique_ptr<Statement> log_end_;
+  std::unique_ptr<Statement> set_cursor_;
+  std::unique_ptr<Statement> save_counters_;
   std::unique_ptr<Statement> conflict_;
   std::unique_ptr<Statement> note_dot_;
 };

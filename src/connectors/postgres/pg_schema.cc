@@ -42,13 +42,17 @@ Result<std::vector<std::string>> ListUserTables(store::Database& db) {
   return tables;
 }
 
-Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const std::string& name) {
+Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const std::string& name,
+                                                   std::unique_ptr<store::Statement>* cache) {
   const TableName table = SplitName(name);
+  std::unique_ptr<store::Statement> own;
+  std::unique_ptr<store::Statement>& slot = cache != nullptr ? *cache : own;
   // Per column: name, type as declared, the type without modifier, its kind (e enum, category A
   // array), the array element's kind, the enum's labels, the position in the primary key.
   LOCKSTEP_ASSIGN_OR_RETURN(
-      store::Statement stmt,
-      db.Prepare(
+      store::Statement * prepared,
+      store::PrepareCached(
+          db, slot,
           "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
           "coalesce(e.typtype, ''), "
           "(SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder) "
@@ -61,6 +65,12 @@ Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const st
           "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
           "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'p') AND a.attnum > 0 "
           "AND NOT a.attisdropped ORDER BY a.attnum"));
+  store::Statement& stmt = *prepared;
+  // Reset whatever way this returns, for the next call.
+  struct ResetAtEnd {
+    store::Statement& stmt;
+    ~ResetAtEnd() { stmt.Reset(); }
+  } reset_at_end{stmt};
   stmt.BindText(1, table.schema).BindText(2, table.table);
   TableSchema schema{name, {}, {}, {}, {}};
   std::vector<std::pair<int64_t, std::string>> key;

@@ -2,6 +2,7 @@
 // primary key, and how each column's values are read as Lockstep values and written back.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,7 +26,11 @@ Result<std::vector<std::string>> ListUserTables(store::Database& db);
 
 // The schema of `name`, or nullopt when there is no such table. Fails with kFailedPrecondition
 // when it has no primary key, or a column of a type Lockstep does not sync (naming the column).
-Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const std::string& name);
+// `cache`, when given, keeps the catalog query prepared for the next call on the same connection
+// (preparing it is a round trip, and planning it costs more than running it).
+Result<std::optional<TableSchema>> ReadTableSchema(
+    store::Database& db, const std::string& name,
+    std::unique_ptr<store::Statement>* cache = nullptr);
 
 // CREATE TABLE (and CREATE TYPE for its enums) in PostgreSQL for `schema`: its logical types where
 // it has them, else the types for SQLite's declared types.

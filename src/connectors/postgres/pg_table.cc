@@ -14,7 +14,7 @@ using store::QuoteIdentifier;
 using store::Statement;
 
 constexpr int64_t kCaptureChunk = 10'000;
-constexpr size_t kRowBatch = 100;
+constexpr size_t kRowBatch = 500;
 constexpr size_t kMaxParameters = 65'535;  // PostgreSQL's limit per statement
 
 Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::string& sql) {
@@ -33,7 +33,7 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
                                                   store::Collection collection,
                                                   core::MergePolicy policy) {
   std::unique_ptr<PgTable> table(
-      new PgTable(std::move(schema), std::move(collection), std::move(policy)));
+      new PgTable(db, std::move(schema), std::move(collection), std::move(policy)));
   const TableSchema& s = table->schema_;
   for (const std::string& key : s.key) {
     auto it = std::find_if(s.columns.begin(), s.columns.end(),
@@ -66,9 +66,9 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
     captured_keys += ", " + ReadExpression(as_captured, "c");
   }
   // Several rows per upsert: each statement is a round trip to the server.
-  table->rows_per_upsert_ = std::max<size_t>(
+  const size_t rows_per_upsert = std::max<size_t>(
       1, std::min(kRowBatch, kMaxParameters / std::max<size_t>(1, s.columns.size())));
-  auto upsert = [&](size_t rows) {
+  auto upsert = [s, name, columns, key_list, update](size_t rows) {
     std::string all_values;
     for (size_t row = 0; row < rows; ++row) {
       all_values += row == 0 ? "(" : ", (";
@@ -82,17 +82,22 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
     return "INSERT INTO " + name + " (" + columns + ") VALUES " + all_values + " ON CONFLICT (" +
            key_list + ") DO " + (update.empty() ? "NOTHING" : "UPDATE SET " + update);
   };
-  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_, PrepareOwned(db, upsert(1)));
-  LOCKSTEP_ASSIGN_OR_RETURN(table->upsert_many_, PrepareOwned(db, upsert(table->rows_per_upsert_)));
+  table->upsert_ = std::make_unique<store::BatchedStatements>(rows_per_upsert, upsert);
+  // Prepared now, so that a table the statement does not fit fails at attach, not at apply.
+  LOCKSTEP_RETURN_IF_ERROR(table->upsert_->For(db, 1).status());
   LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
                             PrepareOwned(db, "DELETE FROM " + name + " WHERE " + key_match));
   // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
+  // The chunk is taken first and each row then looked up by its key (LATERAL, and OFFSET 0 so
+  // that the planner cannot turn it back into a join): a plain join may scan the whole table
+  // to match a few thousand keys, hundreds of milliseconds per chunk on a table of a million.
   const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->captured_,
       PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
-                           reads + " FROM " + capture + " c LEFT JOIN " + name + " t ON " + join +
-                           " ORDER BY c.id LIMIT " + std::to_string(kCaptureChunk)));
+                           reads + " FROM (SELECT * FROM " + capture + " ORDER BY id LIMIT " +
+                           std::to_string(kCaptureChunk) + ") c LEFT JOIN LATERAL (SELECT * FROM " +
+                           name + " t WHERE " + join + " OFFSET 0) t ON true ORDER BY c.id"));
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->forget_captured_,
       PrepareOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
@@ -122,7 +127,7 @@ Status PgTable::WriteRow(const core::Record& record) {
   // The key columns come from the key itself (see the SQLite connector).
   for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
   const size_t rows = pending_rows_.size() / schema_.columns.size();
-  return rows >= rows_per_upsert_ ? Flush() : Status::Ok();
+  return rows >= upsert_->max_rows() ? Flush() : Status::Ok();
 }
 
 Status PgTable::Flush() {
@@ -130,12 +135,15 @@ Status PgTable::Flush() {
   const size_t total = pending_rows_.size() / width;
   size_t done = 0;
   while (done < total) {
-    const size_t rows = total - done >= rows_per_upsert_ ? rows_per_upsert_ : 1;
-    Statement& stmt = rows == rows_per_upsert_ ? *upsert_many_ : *upsert_;
-    for (size_t i = 0; i < rows * width; ++i) {
-      stmt.Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+    const size_t rows = upsert_->WriteChunk(total - done);
+    auto stmt = upsert_->For(*db_, rows);
+    Status status = stmt.status();
+    if (status.ok()) {
+      for (size_t i = 0; i < rows * width; ++i) {
+        (*stmt)->Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+      }
+      status = (*stmt)->Run();
     }
-    Status status = stmt.Run();
     if (!status.ok()) {
       pending_rows_.clear();
       return status.WithContext("writing to '" + schema_.name + "'");
@@ -189,13 +197,18 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
   for (const auto& item : keys) order.push_back(&item);
   std::stable_sort(order.begin(), order.end(),
                    [](const auto* x, const auto* y) { return x->second.ts < y->second.ts; });
+  // The stored records of the whole chunk in a few queries, not a round trip per key.
+  std::vector<std::string> chunk_keys;
+  chunk_keys.reserve(order.size());
+  for (const auto* captured : order) chunk_keys.push_back(captured->first);
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredRecord>> stored,
+                            store.GetMany(collection_.id, chunk_keys));
   size_t writes = 0;
-  for (const auto* captured : order) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
-                              store.Get(collection_.id, captured->first));
+  for (size_t i = 0; i < order.size(); ++i) {
+    const auto& [key, captured] = *order[i];
     LOCKSTEP_ASSIGN_OR_RETURN(
-        bool wrote, StampRow(store, schema_, collection_.id, policy_, captured->first,
-                             std::move(stored), captured->second.row, captured->second.ts));
+        bool wrote, StampRow(store, schema_, collection_.id, policy_, key, std::move(stored[i]),
+                             captured.row, captured.ts));
     writes += wrote ? 1 : 0;
   }
   LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindText(1, ids + "}").Run());

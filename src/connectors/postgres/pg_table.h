@@ -9,6 +9,7 @@
 
 #include "connectors/merge_batch.h"
 #include "core/policy.h"
+#include "store/batched_statements.h"
 #include "store/replica_store.h"
 
 namespace lockstep::connectors::postgres {
@@ -25,7 +26,7 @@ class PgTable final : public RowSink {
   const core::MergePolicy& policy() const override { return policy_; }
 
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
-  // are batched, up to 100 rows per statement; Flush() sends them.
+  // are batched, up to 500 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
   Status Flush();
   // Drops batched upserts: their transaction is being rolled back.
@@ -39,18 +40,20 @@ class PgTable final : public RowSink {
   Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
 
  private:
-  PgTable(TableSchema schema, store::Collection collection, core::MergePolicy policy)
-      : schema_(std::move(schema)),
+  PgTable(store::Database& db, TableSchema schema, store::Collection collection,
+          core::MergePolicy policy)
+      : db_(&db),
+        schema_(std::move(schema)),
         collection_(std::move(collection)),
         policy_(std::move(policy)) {}
 
+  store::Database* db_;
   TableSchema schema_;
   store::Collection collection_;
   core::MergePolicy policy_;
   std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
-  std::unique_ptr<store::Statement> upsert_;
-  std::unique_ptr<store::Statement> upsert_many_;
-  size_t rows_per_upsert_ = 1;
+  // Upserts of several rows each: every statement is a round trip to the server.
+  std::unique_ptr<store::BatchedStatements> upsert_;
   std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
   std::unique_ptr<store::Statement> delete_;
   std::unique_ptr<store::Statement> captured_;

@@ -99,7 +99,8 @@ Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
 
 Status PostgresSource::CheckTablesUnchanged() {
   for (const auto& [table_name, table] : tables_) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now, ReadTableSchema(*db_, table_name));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now,
+                              ReadTableSchema(*db_, table_name, &schema_query_));
     if (!now.has_value()) {
       return FailedPrecondition("table '" + table_name + "' was dropped while synced");
     }
@@ -115,19 +116,27 @@ Status PostgresSource::CheckTablesUnchanged() {
   return Status::Ok();
 }
 
-Status PostgresSource::StampPending() {
+Status PostgresSource::StampPending() { return Stamp(/*until_written=*/false); }
+
+Status PostgresSource::StampSome() { return Stamp(/*until_written=*/true); }
+
+Status PostgresSource::Stamp(bool until_written) {
   // A transaction per chunk, as in the SQLite connector.
   for (;;) {
-    bool stamped = false;
+    bool captured = false;
+    size_t writes = 0;
     Status status = store_->Write([&]() -> Status {
       for (auto& [table_name, table] : tables_) {
         LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
-        stamped = stamped || chunk.has_value();
+        captured = captured || chunk.has_value();
+        writes += chunk.value_or(0);
       }
       return Status::Ok();
     });
     if (!status.ok()) return status.WithContext("stamping changes in " + name());
-    if (!stamped) return Status::Ok();
+    // Captures that changed nothing (an UPDATE to the same values) are no reason to stop: the
+    // caller, finding nothing new to send, would not call again until the next wake-up.
+    if (!captured || (until_written && writes > 0)) return Status::Ok();
   }
 }
 
@@ -139,6 +148,15 @@ std::string PostgresSource::CursorScope() const {
 
 Result<ApplyStats> PostgresSource::Apply(std::span<store::Change> changes, const core::NodeId& from,
                                          std::string_view scope, const store::Cursor& cursor) {
+  if (changes.empty()) {
+    // Nothing to merge (a peer saying how far its log was read: every batch this node sends is
+    // answered so, its records being echoes the peer skips): the cursor alone moves. Without the
+    // lock that holds the users' writers back, and without stamping under it, which a busy
+    // source would otherwise pay once per batch it sends.
+    Status status = store_->Write([&] { return store_->SetCursor(from, scope, cursor); });
+    if (!status.ok()) return status.WithContext("applying changes to " + name());
+    return ApplyStats{};
+  }
   LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
   auto stats = ApplyInTransaction(changes, from, scope, cursor);
   if (!stats.has_value()) {

@@ -39,6 +39,7 @@ class PostgresSource final : public Source {
   Status Attach(std::span<const TableSchema> schemas, const std::string& policy,
                 Stamping stamping = Stamping::kNow) override;
   Status StampPending() override;
+  Status StampSome() override;
   // As Source::Apply, with `lockstep.applying` set for the transaction so that the triggers let
   // these writes pass uncaptured.
   Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
@@ -51,6 +52,8 @@ class PostgresSource final : public Source {
   PostgresSource(std::unique_ptr<store::PostgresDb> db, const base::Clock& clock)
       : db_(std::move(db)), clock_(clock) {}
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
+  // Stamps chunks until nothing is captured, or (`until_written`) until a round wrote something.
+  Status Stamp(bool until_written);
   Result<ApplyStats> ApplyInTransaction(std::span<store::Change> changes, const core::NodeId& from,
                                         std::string_view scope, const store::Cursor& cursor);
   // Checks that every synced table still has the columns it was attached with.
@@ -61,6 +64,7 @@ class PostgresSource final : public Source {
   const base::Clock& clock_;
   std::unique_ptr<store::ReplicaStore> store_;
   std::map<std::string, std::unique_ptr<PgTable>> tables_;
+  std::unique_ptr<store::Statement> schema_query_;  // CheckTablesUnchanged's, kept prepared
 };
 
 }  // namespace lockstep::connectors::postgres
