@@ -327,7 +327,7 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
                  EncodeSeqs(stored.field_seqs, seq),
                  std::nullopt,
                  PositionColumn(item.position),
-                 HashColumn(item.hash),
+                 item.hash,
                  TombstoneMillis(stored.record)};
   if (origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
@@ -400,6 +400,9 @@ Status ReplicaStore::FlushPuts() {
         "record = excluded.record, field_seqs = excluded.field_seqs, origin = excluded.origin, "
         "position = excluded.position, hash = excluded.hash, deleted_ms = excluded.deleted_ms";
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, Cached(slot, sql));
+    // Filled before any is bound: binding in place needs the buffer not to move.
+    hash_columns_.clear();
+    for (size_t i = 0; i < rows; ++i) AppendHashColumn(pending_[done + i].hash, hash_columns_);
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
       const int base = static_cast<int>(i) * kColumns;
@@ -410,7 +413,7 @@ Status ReplicaStore::FlushPuts() {
           .BindBlobInPlace(base + 4, put.record)
           .BindBlobInPlace(base + 5, put.seqs)
           .BindInt(base + 7, put.position)
-          .BindBlobInPlace(base + 8, put.hash);
+          .BindBlobInPlace(base + 8, std::string_view(hash_columns_).substr(i * 16, 16));
       if (put.origin.has_value()) stmt->BindInt(base + 6, *put.origin);
       if (put.deleted_ms.has_value()) stmt->BindInt(base + 9, *put.deleted_ms);
     }

@@ -241,11 +241,12 @@ class ReplicaStore {
     std::string seqs;
     std::optional<int64_t> origin;
     int64_t position;
-    std::string hash;
+    reconcile::Hash128 hash;
     std::optional<int64_t> deleted_ms;
   };
   static constexpr size_t kPutBatch = 64;
   std::vector<PendingPut> pending_;
+  std::string hash_columns_;  // the hashes of one INSERT's rows, bound in place
   // Changes to the bucket sums and the highest dots held, written at Commit().
   BucketSums sums_;
   std::vector<core::VersionVector::Entry> dirty_dots_;
