@@ -244,16 +244,6 @@ Status SqliteDb::DisableTriggers() {
   return Status::Ok();
 }
 
-Status SqliteDb::KeepWalFile() {
-  int keep = 1;
-  const int rc = sqlite3_file_control(db_.get(), "main", SQLITE_FCNTL_PERSIST_WAL, &keep);
-  // An in-memory database has no file to keep.
-  if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND) {
-    return FromRc(rc, db_.get(), "keeping the WAL file of " + name_);
-  }
-  return Status::Ok();
-}
-
 Status SqliteDb::SyncWal() {
   // Nothing committed since the last sync: nothing to make durable.
   const int64_t changes = sqlite3_total_changes64(db_.get());

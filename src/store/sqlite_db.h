@@ -58,10 +58,6 @@ class SqliteDb final : public Database {
   // writes still are — the SQLite counterpart of PostgreSQL's session_replication_role.
   Status DisableTriggers();
 
-  // Keeps the write-ahead log file when the last connection closes (SQLITE_FCNTL_PERSIST_WAL)
-  // instead of deleting it; with `journal_size_limit = 0` it is left empty.
-  Status KeepWalFile();
-
   // Makes every committed transaction durable by syncing the write-ahead log to disk. Lockstep
   // commits with synchronous=NORMAL (no sync per commit) and calls this before it lets anything
   // it committed leave the database, so a power cut can never take back a seq or a dot that a

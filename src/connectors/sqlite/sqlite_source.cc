@@ -41,13 +41,6 @@ Status SqliteSource::OpenStore() {
   // dirties interior pages again and again, and each checkpoint would copy (and sync) them anew.
   // Closing the last connection still checkpoints everything.
   LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA wal_autocheckpoint = 10000"));
-  // The last connection to close checkpoints and would delete the WAL; every sync would then
-  // create it anew, and a new file costs a sync of its directory (measured: up to 24 ms). Kept
-  // but truncated to nothing instead (a size limit of 0: emptied at close, and cut back to the
-  // transaction that restarts it after each checkpoint), it costs neither, and holds no frames
-  // that a later open would have to read again.
-  LOCKSTEP_RETURN_IF_ERROR(db_.KeepWalFile());
-  LOCKSTEP_RETURN_IF_ERROR(db_.Exec("PRAGMA journal_size_limit = 0"));
   // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process or the
   // OS loses nothing committed and never corrupts; a power cut may undo the last commits, which
   // the peers' cursors then simply send again. That halves the cost of small batches.
