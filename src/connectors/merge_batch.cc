@@ -40,12 +40,16 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
   // scattered upserts are an order of magnitude slower in SQLite.
   std::vector<size_t> order(changes.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  auto before = [&](size_t a, size_t b) {
     const auto& x = changes[a];
     const auto& y = changes[b];
     if (x.collection != y.collection) return x.collection < y.collection;
     return x.stored.record.key() < y.stored.record.key();
-  });
+  };
+  // A first sync's pages come in key order already: checking costs one comparison a record.
+  if (!std::is_sorted(order.begin(), order.end(), before)) {
+    std::sort(order.begin(), order.end(), before);
+  }
   ApplyStats stats;
   stats.received = changes.size();
   // What the store holds of the batch's records, read before merging in a few queries rather
@@ -80,6 +84,11 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
                               store.GetMany(sink->collection().id, keys));
     for (size_t k = 0; k < found.size(); ++k) held[positions[k]] = std::move(found[k]);
   }
+  // The clock passes the latest HLC taken in, once for the batch (it reads the time): nothing in
+  // the batch reads the clock meanwhile, and a failure still rolls back the whole batch.
+  core::Hlc latest_taken;
+  std::string latest_key;
+  const std::string* latest_collection = nullptr;
   for (size_t i = 0; i < order.size(); ++i) {
     store::Change& change = changes[order[i]];
     RowSink* sink = table(change.collection);
@@ -107,9 +116,10 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
     }
     const std::string& key = stored->record.key();
     if (!effects.changed()) continue;
-    if (auto updated = store.clock().Update(latest); !updated.has_value()) {
-      return updated.error().WithContext("record " + core::KeyToString(key) + " of " +
-                                         change.collection + " from " + from.ToString());
+    if (latest > latest_taken) {
+      latest_taken = latest;
+      latest_key.assign(key);  // reuses its buffer: no allocation per record
+      latest_collection = &change.collection;
     }
     LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, effects.changed_fields,
                                        verbatim ? &from : nullptr, std::move(encoding)));
@@ -124,6 +134,12 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
     }
     ++stats.changed;
     stats.verbatim += verbatim ? 1 : 0;
+  }
+  if (stats.changed > 0) {
+    if (auto updated = store.clock().Update(latest_taken); !updated.has_value()) {
+      return updated.error().WithContext("record " + core::KeyToString(latest_key) + " of " +
+                                         *latest_collection + " from " + from.ToString());
+    }
   }
   return stats;
 }

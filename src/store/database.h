@@ -29,6 +29,10 @@ class StatementBackend {
   virtual void BindBlob(int index, std::string_view bytes) = 0;
   virtual void BindNull(int index) = 0;
   virtual void BindAny(int index, const Value& value) = 0;
+  // Bind and BindBlob of bytes that stay valid and unchanged until the statement is next reset:
+  // a backend may then read them in place rather than copy them (SQLite does; the default copies).
+  virtual void BindInPlace(int index, const Value& value) { Bind(index, value); }
+  virtual void BindBlobInPlace(int index, std::string_view bytes) { BindBlob(index, bytes); }
   virtual Result<bool> Step() = 0;
   virtual void Reset() = 0;
   virtual Value Column(int index) const = 0;
@@ -66,6 +70,16 @@ class Statement {
   }
   Statement& BindNull(int index) {
     backend_->BindNull(index);
+    return *this;
+  }
+  // Without a copy where the backend can: `value` (`bytes`) must stay valid and unchanged until
+  // the statement is reset (Run() resets it). For the hot loops that bind many rows at once.
+  Statement& BindInPlace(int index, const Value& value) {
+    backend_->BindInPlace(index, value);
+    return *this;
+  }
+  Statement& BindBlobInPlace(int index, std::string_view bytes) {
+    backend_->BindBlobInPlace(index, bytes);
     return *this;
   }
   // For a column that holds any kind of value (an untyped column in SQLite).

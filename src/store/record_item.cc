@@ -23,10 +23,14 @@ std::optional<int64_t> TombstoneMillis(const core::Record& record) {
 
 std::string HashColumn(const reconcile::Hash128& hash) {
   std::string bytes;
-  base::ByteWriter out(bytes);
-  out.PutFixed64(hash.hi);
-  out.PutFixed64(hash.lo);
+  AppendHashColumn(hash, bytes);
   return bytes;
+}
+
+void AppendHashColumn(const reconcile::Hash128& hash, std::string& out) {
+  base::ByteWriter writer(out);
+  writer.PutFixed64(hash.hi);
+  writer.PutFixed64(hash.lo);
 }
 
 Result<reconcile::Hash128> HashFromColumn(std::string_view bytes) {

@@ -39,6 +39,8 @@ inline uint64_t PositionFromColumn(int64_t column) {
 
 // A hash as stored: 16 bytes, `hi` then `lo`, big-endian.
 std::string HashColumn(const reconcile::Hash128& hash);
+// The same 16 bytes appended to `out`: many hashes in one buffer, without an allocation each.
+void AppendHashColumn(const reconcile::Hash128& hash, std::string& out);
 Result<reconcile::Hash128> HashFromColumn(std::string_view bytes);
 
 // Positions are summed in 2^16 buckets by their top 16 bits.

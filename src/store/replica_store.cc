@@ -438,7 +438,7 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
                  EncodeSeqs(stored.field_seqs, seq),
                  std::nullopt,
                  PositionColumn(item.position),
-                 HashColumn(item.hash),
+                 item.hash,
                  TombstoneMillis(stored.record)};
   if (origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
@@ -498,6 +498,15 @@ Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection,
 
 void ReplicaStore::DropSupersededPuts() {
   if (pending_.size() < 2) return;
+  // An apply writes in key order: keys that only ever increase cannot repeat.
+  auto before = [](const PendingPut& x, const PendingPut& y) {
+    return x.collection < y.collection || (x.collection == y.collection && x.key < y.key);
+  };
+  bool increasing = true;
+  for (size_t i = 1; i < pending_.size() && increasing; ++i) {
+    increasing = before(pending_[i - 1], pending_[i]);
+  }
+  if (increasing) return;
   std::map<std::pair<int64_t, std::string_view>, size_t> last;
   for (size_t i = 0; i < pending_.size(); ++i) last[{pending_[i].collection, pending_[i].key}] = i;
   if (last.size() == pending_.size()) return;
@@ -523,16 +532,20 @@ Status ReplicaStore::FlushPuts() {
     const size_t rows = put_.WriteChunk(pending_.size() - done);
     constexpr int kColumns = 9;
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, put_.For(db_, rows));
+    // Filled before any is bound: binding in place needs the buffer not to move.
+    hash_columns_.clear();
+    for (size_t i = 0; i < rows; ++i) AppendHashColumn(pending_[done + i].hash, hash_columns_);
     for (size_t i = 0; i < rows; ++i) {
       const PendingPut& put = pending_[done + i];
       const int base = static_cast<int>(i) * kColumns;
+      // pending_ holds the bytes until the statement has run (and been reset).
       stmt->BindInt(base + 1, put.collection)
-          .BindBlob(base + 2, put.key)
+          .BindBlobInPlace(base + 2, put.key)
           .BindInt(base + 3, static_cast<int64_t>(put.seq))
-          .BindBlob(base + 4, put.record)
-          .BindBlob(base + 5, put.seqs)
+          .BindBlobInPlace(base + 4, put.record)
+          .BindBlobInPlace(base + 5, put.seqs)
           .BindInt(base + 7, put.position)
-          .BindBlob(base + 8, put.hash);
+          .BindBlobInPlace(base + 8, std::string_view(hash_columns_).substr(i * 16, 16));
       if (put.origin.has_value()) stmt->BindInt(base + 6, *put.origin);
       if (put.deleted_ms.has_value()) stmt->BindInt(base + 9, *put.deleted_ms);
     }

@@ -256,13 +256,14 @@ class ReplicaStore {
     std::string seqs;
     std::optional<int64_t> origin;
     int64_t position;
-    std::string hash;
+    reconcile::Hash128 hash;
     std::optional<int64_t> deleted_ms;
   };
   // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
   static constexpr size_t kPutBatch = 64;
   static constexpr size_t kPostgresPutBatch = 512;
   std::vector<PendingPut> pending_;
+  std::string hash_columns_;  // the hashes of one INSERT's rows, bound in place
   // Changes to the bucket sums and the highest dots held, written at Commit().
   BucketSums sums_;
   std::vector<core::VersionVector::Entry> dirty_dots_;

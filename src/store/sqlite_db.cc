@@ -54,31 +54,21 @@ class SqliteStatement final : public StatementBackend {
  public:
   explicit SqliteStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
 
-  void Bind(int index, const Value& value) override {
-    switch (value.type()) {
-      case ValueType::kNull:
-        return BindNull(index);
-      case ValueType::kInt:
-        return BindInt(index, value.as_int());
-      case ValueType::kFloat:
-        sqlite3_bind_double(stmt_.get(), index, value.as_float());
-        return;
-      case ValueType::kText:
-        return BindText(index, value.as_text());
-      case ValueType::kBlob:
-        return BindBlob(index, value.as_blob());
-    }
-  }
+  void Bind(int index, const Value& value) override { BindValue(index, value, SQLITE_TRANSIENT); }
   void BindInt(int index, int64_t value) override { sqlite3_bind_int64(stmt_.get(), index, value); }
   void BindText(int index, std::string_view text) override {
-    sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
-                        SQLITE_UTF8);
+    BindTextWith(index, text, SQLITE_TRANSIENT);
   }
   void BindBlob(int index, std::string_view bytes) override {
-    // A zero-length blob must stay a blob, not become NULL: bind a non-null pointer.
-    static const char kEmpty = 0;
-    sqlite3_bind_blob64(stmt_.get(), index, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
-                        SQLITE_TRANSIENT);
+    BindBlobWith(index, bytes, SQLITE_TRANSIENT);
+  }
+  // SQLITE_STATIC: SQLite reads the caller's bytes until the next reset instead of copying them
+  // into a buffer of its own (a malloc, a copy and a free per value of every row applied).
+  void BindInPlace(int index, const Value& value) override {
+    BindValue(index, value, SQLITE_STATIC);
+  }
+  void BindBlobInPlace(int index, std::string_view bytes) override {
+    BindBlobWith(index, bytes, SQLITE_STATIC);
   }
   void BindNull(int index) override { sqlite3_bind_null(stmt_.get(), index); }
   void BindAny(int index, const Value& value) override { Bind(index, value); }
@@ -129,6 +119,31 @@ class SqliteStatement final : public StatementBackend {
   int column_count() const override { return sqlite3_column_count(stmt_.get()); }
 
  private:
+  void BindValue(int index, const Value& value, sqlite3_destructor_type lifetime) {
+    switch (value.type()) {
+      case ValueType::kNull:
+        return BindNull(index);
+      case ValueType::kInt:
+        return BindInt(index, value.as_int());
+      case ValueType::kFloat:
+        sqlite3_bind_double(stmt_.get(), index, value.as_float());
+        return;
+      case ValueType::kText:
+        return BindTextWith(index, value.as_text(), lifetime);
+      case ValueType::kBlob:
+        return BindBlobWith(index, value.as_blob(), lifetime);
+    }
+  }
+  void BindTextWith(int index, std::string_view text, sqlite3_destructor_type lifetime) {
+    sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), lifetime, SQLITE_UTF8);
+  }
+  void BindBlobWith(int index, std::string_view bytes, sqlite3_destructor_type lifetime) {
+    // A zero-length blob must stay a blob, not become NULL: bind a non-null pointer.
+    static const char kEmpty = 0;
+    sqlite3_bind_blob64(stmt_.get(), index, bytes.empty() ? &kEmpty : bytes.data(), bytes.size(),
+                        lifetime);
+  }
+
   struct Finalizer {
     void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
   };

@@ -141,8 +141,9 @@ Status SyncedTable::Flush() {
   while (done < total) {
     const size_t rows = total - done >= rows_per_upsert_ ? rows_per_upsert_ : 1;
     store::Statement& stmt = rows == rows_per_upsert_ ? *upsert_many_ : *upsert_;
+    // pending_rows_ holds the values until the statement has run (and been reset).
     for (size_t i = 0; i < rows * width; ++i) {
-      stmt.Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
+      stmt.BindInPlace(static_cast<int>(i + 1), pending_rows_[done * width + i]);
     }
     Status status = stmt.Run();
     if (!status.ok()) {
