@@ -26,6 +26,8 @@ Message SampleMessage() {
   message.entries.emplace_back(
       RecentEntry{{1, 2, 0xffffffff}, true, {true, 0, {3, 4}}, {{}, {5}, {6, 7}}});
   message.entries.emplace_back(RecentEntry{{}, false, {}, {}});
+  message.entries.emplace_back(RecentEntry{{4}, false, {}, {}, 2, true});
+  message.entries.emplace_back(RecentEntry{{6, 8}, true, {false, 3, {}}, {{1}, {}}, 4, false});
   return message;
 }
 
@@ -122,9 +124,16 @@ TEST(MessageTest, MalformedEntriesAreRefused) {
   ASSERT_TRUE(DecodeMessage(OneEntry(recent)).has_value());
   // Entry layout: tag, count, two 4-byte prefixes, rest flag, rest kind, fingerprint.
   EXPECT_FALSE(DecodeMessage(OneEntry(recent, 2, 9)).has_value());   // prefixes out of order
-  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 10, 2)).has_value());  // rest flag not 0 or 1
+  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 10, 9)).has_value());  // unknown recent flag
   EXPECT_FALSE(DecodeMessage(OneEntry(recent, 11, 7)).has_value());  // rest kind not 0 or 1
   EXPECT_FALSE(DecodeMessage(OneEntry(RecentEntry{{}, true, {}, {{9, 8}}})).has_value());
+  // Rounds: flag bit 2 then a varint in 1..kMaxRecentRounds - 1; round 0 only without the flag.
+  const RecentEntry later{{5}, false, {}, {}, 3, true};
+  ASSERT_TRUE(DecodeMessage(OneEntry(later)).has_value());
+  // Entry layout: tag, count, one 4-byte prefix, flags, round.
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 7, 0)).has_value());  // round 0 under the flag
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 7, kMaxRecentRounds)).has_value());  // round too late
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 6, 2)).has_value());  // flag off: a stray byte
   RecentEntry too_many;
   for (uint32_t i = 0; i <= kMaxRecentPrefixes; ++i) too_many.prefixes.push_back(i);
   EXPECT_FALSE(DecodeMessage(OneEntry(too_many)).has_value());
