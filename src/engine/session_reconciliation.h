@@ -54,7 +54,7 @@ struct PeerView {
 // was offered differs (reconcile::Options::recent_window): a few bytes for a few writes made
 // since, and no descent through the ranges for many.
 inline constexpr size_t kMaxRecentChanges = size_t{1} << 17;
-inline constexpr size_t kFirstRecentWindow = 32;
+inline constexpr size_t kFirstRecentWindow = 16;
 
 // Whether `peer`'s cursor of `store` says what it holds: of this epoch and inside the log.
 bool CursorAgreed(const store::ReplicaStore& store, const PeerView& peer);
