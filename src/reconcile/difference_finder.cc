@@ -279,11 +279,15 @@ Status DifferenceFinder::AnswerRecent(const RecentEntry& recent, const SessionPa
           CompareList(RangeId{kRecentDepth, ranges[i]}, recent.lists[i], params, out, sent));
       if (out.size() + sent.size() != before) ++differed;
     }
-    // A later round has left out more: its probe of the rest is the one to answer.
-    if (size_t{recent.round} + 1 < round_ranges_.size()) return Status::Ok();
+    const auto next = static_cast<uint8_t>(recent.round + 1);
+    // A later round has left out more, so this one opened it: the same answer again (an answer
+    // must not depend on what came since, or a resent request would get different parts).
+    if (size_t{next} < round_ranges_.size()) {
+      out.emplace_back(RecentEntry{Window(next), false, {}, {}, next, MoreAfter(next)});
+      return Status::Ok();
+    }
     // Most of the round's ranges differed, so the differences likely go further back: the next
     // windows are cheaper than descending the rest, unless the rest already matches.
-    const auto next = static_cast<uint8_t>(recent.round + 1);
     const bool grow = !recent.lists.empty() && 2 * differed > ranges.size() &&
                       next < kMaxRecentRounds && (recent.more || MoreAfter(recent.round)) &&
                       !recent.rest.listed;

@@ -144,6 +144,7 @@ RC_GTEST_PROP(ReconcilerPropertyTest, FindsExactlyTheDifferencesDespiteLossAndDu
       to_initiator.Push(*answers);
     } else {
       auto requests = initiator.Receive(*message);
+      if (!requests.has_value()) RC_LOG() << requests.error().ToString() << "\n";
       RC_ASSERT(requests.has_value());
       to_responder.Push(*requests);
     }
