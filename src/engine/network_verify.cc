@@ -27,11 +27,9 @@ class VerifyHandler final : public protocol::SessionHandler {
               CollectionItems items{nullptr, {}, store_items.get()};
               items.items = std::move(store_items);
               // What changed since the listener's cursor of this store, when it has one.
-              LOCKSTEP_ASSIGN_OR_RETURN(
-                  items.recent_positions,
-                  RecentPositions(
-                      store_, id,
-                      PeerView{welcome_.node, {welcome_.cursor.epoch, welcome_.cursor.seq}}));
+              const PeerView peer{welcome_.node, {welcome_.cursor.epoch, welcome_.cursor.seq}};
+              LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions, RecentPositions(store_, id, peer));
+              items.recent_window = RecentWindow(store_, peer);
               return items;
             },
             Options(), &store_) {}

@@ -2,16 +2,18 @@
 
 namespace lockstep::engine {
 
-Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
-                                              const PeerView& peer) {
+bool CursorAgreed(const store::ReplicaStore& store, const PeerView& peer) {
   const store::Cursor& cursor = peer.cursor_of_me;
   // A cursor of this epoch past the end of the log would have made this store call itself
   // restored and start a new epoch (AdoptPeerView), voiding it; seq 0 is the void cursor a
   // reconciliation cut short leaves.
-  const bool agreed =
-      cursor.epoch == store.epoch() && cursor.seq > 0 && cursor.seq <= store.last_seq();
-  return store.ChangedPositions(collection, agreed ? cursor.seq : 0,
-                                agreed ? kMaxRecentChanges : kFallbackRecentChanges, &peer.node);
+  return cursor.epoch == store.epoch() && cursor.seq > 0 && cursor.seq <= store.last_seq();
+}
+
+Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
+                                              const PeerView& peer) {
+  return store.ChangedPositions(collection, CursorAgreed(store, peer) ? peer.cursor_of_me.seq : 0,
+                                kMaxRecentChanges, &peer.node);
 }
 
 SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerView peer) {
@@ -23,6 +25,7 @@ SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerVi
       CollectionItems items{nullptr, {}, store_items.get()};
       items.items = std::move(store_items);
       LOCKSTEP_ASSIGN_OR_RETURN(items.recent_positions, RecentPositions(store, c.id, peer));
+      items.recent_window = RecentWindow(store, peer);
       return items;
     }
     return NotFound("collection '" + name + "' is not held here");
@@ -68,6 +71,7 @@ Result<SessionReconciliation::Collection*> SessionReconciliation::Open(const std
   }
   reconcile::Options options = options_;
   options.recent_positions = collection.items.recent_positions;
+  options.recent_window = collection.items.recent_window;
   if (initiate) {
     collection.initiator = std::make_unique<reconcile::Initiator>(*collection.items.items, options);
   } else {

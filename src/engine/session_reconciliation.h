@@ -31,6 +31,9 @@ struct CollectionItems {
   std::vector<uint64_t> recent_positions;
   // `items` when it is a store's: it keeps the buckets it reads while a step's snapshot lasts.
   store::StoreItemSet* store_items = nullptr;
+  // reconcile::Options::recent_window: 0 when recent_positions are the changes since the peer's
+  // cursor, kFirstRecentWindow when they are only the latest changes.
+  size_t recent_window = 0;
 };
 
 // What the handshake told this side of its peer: who it is, and its cursor into this store's
@@ -45,17 +48,27 @@ struct PeerView {
 // offered (about 11 bytes each when the sets differ, nothing when they are equal), at most
 // kMaxRecentChanges: enough for 100k differences made since the two last agreed (1 MiB of
 // positions), beyond which the ranges find the rest. Otherwise (no cursor, another epoch: this
-// store was restored, or the peer lost or never had its cursor) nothing says when they agreed,
-// and the last kFallbackRecentChanges changes are offered, which covers a few writes made since.
+// store was restored, or the peer lost or never had its cursor) nothing says when they agreed:
+// the latest kMaxRecentChanges changes are read, and offered in growing windows, the last
+// kFirstRecentWindow first, then older ones 8 times as many each round trip while most of what
+// was offered differs (reconcile::Options::recent_window): a few bytes for a few writes made
+// since, and no descent through the ranges for many.
 inline constexpr size_t kMaxRecentChanges = size_t{1} << 17;
-inline constexpr size_t kFallbackRecentChanges = 256;
+inline constexpr size_t kFirstRecentWindow = 16;
+
+// Whether `peer`'s cursor of `store` says what it holds: of this epoch and inside the log.
+bool CursorAgreed(const store::ReplicaStore& store, const PeerView& peer);
 
 // The positions of the records of `collection` in `store` that `peer` may not hold as they are:
-// those changed after its cursor of this store (or among the latest changes, when that cursor is
-// void), newest first, without those taken verbatim from `peer`. An optimisation only: a record
-// missing here is found by the ranges.
+// those changed after its cursor of this store (or the latest changes, when that cursor is not
+// CursorAgreed), newest first, without those taken verbatim from `peer`. An optimisation only: a
+// record missing here is found by the ranges.
 Result<std::vector<uint64_t>> RecentPositions(store::ReplicaStore& store, int64_t collection,
                                               const PeerView& peer);
+// The reconcile::Options::recent_window for RecentPositions(store, _, peer).
+inline size_t RecentWindow(const store::ReplicaStore& store, const PeerView& peer) {
+  return CursorAgreed(store, peer) ? 0 : kFirstRecentWindow;
+}
 
 class SessionReconciliation {
  public:

@@ -55,17 +55,67 @@ bool IsFirstProbe(const SplitEntry& split) {
 
 DifferenceFinder::DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
                                    const std::vector<uint64_t>& recent_positions,
-                                   size_t max_message_bytes)
+                                   size_t recent_window, size_t max_message_bytes)
     : items_(items),
       leaf_items_(leaf_items == 0 ? 1 : leaf_items),
       role_(role),
-      max_message_bytes_(std::min(max_message_bytes, kMaxMessageBytes)) {
+      max_message_bytes_(std::min(max_message_bytes, kMaxMessageBytes)),
+      recent_window_(recent_window) {
   std::set<uint32_t> seen;
   for (uint64_t position : recent_positions) {
     if (seen.size() == kMaxRecentPrefixes) break;
-    seen.insert(RecentPrefix(position));
+    if (seen.insert(RecentPrefix(position)).second) own_recent_.push_back(RecentPrefix(position));
   }
-  own_recent_.assign(seen.begin(), seen.end());
+}
+
+std::vector<uint32_t> DifferenceFinder::Window(uint8_t round) const {
+  size_t begin = 0, end = own_recent_.size();
+  if (recent_window_ == 0) {
+    if (round > 0) begin = end;
+  } else {
+    // Window r holds the changes [w (8^r - 1) / 7, w (8^(r+1) - 1) / 7) of the list.
+    size_t size = recent_window_;
+    begin = 0;
+    for (uint8_t r = 0; r < round && begin < own_recent_.size(); ++r) {
+      begin += size;
+      size *= 8;
+    }
+    begin = std::min(begin, own_recent_.size());
+    end = std::min(own_recent_.size(), begin + size);
+  }
+  std::vector<uint32_t> window(own_recent_.begin() + static_cast<ptrdiff_t>(begin),
+                               own_recent_.begin() + static_cast<ptrdiff_t>(end));
+  std::sort(window.begin(), window.end());
+  return window;
+}
+
+bool DifferenceFinder::MoreAfter(uint8_t round) const {
+  if (recent_window_ == 0) return false;
+  size_t end = 0, size = recent_window_;
+  for (uint8_t r = 0; r <= round && end < own_recent_.size(); ++r) {
+    end += size;
+    size *= 8;
+  }
+  return end < own_recent_.size();
+}
+
+Status DifferenceFinder::LeaveOut(const std::vector<uint32_t>& own,
+                                  const std::vector<uint32_t>& theirs) {
+  std::vector<uint32_t> window;
+  std::set_union(own.begin(), own.end(), theirs.begin(), theirs.end(), std::back_inserter(window));
+  std::vector<uint32_t> before = excluding_ ? excluding_->prefixes() : std::vector<uint32_t>{};
+  std::vector<uint32_t> added;
+  std::set_difference(window.begin(), window.end(), before.begin(), before.end(),
+                      std::back_inserter(added));
+  std::vector<uint32_t> all;
+  std::set_union(before.begin(), before.end(), added.begin(), added.end(), std::back_inserter(all));
+  // Remade rather than extended: the windows grow geometrically, so this reads each recent range
+  // at most a few times over the session.
+  LOCKSTEP_ASSIGN_OR_RETURN(ExcludingItemSet excluding,
+                            ExcludingItemSet::Make(items_, std::move(all)));
+  excluding_.emplace(std::move(excluding));
+  round_ranges_.push_back(std::move(added));
+  return Status::Ok();
 }
 
 Result<std::vector<DifferenceFinder::Listed>> DifferenceFinder::ListOwn(
@@ -208,35 +258,58 @@ Status DifferenceFinder::AnswerSplit(const SplitEntry& split, const SessionParam
 
 Status DifferenceFinder::AnswerRecent(const RecentEntry& recent, const SessionParams& params,
                                       std::vector<Entry>& out, std::vector<std::string>& sent) {
-  // The first Recent entry fixes the ranges left out; a later one is a duplicate (or a peer
-  // changing its mind, which is ignored) but its probe of the rest is answered again all the same.
-  const bool first = !excluding_;
-  if (first) {
-    std::vector<uint32_t> prefixes;
-    std::set_union(own_recent_.begin(), own_recent_.end(), recent.prefixes.begin(),
-                   recent.prefixes.end(), std::back_inserter(prefixes));
-    LOCKSTEP_ASSIGN_OR_RETURN(ExcludingItemSet excluding,
-                              ExcludingItemSet::Make(items_, std::move(prefixes)));
-    excluding_.emplace(std::move(excluding));
+  // Each round's first entry fixes the ranges it leaves out; a later one is a duplicate (or a peer
+  // changing its mind, which is ignored) and gets the same answer again.
+  const size_t rounds = round_ranges_.size();
+  if (recent.round > rounds || recent.round >= kMaxRecentRounds) {
+    return InvalidArgument("reconcile: recent round out of order");
   }
-  const std::vector<uint32_t>& ranges = excluding_->prefixes();
   if (role_ == Role::kResponder) {
     if (!recent.has_rest) return Status::Ok();
+    if (recent.round == rounds)
+      LOCKSTEP_RETURN_IF_ERROR(LeaveOut(Window(recent.round), recent.prefixes));
+    const std::vector<uint32_t>& ranges = round_ranges_[recent.round];
     if (!recent.lists.empty() && recent.lists.size() != ranges.size()) {
       return Aborted("reconcile: the initiator's recent ranges are not ours");
     }
+    size_t differed = 0;
     for (size_t i = 0; i < recent.lists.size(); ++i) {
+      const size_t before = out.size() + sent.size();
       LOCKSTEP_RETURN_IF_ERROR(
           CompareList(RangeId{kRecentDepth, ranges[i]}, recent.lists[i], params, out, sent));
+      if (out.size() + sent.size() != before) ++differed;
+    }
+    const auto next = static_cast<uint8_t>(recent.round + 1);
+    // A later round has left out more, so this one opened it: the same answer again (an answer
+    // must not depend on what came since, or a resent request would get different parts).
+    if (size_t{next} < round_ranges_.size()) {
+      out.emplace_back(RecentEntry{Window(next), false, {}, {}, next, MoreAfter(next)});
+      return Status::Ok();
+    }
+    // Most of the round's ranges differed, so the differences likely go further back: the next
+    // windows are cheaper than descending the rest, unless the rest already matches.
+    const bool grow = !recent.lists.empty() && 2 * differed > ranges.size() &&
+                      next < kMaxRecentRounds && (recent.more || MoreAfter(recent.round)) &&
+                      !recent.rest.listed;
+    if (grow) {
+      LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary rest, active().Summarize(kWholeRange.positions()));
+      if (RangeFingerprint(rest, params.seed, params.fingerprint_bytes) !=
+          recent.rest.fingerprint) {
+        RecentEntry open{Window(next), false, {}, {}, next, MoreAfter(next)};
+        out.emplace_back(std::move(open));
+      }
+      return Status::Ok();
     }
     return AnswerSplit(SplitEntry{kWholeRange, 0, {recent.rest}}, params, out, sent);
   }
-  if (!first) return Status::Ok();
-  // The initiator: its recent changes, its probe of the rest and its lists of the recent ranges,
-  // all in one entry, so that the responder never reads the probe without knowing what it leaves
-  // out.
+  if (recent.round < rounds) return Status::Ok();
+  // The initiator: its window, its probe of the rest and its lists of the round's ranges, all in
+  // one entry, so that the responder never reads the probe without knowing what it leaves out.
+  std::vector<uint32_t> window = Window(recent.round);
+  LOCKSTEP_RETURN_IF_ERROR(LeaveOut(window, recent.prefixes));
+  const std::vector<uint32_t>& ranges = round_ranges_.back();
   LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary rest, active().Summarize(kWholeRange.positions()));
-  RecentEntry mine{own_recent_, true, {}, {}};
+  RecentEntry mine{std::move(window), true, {}, {}, recent.round, MoreAfter(recent.round)};
   LOCKSTEP_ASSIGN_OR_RETURN(mine.rest, Probe(kWholeRange, rest, params, leaf_items_));
   size_t list_bytes = 0;
   mine.lists.reserve(ranges.size());
@@ -282,7 +355,7 @@ Result<std::vector<Entry>> DifferenceFinder::Answer(const std::vector<Entry>& en
       LOCKSTEP_ASSIGN_OR_RETURN(RangeSummary own, items_.Summarize(kWholeRange.positions()));
       if (RangeFingerprint(own, params.seed, params.fingerprint_bytes) !=
           split->children[0].fingerprint) {
-        out.emplace_back(RecentEntry{own_recent_, false, {}, {}});
+        out.emplace_back(RecentEntry{Window(0), false, {}, {}, 0, MoreAfter(0)});
       }
     } else if (const auto* lacking = std::get_if<LackingEntry>(&entry)) {
       LOCKSTEP_RETURN_IF_ERROR(AnswerLacking(*lacking, params, sent));

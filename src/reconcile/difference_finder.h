@@ -33,10 +33,13 @@ class DifferenceFinder {
  public:
   // `leaf_items`: a range in which this side holds at most this many items is listed, not split.
   // `recent_positions`: positions of the records this side changed recently, most recent first
-  // (only the first kMaxRecentPrefixes distinct ranges count). `max_message_bytes`: as in
-  // Options; lists of recent ranges above half of it are sent apart from the recent entry.
+  // (only the first kMaxRecentPrefixes distinct ranges count). `recent_window`: 0 to offer them
+  // all at once, else how many to offer first, the next windows 8 times larger each (RecentEntry).
+  // `max_message_bytes`: as in Options; lists of recent ranges above half of it are sent apart
+  // from the recent entry.
   DifferenceFinder(ItemSet& items, size_t leaf_items, Role role,
-                   const std::vector<uint64_t>& recent_positions, size_t max_message_bytes);
+                   const std::vector<uint64_t>& recent_positions, size_t recent_window,
+                   size_t max_message_bytes);
 
   bool has_recent() const { return !own_recent_.empty(); }
 
@@ -71,8 +74,16 @@ class DifferenceFinder {
                      std::vector<std::string>& sent);
   Status AnswerLacking(const LackingEntry& lacking, const SessionParams& params,
                        std::vector<std::string>& sent);
-  // Learns the other side's recent changes (once) and answers: the initiator with its own, its
-  // probe of the rest and its lists of the recent ranges; the responder by comparing the rest.
+  // This side's window of recent changes for `round`, ascending.
+  std::vector<uint32_t> Window(uint8_t round) const;
+  // Whether this side has recent changes beyond the window of `round`.
+  bool MoreAfter(uint8_t round) const;
+  // Leaves out the ranges of both sides' windows of the next round: round_ranges_ gains the
+  // ranges not left out before.
+  Status LeaveOut(const std::vector<uint32_t>& own, const std::vector<uint32_t>& theirs);
+  // Learns the other side's window of a round (once) and answers: the initiator with its own, its
+  // probe of the rest and its lists of the round's ranges; the responder by comparing the lists
+  // and then either the rest or, when most of them differed, by opening the next round.
   Status AnswerRecent(const RecentEntry& recent, const SessionParams& params,
                       std::vector<Entry>& out, std::vector<std::string>& sent);
   // The set the range phase compares: without the recent ranges once they are known.
@@ -82,7 +93,10 @@ class DifferenceFinder {
   size_t leaf_items_;
   Role role_;
   size_t max_message_bytes_;
-  std::vector<uint32_t> own_recent_;  // ascending
+  std::vector<uint32_t> own_recent_;  // distinct, most recent first
+  size_t recent_window_;
+  // The ranges each round left out that no earlier round had, ascending; one per round so far.
+  std::vector<std::vector<uint32_t>> round_ranges_;
   std::optional<ExcludingItemSet> excluding_;
   uint64_t list_budget_ = 0;  // items ListOwn may still read while answering one message
   std::set<std::string> send_;

@@ -11,9 +11,11 @@
 //   entry    := 1 range bits:u8(0..8) listed:bitmap(2^bits) probe{2^bits}     -- split
 //             | 2 range count:varint lacking:bitmap(count)                     -- lacking
 //             | 3 count:varint (length:varint key){count}                      -- keys
-//             | 4 count:varint(<= 65536) prefix:fixed(4){count} has_rest:u8(0|1)
-//               (listed:u8(0|1) probe lists:varint(<= 131072) list{lists})?           -- recent
-//                                                        (prefixes ascending, unique)
+//             | 4 count:varint(<= 65536) prefix:fixed(4){count} recent_flags:u8
+//               round:varint(1..4)?                              (when recent_flags bit 2)
+//               (listed:u8(0|1) probe lists:varint(<= 131072) list{lists})?  -- recent
+//                                      (when recent_flags bit 0; prefixes ascending, unique)
+//   recent_flags := bit 0: has_rest, bit 1: more, bit 2: round > 0; the other bits are 0
 //   list     := count:varint item:fixed(item_bytes){count}                     (ascending)
 //   range    := depth:u8(0..64) prefix:varint(< 2^depth)
 //   probe    := fingerprint:fixed(fingerprint_bytes)                (its bit of `listed` is 0)
@@ -84,14 +86,26 @@ struct KeysEntry {
 // the short hashes of its items in each of those ranges (the union of both sides' prefixes, in
 // ascending order), which the responder answers like listed probes. When they would make the
 // entry too large, `lists` is empty and each range travels as a split entry of its own instead.
+//
+// A side that does not know when the two last agreed offers its recent changes in growing
+// windows, newest first: round 0 carries the first, and when most of the ranges a round compared
+// differed and the rest still does, the responder opens round r + 1 with its next window instead
+// of splitting the rest, and the initiator answers with its own next window, a new probe of the
+// rest and the lists of the ranges this round adds (those of both windows not left out before).
 struct RecentEntry {
   std::vector<uint32_t> prefixes;
   bool has_rest = false;
   RangeProbe rest;                           // when has_rest
   std::vector<std::vector<uint64_t>> lists;  // when has_rest
+  uint8_t round = 0;                         // < kMaxRecentRounds
+  bool more = false;  // the sender has recent changes beyond this round's window
   friend bool operator==(const RecentEntry&, const RecentEntry&) = default;
 };
 inline constexpr size_t kMaxRecentPrefixes = 1 << 16;  // of one side
+// Windows of 16 * 8^r changes (the engine's) cover kMaxRecentPrefixes in 5 rounds: 16, 144,
+// 1,168, 9,360, 74,896 in all, so that with the first and last round trips a session stays
+// within 6 when the windows find every difference.
+inline constexpr uint8_t kMaxRecentRounds = 5;
 
 using Entry = std::variant<SplitEntry, LackingEntry, KeysEntry, RecentEntry>;
 

@@ -15,6 +15,9 @@ enum EntryTag : uint8_t { kSplitTag = 1, kLackingTag = 2, kKeysTag = 3, kRecentT
 constexpr uint8_t kNameKeysFlag = 1;
 constexpr uint8_t kRecentFlag = 2;
 constexpr unsigned kPrefixBytes = 4;
+constexpr uint8_t kRecentRestFlag = 1;
+constexpr uint8_t kRecentMoreFlag = 2;
+constexpr uint8_t kRecentRoundFlag = 4;
 
 size_t VarintSize(uint64_t value) {
   size_t size = 1;
@@ -83,7 +86,9 @@ void PutEntry(ByteWriter& out, const Entry& entry, const SessionParams& params) 
     out.PutByte(kRecentTag);
     out.PutVarint(recent.prefixes.size());
     for (uint32_t prefix : recent.prefixes) PutFixed(out, prefix, kPrefixBytes);
-    out.PutByte(recent.has_rest ? 1 : 0);
+    out.PutByte((recent.has_rest ? kRecentRestFlag : 0) | (recent.more ? kRecentMoreFlag : 0) |
+                (recent.round > 0 ? kRecentRoundFlag : 0));
+    if (recent.round > 0) out.PutVarint(recent.round);
     if (recent.has_rest) {
       out.PutByte(recent.rest.listed ? 1 : 0);
       PutProbe(out, recent.rest, params);
@@ -203,7 +208,18 @@ Result<RecentEntry> ReadRecent(ByteReader& in, const SessionParams& params) {
     }
     recent.prefixes.push_back(static_cast<uint32_t>(prefix));
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(recent.has_rest, ReadBool(in, "recent rest flag"));
+  LOCKSTEP_ASSIGN_OR_RETURN(uint8_t flags, in.ReadByte("recent flags"));
+  if ((flags & ~(kRecentRestFlag | kRecentMoreFlag | kRecentRoundFlag)) != 0) {
+    return Corrupt("unknown recent flags");
+  }
+  recent.has_rest = (flags & kRecentRestFlag) != 0;
+  recent.more = (flags & kRecentMoreFlag) != 0;
+  if ((flags & kRecentRoundFlag) != 0) {
+    LOCKSTEP_ASSIGN_OR_RETURN(uint64_t round, in.ReadVarint("recent round"));
+    // Round 0 has exactly one encoding: without the flag.
+    if (round == 0 || round >= kMaxRecentRounds) return Corrupt("bad recent round");
+    recent.round = static_cast<uint8_t>(round);
+  }
   if (recent.has_rest) {
     LOCKSTEP_ASSIGN_OR_RETURN(recent.rest.listed, ReadBool(in, "recent rest kind"));
     LOCKSTEP_RETURN_IF_ERROR(ReadProbe(in, params, recent.rest));
@@ -314,6 +330,7 @@ size_t EncodedEntrySize(const Entry& entry, const SessionParams& params) {
   }
   const auto& recent = std::get<RecentEntry>(entry);
   size_t size = 2 + VarintSize(recent.prefixes.size()) + recent.prefixes.size() * kPrefixBytes;
+  if (recent.round > 0) size += VarintSize(recent.round);
   if (recent.has_rest) {
     size += 1 + ProbeSize(recent.rest, params) + VarintSize(recent.lists.size());
     for (const auto& list : recent.lists)

@@ -69,7 +69,7 @@ Result<std::vector<Message>> PackMessages(std::vector<Entry> entries, const Mess
 
 Initiator::Initiator(ItemSet& items, const Options& options)
     : finder_(items, options.leaf_items, Role::kInitiator, options.recent_positions,
-              options.max_message_bytes),
+              options.recent_window, options.max_message_bytes),
       options_(options) {
   options_.session.recent = finder_.has_recent();
 }

@@ -51,6 +51,11 @@ struct Options {
   // one, then reconciles the rest by ranges, where it finds nothing more when every difference
   // was recent. Too few only costs the range phase; too many cost about 11 bytes each.
   std::vector<uint64_t> recent_positions;
+  // 0: recent_positions are exactly what the other side may lack (the changes since its cursor),
+  // offered all at once. Otherwise they are only the latest changes, of which the other side may
+  // hold most: the first this many are offered, then, while most of what was offered differs,
+  // windows 8 times larger each, up to kMaxRecentRounds (message.h, RecentEntry).
+  size_t recent_window = 0;
 };
 
 // Drives a session. Not thread-safe; the ItemSet must outlive it and should not change during
@@ -93,7 +98,7 @@ class Responder {
  public:
   Responder(ItemSet& items, const Options& options)
       : finder_(items, options.leaf_items, Role::kResponder, options.recent_positions,
-                options.max_message_bytes),
+                options.recent_window, options.max_message_bytes),
         options_(options) {}
 
   // The answer to `request`, in one or more parts (at least one, which may be empty).

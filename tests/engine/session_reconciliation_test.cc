@@ -168,6 +168,7 @@ TEST_F(PartitionTest, WithoutAUsableCursorTheLatestChangesAreOfferedAndStillEver
   store::ReplicaStore& a = a_->store();
   const PeerView exact = ViewOf(a, b_->store());
   const std::vector<uint64_t> since = Recent(a, exact);
+  EXPECT_EQ(RecentWindow(a, exact), 0u);  // exact: offered all at once
   const std::vector<store::Cursor> void_cursors = {
       {},                             // the peer sent none (it lost it, or never synced)
       {a.epoch(), 0},                 // a reconciliation cut short left it void
@@ -176,9 +177,10 @@ TEST_F(PartitionTest, WithoutAUsableCursorTheLatestChangesAreOfferedAndStillEver
   };
   for (const store::Cursor& cursor : void_cursors) {
     const std::vector<uint64_t> latest = Recent(a, {exact.node, cursor});
-    // From the last kFallbackRecentChanges seqs of a's log: its changes since the sync first,
-    // then rows of the first sync that a wrote itself (it made the table).
-    EXPECT_LE(latest.size(), kFallbackRecentChanges);
+    // From the last kMaxRecentChanges seqs of a's log: its changes since the sync first, then
+    // rows of the first sync that a wrote itself (it made the table), offered in windows.
+    EXPECT_LE(latest.size(), kMaxRecentChanges);
+    EXPECT_EQ(RecentWindow(a, {exact.node, cursor}), kFirstRecentWindow);
     ASSERT_GT(latest.size(), since.size());
     EXPECT_TRUE(std::equal(since.begin(), since.end(), latest.begin()));
   }

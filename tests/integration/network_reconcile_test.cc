@@ -155,10 +155,10 @@ TEST(NetworkReconcileTest, ANodeRestoredFromAnOlderCopyLosesNothing) {
 }
 
 // The restored node's cursor of the hub (from its backup) still tells the hub what to offer as
-// recent, but the hub's cursor of the node is of the node's old epoch: the node offers only its
-// latest changes (engine::kFallbackRecentChanges, 256), fewer than the 300 rows it wrote since
-// the restore, so the ranges must find the rest. Deletions made before the restore, which the
-// backup does not have, stay deleted.
+// recent, but the hub's cursor of the node is of the node's old epoch: the node offers its latest
+// changes in growing windows (engine::kFirstRecentWindow, 16, then 128: fewer than the 300 rows
+// it wrote since the restore, so a third window, or the ranges, must find the rest). Deletions made
+// before the restore, which the backup does not have, stay deleted.
 TEST(NetworkReconcileTest,
      ARestoredNodeWithMoreWritesThanItOffersAsRecentLosesAndResurrectsNothing) {
   auto hub = Hub::Start({});

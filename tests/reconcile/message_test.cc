@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 namespace lockstep::reconcile {
@@ -23,16 +24,28 @@ Message SampleMessage() {
   message.entries.emplace_back(LackingEntry{{64, ~uint64_t{0}}, 11, {0, 7, 10}});
   message.entries.emplace_back(KeysEntry{{"a", std::string("\0b", 2), ""}});
   message.entries.emplace_back(SplitEntry{kWholeRange, 0, {{false, 42, {}}}});
-  // Built field by field: GCC 12 at -O3 misreads the empty vectors of a braced temporary here
-  // as uninitialized (-Wmaybe-uninitialized).
-  RecentEntry recent;
-  recent.prefixes = {1, 2, 0xffffffff};
-  recent.has_rest = true;
-  recent.rest.listed = true;
-  recent.rest.items = {3, 4};
-  recent.lists = {{}, {5}, {6, 7}};
-  message.entries.emplace_back(std::move(recent));
+  // Built field by field: GCC 12 at -O3 misreads the empty vectors of braced temporaries here as
+  // uninitialized (-Wmaybe-uninitialized).
+  auto recent = [](std::vector<uint32_t> prefixes, std::optional<RangeProbe> rest,
+                   std::vector<std::vector<uint64_t>> lists, uint8_t round, bool more) {
+    RecentEntry entry;
+    entry.prefixes = std::move(prefixes);
+    entry.has_rest = rest.has_value();
+    if (rest.has_value()) entry.rest = std::move(*rest);
+    entry.lists = std::move(lists);
+    entry.round = round;
+    entry.more = more;
+    return entry;
+  };
+  RangeProbe listed;
+  listed.listed = true;
+  listed.items = {3, 4};
+  RangeProbe fingerprinted;
+  fingerprinted.fingerprint = 3;
+  message.entries.emplace_back(recent({1, 2, 0xffffffff}, listed, {{}, {5}, {6, 7}}, 0, false));
   message.entries.emplace_back(RecentEntry{});
+  message.entries.emplace_back(recent({4}, std::nullopt, {}, 2, true));
+  message.entries.emplace_back(recent({6, 8}, fingerprinted, {{1}, {}}, 4, false));
   return message;
 }
 
@@ -129,9 +142,16 @@ TEST(MessageTest, MalformedEntriesAreRefused) {
   ASSERT_TRUE(DecodeMessage(OneEntry(recent)).has_value());
   // Entry layout: tag, count, two 4-byte prefixes, rest flag, rest kind, fingerprint.
   EXPECT_FALSE(DecodeMessage(OneEntry(recent, 2, 9)).has_value());   // prefixes out of order
-  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 10, 2)).has_value());  // rest flag not 0 or 1
+  EXPECT_FALSE(DecodeMessage(OneEntry(recent, 10, 9)).has_value());  // unknown recent flag
   EXPECT_FALSE(DecodeMessage(OneEntry(recent, 11, 7)).has_value());  // rest kind not 0 or 1
   EXPECT_FALSE(DecodeMessage(OneEntry(RecentEntry{{}, true, {}, {{9, 8}}})).has_value());
+  // Rounds: flag bit 2 then a varint in 1..kMaxRecentRounds - 1; round 0 only without the flag.
+  const RecentEntry later{{5}, false, {}, {}, 3, true};
+  ASSERT_TRUE(DecodeMessage(OneEntry(later)).has_value());
+  // Entry layout: tag, count, one 4-byte prefix, flags, round.
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 7, 0)).has_value());  // round 0 under the flag
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 7, kMaxRecentRounds)).has_value());  // round too late
+  EXPECT_FALSE(DecodeMessage(OneEntry(later, 6, 2)).has_value());  // flag off: a stray byte
   RecentEntry too_many;
   for (uint32_t i = 0; i <= kMaxRecentPrefixes; ++i) too_many.prefixes.push_back(i);
   EXPECT_FALSE(DecodeMessage(OneEntry(too_many)).has_value());

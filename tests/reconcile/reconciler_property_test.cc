@@ -91,10 +91,17 @@ RC_GTEST_PROP(ReconcilerPropertyTest, FindsExactlyTheDifferencesDespiteLossAndDu
   options.leaf_items = *rc::gen::inRange<size_t>(1, 40);
   options.max_message_bytes = *rc::gen::element<size_t>(200, 2000, kMaxMessageBytes);
   // Recent changes, as the engine would give them: some of the keys that differ, some that do
-  // not, and positions of nothing at all.
+  // not, and positions of nothing at all; offered all at once or in growing windows, with the
+  // differing keys often first, so that windows grow over several rounds.
   Options b_options = options;
   for (auto* side : {&options, &b_options}) {
     const auto& records = side == &options ? sides.a : sides.b;
+    side->recent_window = *rc::gen::element<size_t>(0, 1, 2, 4, 32);
+    if (*rc::gen::arbitrary<bool>()) {
+      for (const std::string& key : Missing(records, side == &options ? sides.b : sides.a)) {
+        side->recent_positions.push_back(ItemPosition(key));
+      }
+    }
     for (const auto& [key, encoding] : records) {
       if (*rc::gen::inRange(0, 100) < 3) side->recent_positions.push_back(ItemPosition(key));
     }
@@ -137,6 +144,7 @@ RC_GTEST_PROP(ReconcilerPropertyTest, FindsExactlyTheDifferencesDespiteLossAndDu
       to_initiator.Push(*answers);
     } else {
       auto requests = initiator.Receive(*message);
+      if (!requests.has_value()) RC_LOG() << requests.error().ToString() << "\n";
       RC_ASSERT(requests.has_value());
       to_responder.Push(*requests);
     }

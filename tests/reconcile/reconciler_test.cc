@@ -322,5 +322,65 @@ TEST(ReconcilerTest, RecentChangesOnEqualSetsStillCostOneSmallRoundTrip) {
   EXPECT_LE(result.bytes, 64u);
 }
 
+// The latest changes, when nothing says which the other side lacks: each side's 20 changes first
+// (newest), then `equal` of the records both hold alike.
+void AddLatestEqual(RecentCase& c, size_t equal) {
+  for (size_t i = 0; i < equal; ++i) {
+    const std::string key = "key" + std::to_string(20000 - 1 - i);
+    c.a_recent.push_back(ItemPosition(key));
+    c.b_recent.push_back(ItemPosition(key));
+  }
+}
+
+TEST(ReconcilerTest, WindowsOfLatestChangesGrowWhileMostDifferAndFindEverything) {
+  RecentCase c = FortyRecentChanges();
+  AddLatestEqual(c, 5000);
+  MemoryItemSet a = MakeSet(c.a), b = MakeSet(c.b);
+  Options a_options, b_options;
+  a_options.recent_positions = b_options.recent_positions = {};
+  a_options.recent_positions = c.a_recent;
+  b_options.recent_positions = c.b_recent;
+  // Windows of 2, 16, 128, ...: the 20 changes of each side need the first two rounds, where
+  // almost every range offered differs; the third (mostly equal) is the last.
+  a_options.recent_window = b_options.recent_window = 2;
+  Initiator initiator(a, a_options);
+  Responder responder(b, b_options);
+  const auto result = testing::Reconcile(initiator, responder);
+  EXPECT_EQ(result.initiator.send, c.a_sends);
+  EXPECT_EQ(result.responder.send, c.b_sends);
+  EXPECT_EQ(result.round_trips, 4);
+  // Far fewer bytes than offering all 5,020 latest changes at once (about 11 bytes each).
+  EXPECT_LE(result.bytes, 40u * 64 + 2 * 128 * 12);
+  Options all_a = a_options, all_b = b_options;
+  all_a.recent_window = all_b.recent_window = 0;
+  Initiator all_initiator(a, all_a);
+  Responder all_responder(b, all_b);
+  const auto all = testing::Reconcile(all_initiator, all_responder);
+  EXPECT_EQ(all.initiator.send, c.a_sends);
+  EXPECT_EQ(all.round_trips, 2);
+  EXPECT_GT(all.bytes, 5000u * 10);
+}
+
+TEST(ReconcilerTest, AFirstWindowMostlyEqualIsTheOnlyOneAndTheRangesFindTheRest) {
+  RecentCase c = FortyRecentChanges();
+  // Most of the latest changes are equal on both sides, and half the differences are older.
+  std::vector<uint64_t> a_recent(c.a_recent.begin(), c.a_recent.begin() + 5);
+  c.a_recent.clear();
+  c.b_recent.clear();
+  AddLatestEqual(c, 60);
+  c.a_recent.insert(c.a_recent.begin(), a_recent.begin(), a_recent.end());
+  MemoryItemSet a = MakeSet(c.a), b = MakeSet(c.b);
+  Options a_options, b_options;
+  a_options.recent_positions = c.a_recent;
+  b_options.recent_positions = c.b_recent;
+  a_options.recent_window = b_options.recent_window = 32;
+  Initiator initiator(a, a_options);
+  Responder responder(b, b_options);
+  const auto result = testing::Reconcile(initiator, responder);
+  EXPECT_EQ(result.initiator.send, c.a_sends);
+  EXPECT_EQ(result.responder.send, c.b_sends);
+  EXPECT_LE(result.round_trips, 7);
+}
+
 }  // namespace
 }  // namespace lockstep::reconcile
