@@ -21,6 +21,10 @@ namespace lockstep::testing {
 namespace {
 
 constexpr auto kArriveLimit = std::chrono::seconds(15);
+// The synced table of every test here, with one row written in PostgreSQL before any node runs.
+constexpr char kTableWithFirstRow[] =
+    "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, n integer); "
+    "INSERT INTO t VALUES (1, 'pg', 'first', NULL);";
 // How soon a commit must reach a sleeping node and the SQLite node behind the hub. The nodes'
 // own looks come much later: the PostgreSQL node's poll is set to 60 s (`kSlowPoll`) and a
 // session reads its log unwoken only every 5 s.
@@ -78,9 +82,7 @@ TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) 
   PostgresCluster& cluster = PostgresCluster::Shared();
   ASSERT_TRUE(cluster.running());
   const std::string pg = cluster.CreateDatabase("daemon");
-  Psql(pg,
-       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
-       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  Psql(pg, kTableWithFirstRow);
   auto hub = Hub::Start({.plaintext = true});
   ASSERT_NE(hub, nullptr);
   const std::string token = hub->CreateToken("*", "rw");
@@ -118,9 +120,7 @@ TEST(PostgresDaemonTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotificatio
   PostgresCluster& cluster = PostgresCluster::Shared();
   ASSERT_TRUE(cluster.running());
   const std::string pg = cluster.CreateDatabase("wake");
-  Psql(pg,
-       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
-       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  Psql(pg, kTableWithFirstRow);
   auto hub = Hub::Start({.plaintext = true});
   ASSERT_NE(hub, nullptr);
   const std::string token = hub->CreateToken("*", "rw");
@@ -208,9 +208,7 @@ TEST(PostgresDaemonTest, ADatabaseAttachedBeforeTheWakeFlagSwitchesOverWhenANode
   PostgresCluster& cluster = PostgresCluster::Shared();
   ASSERT_TRUE(cluster.running());
   const std::string pg = cluster.CreateDatabase("older");
-  Psql(pg,
-       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
-       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  Psql(pg, kTableWithFirstRow);
   ScratchDir dir;
   const ProcessResult attached = Lockstep({"sync", pg, (dir / "first.db").string()});
   ASSERT_EQ(attached.exit_code, 0) << attached.err;
@@ -247,9 +245,7 @@ TEST(PostgresDaemonTest, TwoNodesOnOneDatabaseBothWakeAndAKilledOnesBitIsCleared
   PostgresCluster& cluster = PostgresCluster::Shared();
   ASSERT_TRUE(cluster.running());
   const std::string pg = cluster.CreateDatabase("two");
-  Psql(pg,
-       "CREATE TABLE t(id integer PRIMARY KEY, owner text NOT NULL, v text NOT NULL, "
-       "n integer); INSERT INTO t VALUES (1, 'pg', 'first', NULL);");
+  Psql(pg, kTableWithFirstRow);
   auto hub1 = Hub::Start({.plaintext = true});
   auto hub2 = Hub::Start({.plaintext = true});
   ASSERT_NE(hub1, nullptr);
