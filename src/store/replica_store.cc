@@ -447,8 +447,10 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   return pending_.size() >= put_.max_rows() ? FlushPuts() : Status::Ok();
 }
 
-Status ReplicaStore::DropItemIndexForBulkLoad() {
-  if (index_dropped_ || new_in_write_ < kBulkLoadRecords) return Status::Ok();
+Status ReplicaStore::DropItemIndexForBulkLoad(size_t new_records) {
+  if (index_dropped_ || new_records < kBulkLoadRecords || !db_.InTransaction()) {
+    return Status::Ok();
+  }
   // PostgreSQL keeps the index up to date: dropping it would lock every reader out of the records
   // until this write commits. SQLite refuses to drop an index while a statement of this
   // connection is reading (a scan of a user table that stamps as it goes): then it is kept too.
@@ -522,7 +524,7 @@ void ReplicaStore::DropSupersededPuts() {
 }
 
 Status ReplicaStore::FlushPuts() {
-  LOCKSTEP_RETURN_IF_ERROR(DropItemIndexForBulkLoad());
+  LOCKSTEP_RETURN_IF_ERROR(DropItemIndexForBulkLoad(new_in_write_));
   // Many rows per INSERT: SQLite spends about a third of a single-row insert on the statement
   // itself, and batches of records are what an apply writes. One statement must not name a record
   // twice (PostgreSQL refuses to upsert a row twice): the last put of a record wins.

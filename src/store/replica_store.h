@@ -149,6 +149,11 @@ class ReplicaStore {
   // A write that adds at least this many new records drops the bucket index rather than insert
   // into it in random order: a first sync, or any bulk load.
   static constexpr size_t kBulkLoadRecords = 10'000;
+  // Drops the bucket index if this write adds at least kBulkLoadRecords: called with the number of
+  // new records so far at each flush, and before a scan that stamps the rows of a table as it
+  // reads them, with the rows it will stamp (SQLite refuses to drop an index while a statement of
+  // the connection is reading, so the scan could not drop it later).
+  Status DropItemIndexForBulkLoad(size_t new_records);
 
   // ---- restore detection -----------------------------------------------------------------------
 
@@ -218,7 +223,6 @@ class ReplicaStore {
   // The small number standing for `peer` in this store, assigned when `assign` and new.
   Result<std::optional<int64_t>> PeerNumber(const core::NodeId& peer, bool assign);
   Status FlushPuts();
-  Status DropItemIndexForBulkLoad();
   void AnalyzeAfterGrowth();
   void DropSupersededPuts();
   Status FlushHighestDots();

@@ -202,6 +202,21 @@ TEST(SqliteStoreItemSetTest, BulkWriteDropsTheBucketIndexAndTheItemSetMakesItAga
   EXPECT_EQ(Take(set.Summarize({0, 0, true})).count, static_cast<uint64_t>(n + 101));
 }
 
+// Attaching a table stamps its rows while a scan of it reads, when SQLite could not drop the
+// index: it is told beforehand how many rows will come.
+TEST(SqliteStoreItemSetTest, WriteToldOfABulkLoadDropsTheIndexAtOnce) {
+  base::FakeClock clock(1'700'000'000'000);
+  testing::ScratchStore scratch(clock);
+  ReplicaStore& store = scratch.store();
+  Check(store.BeginWrite());
+  Check(store.DropItemIndexForBulkLoad(ReplicaStore::kBulkLoadRecords - 1));
+  EXPECT_TRUE(HasBucketIndex(scratch.db()));
+  Check(store.DropItemIndexForBulkLoad(ReplicaStore::kBulkLoadRecords));
+  EXPECT_FALSE(HasBucketIndex(scratch.db()));
+  store.Rollback();
+  EXPECT_TRUE(HasBucketIndex(scratch.db()));
+}
+
 TEST_P(StoreItemSetTest, RolledBackWriteLeavesBucketSumsUnchanged) {
   base::FakeClock clock(1'700'000'000'000);
   testing::ScratchStore scratch(clock, "rollback", GetParam());

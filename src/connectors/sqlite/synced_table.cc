@@ -89,6 +89,11 @@ Result<std::unique_ptr<SyncedTable>> SyncedTable::Prepare(store::SqliteDb& db, T
   LOCKSTEP_ASSIGN_OR_RETURN(table->forget_captured_,
                             PrepareOwned(db, "DELETE FROM " + capture + " WHERE id <= ?"));
   LOCKSTEP_ASSIGN_OR_RETURN(table->scan_, PrepareOwned(db, "SELECT " + columns + " FROM " + name));
+  // Counted only up to what makes a bulk load: a large table costs no full count.
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      table->count_up_to_bulk_load_,
+      PrepareOwned(db, "SELECT count(*) FROM (SELECT 1 FROM " + name + " LIMIT " +
+                           std::to_string(store::ReplicaStore::kBulkLoadRecords) + ")"));
   return table;
 }
 
@@ -219,6 +224,15 @@ Result<std::optional<size_t>> SyncedTable::StampCapturedChunk(store::ReplicaStor
 }
 
 Result<size_t> SyncedTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {
+  {
+    auto counted = count_up_to_bulk_load_->Step();
+    const size_t rows = counted.has_value() && *counted
+                            ? static_cast<size_t>(count_up_to_bulk_load_->ColumnInt(0))
+                            : 0;
+    count_up_to_bulk_load_->Reset();
+    if (!counted.has_value()) return counted.error().WithContext("counting '" + schema_.name + "'");
+    LOCKSTEP_RETURN_IF_ERROR(store.DropItemIndexForBulkLoad(rows));
+  }
   size_t writes = 0;
   for (;;) {
     auto stepped = scan_->Step();

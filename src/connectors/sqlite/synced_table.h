@@ -70,6 +70,7 @@ class SyncedTable final : public RowSink {
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;
   std::unique_ptr<store::Statement> scan_;
+  std::unique_ptr<store::Statement> count_up_to_bulk_load_;
 };
 
 }  // namespace lockstep::connectors::sqlite
