@@ -1,6 +1,7 @@
 #include "engine/local_sync.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -130,10 +131,19 @@ Result<Transfer> Move(Source& from, Source& to, size_t batch_size) {
   const uint64_t receiver_last = to.store().last_seq();
   size_t verbatim = 0;
   size_t stamped = 0;
+  // The sender's next page is read while the receiver applies this one, as `.dump | sqlite3`
+  // reads and writes in two processes: the two databases share nothing, and each is used by one
+  // thread at a time. (A returning error waits for the read in flight: the future's destructor.)
+  auto read_after = [&sender, &receiver, batch_size](uint64_t after) {
+    return std::async(std::launch::async, [&sender, &receiver, batch_size, after] {
+      return sender.ChangesAfter(after, batch_size, &receiver);
+    });
+  };
+  std::future<Result<store::ChangePage>> next = read_after(cursor);
   for (;;) {
-    LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page,
-                              sender.ChangesAfter(cursor, batch_size, &receiver));
+    LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page, next.get());
     if (page.scanned_to == cursor) break;
+    next = read_after(page.scanned_to);
     LOCKSTEP_ASSIGN_OR_RETURN(connectors::ApplyStats stats,
                               to.Apply(page.changes, sender.node(), to.CursorScope(),
                                        store::Cursor{sender.epoch(), page.scanned_to}));
