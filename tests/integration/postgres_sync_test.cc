@@ -95,6 +95,18 @@ TEST_P(PostgresSyncTest, InsertsUpdatesAndDeletesOnBothSidesConverge) {
   EXPECT_NE(again.out.find("nothing to sync"), std::string::npos) << again.out;
 }
 
+// TRUNCATE fires no row trigger; its rows must still be deleted on the peer, and rows written
+// after it in the same transaction kept.
+TEST_P(PostgresSyncTest, TruncateDeletesEveryRowOnThePeer) {
+  Start(4);
+  Query(a_, "BEGIN; TRUNCATE t; INSERT INTO t VALUES (2, 'again', 'b2'); COMMIT;");
+  SyncBoth();
+  EXPECT_EQ(Dump(a_), "2|again|b2\n");
+  EXPECT_EQ(Dump(b_), "2|again|b2\n");
+  const ProcessResult again = Sync({a_.target, b_.target});
+  EXPECT_NE(again.out.find("nothing to sync"), std::string::npos) << again.out;
+}
+
 TEST_P(PostgresSyncTest, EditsOfDifferentColumnsMerge) {
   Start();
   Query(a_, "UPDATE t SET a = 'a1 by a' WHERE pk = 1;");

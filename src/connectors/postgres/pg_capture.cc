@@ -62,11 +62,12 @@ Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t co
   // Statement level, before any row is touched: the shared side of the writer lock, then the
   // wake-up, once per statement and only while an engine sleeps (pg_wake.h, point 1: the flag is
   // read after the lock is held).
+  const std::string lock_and_wake =
+      "PERFORM pg_advisory_xact_lock_shared(" + lock + "); " + NotifyIfAsleepSql();
   sql +=
       "CREATE OR REPLACE FUNCTION _lockstep_writer_lock() RETURNS trigger LANGUAGE plpgsql AS "
-      "$$ BEGIN IF current_setting('lockstep.applying', true) IS DISTINCT FROM 'on' THEN "
-      "PERFORM pg_advisory_xact_lock_shared(" +
-      lock + "); " + NotifyIfAsleepSql() + "END IF; RETURN NULL; END $$;\n";
+      "$$ BEGIN IF current_setting('lockstep.applying', true) IS DISTINCT FROM 'on' THEN " +
+      lock_and_wake + "END IF; RETURN NULL; END $$;\n";
   sql += "CREATE OR REPLACE FUNCTION " + function +
          "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
          "IF current_setting('lockstep.applying', true) = 'on' THEN RETURN NULL; END IF; "
@@ -80,6 +81,20 @@ Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t co
   sql += "DROP TRIGGER IF EXISTS _lockstep_lock ON " + table + ";\n";
   sql += "CREATE TRIGGER _lockstep_lock BEFORE INSERT OR UPDATE OR DELETE ON " + table +
          " FOR EACH STATEMENT EXECUTE FUNCTION _lockstep_writer_lock();\n";
+  // TRUNCATE fires no row trigger: every key is captured before the rows go, and is stamped as
+  // a deletion like any captured key whose row is gone. The shared writer lock is taken first, as
+  // for any other statement.
+  std::string all_keys;
+  for (const std::string& key : schema.key) all_keys += ", " + QuoteIdentifier(key);
+  const std::string truncate = QuoteIdentifier("_lockstep_truncate_" + std::to_string(collection));
+  sql += "CREATE OR REPLACE FUNCTION " + truncate +
+         "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "IF current_setting('lockstep.applying', true) = 'on' THEN RETURN NULL; END IF; " +
+         lock_and_wake + "INSERT INTO " + capture + "(ts" + key_names + ") SELECT " + now +
+         all_keys + " FROM ONLY " + table + "; RETURN NULL; END $$;\n";
+  sql += "DROP TRIGGER IF EXISTS _lockstep_truncate ON " + table + ";\n";
+  sql += "CREATE TRIGGER _lockstep_truncate BEFORE TRUNCATE ON " + table +
+         " FOR EACH STATEMENT EXECUTE FUNCTION " + truncate + "();\n";
   sql += "DROP TRIGGER IF EXISTS _lockstep_capture ON " + table + ";\n";
   sql += "CREATE TRIGGER _lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON " + table +
          " FOR EACH ROW EXECUTE FUNCTION " + function + "();\n";
