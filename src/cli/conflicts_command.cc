@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "cli/command.h"
 #include "core/key.h"
+#include "engine/open_database.h"
 #include "engine/resolve.h"
 #include "store/metadata_schema.h"
 
@@ -21,10 +22,10 @@ struct ConflictsArgs {
   bool pending_only = false;
 };
 
-Result<std::unique_ptr<connectors::sqlite::SqliteSource>> OpenAttached(const std::string& path) {
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      auto source, connectors::sqlite::SqliteSource::Open(path, false, base::SystemClock::Get()));
-  LOCKSTEP_ASSIGN_OR_RETURN(bool attached, store::HasMetadata(source->db()));
+Result<std::unique_ptr<connectors::Source>> OpenAttached(const std::string& path) {
+  LOCKSTEP_ASSIGN_OR_RETURN(auto source,
+                            engine::OpenDatabase(path, false, base::SystemClock::Get()));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool attached, store::HasMetadata(source->database()));
   if (!attached) return FailedPrecondition(path + ": not synced by lockstep (no metadata)");
   LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
   return source;
@@ -95,14 +96,16 @@ void AddConflictsCommand(CLI::App& app, Runner& run) {
   conflicts->require_subcommand(1);
   CLI::App* list = conflicts->add_subcommand(
       "list", "Show every resolved conflict with the losing value, its node and time");
-  list->add_option("database", args->database, "SQLite database file")->required();
+  list->add_option("database", args->database, "SQLite database file or postgres:// URL")
+      ->required();
   list->add_flag("--json", args->json, "print as JSON");
   list->add_flag("--pending", args->pending_only, "only conflicts waiting for a person");
   list->callback([args, &run] { run = [args] { return RunList(*args); }; });
 
   CLI::App* resolve = conflicts->add_subcommand(
       "resolve", "Resolve a conflict kept by the manual policy; the choice replicates");
-  resolve->add_option("database", args->database, "SQLite database file")->required();
+  resolve->add_option("database", args->database, "SQLite database file or postgres:// URL")
+      ->required();
   resolve->add_option("key", args->key, "TABLE:KEY as 'conflicts list' prints it")->required();
   resolve
       ->add_option("--take", args->take,

@@ -8,22 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "connectors/row_sink.h"
 #include "connectors/schema.h"
 #include "connectors/source.h"
 #include "core/policy.h"
 #include "store/replica_store.h"
 
 namespace lockstep::connectors {
-
-// A synced table as a merge writes to it.
-class RowSink {
- public:
-  virtual ~RowSink() = default;
-  virtual const store::Collection& collection() const = 0;
-  virtual const core::MergePolicy& policy() const = 0;
-  // Makes the record's visible state the row's (an upsert or a delete), possibly batched.
-  virtual Status WriteRow(const core::Record& record) = 0;
-};
 
 // Merges `changes` from `from` in key order: stored records, the user's rows (through
 // `table(collection)`, nullptr for a collection not synced here) and the conflict log. The

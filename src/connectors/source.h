@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/row_sink.h"
 #include "connectors/schema.h"
 #include "store/replica_store.h"
 
@@ -54,6 +55,9 @@ class Source {
                         Stamping stamping = Stamping::kNow) = 0;
   // REQUIRES: OpenStore() or Attach() succeeded.
   virtual store::ReplicaStore& store() = 0;
+  // The user's table `name` as attached, or nullptr when it is not: its collection, policy and
+  // rows, for writes made outside a peer's batch (a conflict resolved by hand).
+  virtual RowSink* Table(const std::string& name) = 0;
   // Turns captured changes into local writes.
   virtual Status StampPending() = 0;
   // The same, except that it may return once it has made some writes, leaving the rest to the next

@@ -7,10 +7,9 @@
 #include <optional>
 #include <set>
 
-#include "connectors/postgres/postgres_source.h"
-#include "connectors/sqlite/sqlite_source.h"
 #include "connectors/sqlite/table_schema.h"
 #include "core/policy.h"
+#include "engine/open_database.h"
 #include "engine/restore_and_retention.h"
 #include "store/postgres_db.h"
 
@@ -241,16 +240,8 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   }
   Sources sources;
   for (size_t i = 0; i < paths.size(); ++i) {
-    if (store::IsPostgresUrl(paths[i].string())) {
-      LOCKSTEP_ASSIGN_OR_RETURN(
-          std::unique_ptr<connectors::postgres::PostgresSource> source,
-          connectors::postgres::PostgresSource::Open(paths[i].string(), clock));
-      sources.push_back(std::move(source));
-      continue;
-    }
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        std::unique_ptr<connectors::sqlite::SqliteSource> source,
-        connectors::sqlite::SqliteSource::Open(paths[i], /*create_if_missing=*/i > 0, clock));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Source> source,
+                              OpenDatabase(paths[i].string(), /*create_if_missing=*/i > 0, clock));
     sources.push_back(std::move(source));
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Plan plan, MakePlan(sources, options));

@@ -33,7 +33,7 @@ Resolution ParseTake(const std::string& take) {
   return {Resolution::Take::kValue, literal.has_value() ? *literal : Value::Text(take), {}};
 }
 
-Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::string& key_text,
+Status ResolveConflict(connectors::Source& source, const std::string& key_text,
                        const Resolution& resolution) {
   const size_t colon = key_text.find(':');
   if (colon == std::string::npos) {
@@ -42,11 +42,11 @@ Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::stri
   const std::string table_name = key_text.substr(0, colon);
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key_values,
                             core::ParseKeyText(std::string_view(key_text).substr(colon + 1)));
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::sqlite::TableSchema> schema,
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::TableSchema> schema,
                             source.Schema(table_name));
   if (!schema.has_value()) return NotFound("no table '" + table_name + "'");
   LOCKSTEP_RETURN_IF_ERROR(source.Attach({&*schema, 1}, ""));
-  connectors::sqlite::SyncedTable& table = *source.Table(table_name);
+  connectors::RowSink& table = *source.Table(table_name);
   store::ReplicaStore& store = source.store();
   const std::string key = core::EncodeKey(key_values);
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "connectors/sqlite/sqlite_source.h"
+#include "connectors/source.h"
 
 namespace lockstep::engine {
 
@@ -22,7 +22,7 @@ Resolution ParseTake(const std::string& take);
 // Writes the resolution as a new local write that covers every sibling, so the choice replicates
 // and every replica drops the siblings. `key_text` is "TABLE:KEY" with KEY as `conflicts list`
 // prints it. Errors: kNotFound (no such record, or nothing unresolved in it), kInvalidArgument.
-Status ResolveConflict(connectors::sqlite::SqliteSource& source, const std::string& key_text,
+Status ResolveConflict(connectors::Source& source, const std::string& key_text,
                        const Resolution& resolution);
 
 }  // namespace lockstep::engine

@@ -133,6 +133,31 @@ TEST_P(PostgresSyncTest, SameColumnEditedOnBothSidesKeepsTheLaterWrite) {
   EXPECT_EQ(Psql(a_.target, "SELECT count(*) FROM _lockstep_conflicts WHERE field = 'a'"), "2\n");
 }
 
+// `lockstep conflicts` on a postgres:// URL: the manual policy keeps both values until a person
+// picks one there, and the choice reaches the peer.
+TEST_P(PostgresSyncTest, ManualConflictsAreListedAndResolvedInPostgres) {
+  Start(2, "manual");
+  Query(a_, "UPDATE t SET a = 'a1 by a' WHERE pk = 1; UPDATE t SET a = 'a2 by a' WHERE pk = 2;");
+  LetTheClockTick();
+  Query(b_, "UPDATE t SET a = 'a1 by b' WHERE pk = 1; UPDATE t SET a = 'a2 by b' WHERE pk = 2;");
+  SyncBoth();
+  const ProcessResult listed = Lockstep({"conflicts", "list", a_.target, "--pending"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("t:1 a: kept"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("t:2 a: kept"), std::string::npos) << listed.out;
+  for (const auto& [key, take] : {std::pair{"t:1", "local"}, std::pair{"t:2", "'chosen'"}}) {
+    const ProcessResult resolved =
+        Lockstep({"conflicts", "resolve", a_.target, key, "--take", take});
+    EXPECT_EQ(resolved.exit_code, 0) << key << ": " << resolved.err;
+  }
+  const std::string expected = "1|a1 by a|b1\n2|chosen|b2\n";
+  EXPECT_EQ(Dump(a_), expected);
+  EXPECT_EQ(Lockstep({"conflicts", "list", a_.target, "--pending"}).out, "no conflicts\n");
+  SyncBoth();
+  EXPECT_EQ(Dump(b_), expected);
+  EXPECT_EQ(Lockstep({"conflicts", "list", b_.target, "--pending"}).out, "no conflicts\n");
+}
+
 TEST_P(PostgresSyncTest, UpdateConcurrentWithDeleteBringsTheRowBackByDefault) {
   Start();
   Query(a_, "DELETE FROM t WHERE pk = 1;");

@@ -28,7 +28,7 @@ class PgTable final : public RowSink {
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
   // are batched, up to 500 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
-  Status Flush();
+  Status Flush() override;
   // Drops batched upserts: their transaction is being rolled back.
   void Discard() { pending_rows_.clear(); }
 

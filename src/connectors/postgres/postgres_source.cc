@@ -26,6 +26,11 @@ Result<std::unique_ptr<PostgresSource>> PostgresSource::Open(std::string_view ur
   return std::unique_ptr<PostgresSource>(new PostgresSource(std::move(db), clock));
 }
 
+PgTable* PostgresSource::Table(const std::string& name) {
+  auto it = tables_.find(name);
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
 Result<std::optional<TableSchema>> PostgresSource::Schema(const std::string& table) {
   return ReadTableSchema(*db_, table);
 }
@@ -192,11 +197,10 @@ Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> c
   }
   // From here on this transaction's writes to the user's tables are not captured.
   LOCKSTEP_RETURN_IF_ERROR(db_->Exec("SET LOCAL lockstep.applying = 'on'"));
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      ApplyStats stats, MergeBatch(*store_, changes, from, [&](const std::string& table_name) {
-        auto it = tables_.find(table_name);
-        return it == tables_.end() ? nullptr : static_cast<RowSink*>(it->second.get());
-      }));
+  LOCKSTEP_ASSIGN_OR_RETURN(ApplyStats stats,
+                            MergeBatch(*store_, changes, from, [&](const std::string& table_name) {
+                              return static_cast<RowSink*>(Table(table_name));
+                            }));
   stats.stamped = stamped;
   for (auto& [table_name, table] : tables_) LOCKSTEP_RETURN_IF_ERROR(table->Flush());
   LOCKSTEP_RETURN_IF_ERROR(store_->SetCursor(from, scope, cursor));

@@ -28,6 +28,7 @@ class PostgresSource final : public Source {
   store::Database& database() override { return *db_; }
   store::PostgresDb& db() { return *db_; }
   store::ReplicaStore& store() override { return *store_; }
+  PgTable* Table(const std::string& name) override;
 
   Result<std::vector<std::string>> ListTables() override { return ListUserTables(*db_); }
   Result<std::optional<TableSchema>> Schema(const std::string& table) override;

@@ -66,7 +66,7 @@ class SqliteSource final : public Source {
   std::string CursorScope() const override;
 
   // The synced table called `name`, or nullptr.
-  SyncedTable* Table(const std::string& name);
+  SyncedTable* Table(const std::string& name) override;
 
  private:
   SqliteSource(store::SqliteDb db, std::filesystem::path path, bool missing,

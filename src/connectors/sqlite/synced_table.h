@@ -29,7 +29,7 @@ class SyncedTable final : public RowSink {
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
   // are batched, several rows per statement; Flush() (or any read of the table) sends them.
   Status WriteRow(const core::Record& record) override;
-  Status Flush();
+  Status Flush() override;
   // Drops batched upserts: their transaction is being rolled back.
   void Discard() { pending_rows_.clear(); }
 

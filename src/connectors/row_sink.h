@@ -1,0 +1,23 @@
+// A synced table as writes reach it from outside its own capture: a peer's merged records, a
+// conflict resolved by hand.
+#pragma once
+
+#include "core/policy.h"
+#include "core/record.h"
+#include "store/replica_store.h"
+
+namespace lockstep::connectors {
+
+// A synced table as a merge, or a resolution, writes to it.
+class RowSink {
+ public:
+  virtual ~RowSink() = default;
+  virtual const store::Collection& collection() const = 0;
+  virtual const core::MergePolicy& policy() const = 0;
+  // Makes the record's visible state the row's (an upsert or a delete), possibly batched.
+  virtual Status WriteRow(const core::Record& record) = 0;
+  // Sends the batched rows.
+  virtual Status Flush() = 0;
+};
+
+}  // namespace lockstep::connectors
