@@ -9,6 +9,7 @@
 #include "engine/compare.h"
 #include "engine/network_verify.h"
 #include "net/endpoint.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::cli {
 namespace {
@@ -17,8 +18,11 @@ void PrintKeys(const std::vector<std::string>& keys, const std::string& where) {
   for (const std::string& key : keys) std::cout << "  " << key << "  " << where << "\n";
 }
 
-int RunVerify(const std::string& a, const std::string& b) {
-  auto comparison = engine::CompareDatabases(a, b, base::SystemClock::Get());
+int RunVerify(const std::string& a_path, const std::string& b_path) {
+  auto comparison = engine::CompareDatabases(a_path, b_path, base::SystemClock::Get());
+  // As messages name them: a URL's password is never shown.
+  const std::string a = store::RedactPassword(a_path);
+  const std::string b = store::RedactPassword(b_path);
   if (!comparison.has_value()) return Fail(comparison.error());
   for (const engine::CollectionDifference& c : comparison->collections) {
     if (c.only_in_a || c.only_in_b) {
@@ -86,7 +90,8 @@ void AddVerifyCommand(CLI::App& app, Runner& run) {
       "Exit code 0: equal, 1: they differ, 2: bad input.");
   verify
       ->add_option("databases", *paths,
-                   "two SQLite database files, or one and a hub's lockstep://HOST:PORT")
+                   "two databases (SQLite files or postgres:// URLs), or a SQLite file and a hub's "
+                   "lockstep://HOST:PORT")
       ->required()
       ->expected(2);
   hub->AddTo(*verify);

@@ -4,6 +4,8 @@
 #include <memory>
 #include <tuple>
 
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_schema.h"
 #include "connectors/sqlite/capture.h"
 #include "core/key.h"
 #include "store/postgres_db.h"
@@ -15,15 +17,19 @@ namespace lockstep::engine {
 namespace {
 
 struct Side {
-  std::unique_ptr<store::SqliteDb> db;
+  std::unique_ptr<store::Database> db;
   std::unique_ptr<store::ReplicaStore> store;
   std::map<std::string, int64_t> collections;  // name -> id
 };
 
 Result<Side> OpenSide(const std::filesystem::path& path, const base::Clock& clock) {
   Side side;
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {.read_only = true}));
-  side.db = std::make_unique<store::SqliteDb>(std::move(db));
+  if (store::IsPostgresUrl(path.string())) {
+    LOCKSTEP_ASSIGN_OR_RETURN(side.db, store::PostgresDb::Connect(path.string()));
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {.read_only = true}));
+    side.db = std::make_unique<store::SqliteDb>(std::move(db));
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(side.store, store::ReplicaStore::OpenReadOnly(*side.db, clock));
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> collections, side.store->Collections());
   for (const store::Collection& collection : collections) {
@@ -35,6 +41,19 @@ Result<Side> OpenSide(const std::filesystem::path& path, const base::Clock& cloc
 Result<std::vector<reconcile::Item>> AllItems(Side& side, int64_t collection) {
   store::StoreItemSet set(*side.store, collection);
   return set.Items({0, 0, true});
+}
+
+// The keys of `name` written since the side's last stamp: captured, not yet in the store.
+Result<std::vector<std::string>> UnstampedKeys(Side& side, const std::string& name) {
+  if (side.db->dialect() == store::Dialect::kSqlite) {
+    return connectors::sqlite::CapturedKeys(static_cast<store::SqliteDb&>(*side.db), name);
+  }
+  auto collection = side.collections.find(name);
+  if (collection == side.collections.end()) return std::vector<std::string>{};
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::TableSchema> schema,
+                            connectors::postgres::ReadTableSchema(*side.db, name));
+  if (!schema.has_value()) return std::vector<std::string>{};
+  return connectors::postgres::CapturedKeys(*side.db, *schema, collection->second);
 }
 
 // Whether `key` is a tombstone in `side`: a tombstone the other side has collected is no
@@ -59,8 +78,7 @@ Result<CollectionDifference> CompareCollection(Side& a, Side& b, const std::stri
     LOCKSTEP_ASSIGN_OR_RETURN(items_b, AllItems(b, in_b->second));
   }
   for (auto [side, out] : {std::pair{&a, &difference.unsynced_a}, {&b, &difference.unsynced_b}}) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> keys,
-                              connectors::sqlite::CapturedKeys(*side->db, name));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> keys, UnstampedKeys(*side, name));
     for (const std::string& key : keys) out->push_back(core::KeyToString(key));
   }
   difference.records_a = items_a.size();
@@ -115,14 +133,8 @@ bool Comparison::differs() const {
 
 Result<Comparison> CompareDatabases(const std::filesystem::path& a, const std::filesystem::path& b,
                                     const base::Clock& clock) {
-  for (const std::filesystem::path& path : {a, b}) {
-    if (store::IsPostgresUrl(path.string())) {
-      return InvalidArgument("verify compares SQLite files only, not yet PostgreSQL databases (" +
-                             store::RedactPassword(path.string()) + ")");
-    }
-  }
   std::error_code ec;
-  if (std::filesystem::equivalent(a, b, ec)) {
+  if (a == b || (!store::IsPostgresUrl(a.string()) && std::filesystem::equivalent(a, b, ec))) {
     return InvalidArgument(a.string() + " is named twice");
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Side side_a, OpenSide(a, clock));
@@ -131,9 +143,9 @@ Result<Comparison> CompareDatabases(const std::filesystem::path& a, const std::f
   for (const auto& [name, id] : side_a.collections) names[name] = true;
   for (const auto& [name, id] : side_b.collections) names[name] = true;
   Comparison comparison;
-  // One snapshot of each file, so that a sync running meanwhile cannot tear the comparison.
-  LOCKSTEP_RETURN_IF_ERROR(side_a.db->Exec("BEGIN"));
-  LOCKSTEP_RETURN_IF_ERROR(side_b.db->Exec("BEGIN"));
+  // One snapshot of each database, so that a sync running meanwhile cannot tear the comparison.
+  LOCKSTEP_RETURN_IF_ERROR(side_a.db->BeginRead());
+  LOCKSTEP_RETURN_IF_ERROR(side_b.db->BeginRead());
   for (const auto& [name, unused] : names) {
     LOCKSTEP_ASSIGN_OR_RETURN(CollectionDifference difference,
                               CompareCollection(side_a, side_b, name));

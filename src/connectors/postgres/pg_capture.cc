@@ -1,14 +1,19 @@
 #include "connectors/postgres/pg_capture.h"
 
+#include <algorithm>
+#include <set>
+
 #include "connectors/postgres/pg_schema.h"
 #include "connectors/postgres/pg_wake.h"
 #include "connectors/type_mapping.h"
+#include "core/key.h"
 #include "store/postgres_db.h"
 
 namespace lockstep::connectors::postgres {
 namespace {
 
 using store::QuoteIdentifier;
+using store::Statement;
 
 std::string KeyType(const TableSchema& schema, const std::string& key) {
   for (const Column& column : schema.columns) {
@@ -28,6 +33,39 @@ std::string KeyValues(const TableSchema& schema, const std::string& row) {
 
 std::string CaptureTableName(int64_t collection) {
   return "_lockstep_capture_" + std::to_string(collection);
+}
+
+Result<std::vector<std::string>> CapturedKeys(store::Database& db, const TableSchema& schema,
+                                              int64_t collection) {
+  const std::string capture = CaptureTableName(collection);
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement exists,
+                            db.Prepare("SELECT (to_regclass(?) IS NOT NULL)::int4"));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool found, exists.BindText(1, capture).Step());
+  std::vector<std::string> keys;
+  if (!found || exists.ColumnInt(0) == 0) return keys;
+  // Read as stamping reads them (ReadExpression), so that the keys encode alike.
+  std::string reads;
+  for (size_t i = 0; i < schema.key.size(); ++i) {
+    auto column = std::find_if(schema.columns.begin(), schema.columns.end(),
+                               [&](const Column& c) { return c.name == schema.key[i]; });
+    if (column == schema.columns.end()) return DataLoss("no key column " + schema.key[i]);
+    Column as_captured = *column;
+    as_captured.name = "k" + std::to_string(i);
+    reads += (i == 0 ? "" : ", ") + ReadExpression(as_captured, "c");
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare("SELECT " + reads + " FROM " + QuoteIdentifier(capture) + " c ORDER BY c.id"));
+  std::set<std::string> seen;
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    std::vector<Value> key;
+    for (int i = 0; i < stmt.column_count(); ++i) key.push_back(stmt.Column(i));
+    std::string encoded = core::EncodeKey(key);
+    if (seen.insert(encoded).second) keys.push_back(std::move(encoded));
+  }
+  return keys;
 }
 
 Status InstallCapture(store::Database& db, const TableSchema& schema, int64_t collection) {

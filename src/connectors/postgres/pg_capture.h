@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "connectors/schema.h"
 #include "store/database.h"
@@ -17,6 +18,11 @@
 namespace lockstep::connectors::postgres {
 
 std::string CaptureTableName(int64_t collection);
+
+// The encoded keys captured in `schema`'s table (collection `collection`) and not stamped yet, in
+// the order they were captured, each once. Reads only.
+Result<std::vector<std::string>> CapturedKeys(store::Database& db, const TableSchema& schema,
+                                              int64_t collection);
 
 // Creates the capture table, the trigger functions and the triggers when missing.
 // REQUIRES: inside a transaction.
