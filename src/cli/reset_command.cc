@@ -9,6 +9,7 @@
 #include "engine/node_config.h"
 #include "engine/reset.h"
 #include "net/endpoint.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::cli {
 namespace {
@@ -34,12 +35,15 @@ int RunReset(const ResetArgs& args) {
   auto retention = engine::ParseDuration(args.retention);
   if (!retention.has_value()) return Fail(retention.error().WithContext("--retention"));
   Result<engine::ResetReport> report = ResetReportFor(args, *retention);
-  if (!report.has_value()) return Fail(report.error().WithContext("resetting " + args.database));
-  std::cout << "reset " << args.database << " from " << args.peer << ": " << report->tables
-            << " table" << (report->tables == 1 ? "" : "s") << " rebuilt, kept "
-            << report->kept_writes << " unsynced write" << (report->kept_writes == 1 ? "" : "s")
-            << " and " << report->kept_deletes << " unsynced delete"
-            << (report->kept_deletes == 1 ? "" : "s") << " (sent to " << args.peer << ")\n";
+  // As messages name them: a URL's password is never shown.
+  const std::string database = store::RedactPassword(args.database);
+  const std::string peer = store::RedactPassword(args.peer);
+  if (!report.has_value()) return Fail(report.error().WithContext("resetting " + database));
+  std::cout << "reset " << database << " from " << peer << ": " << report->tables << " table"
+            << (report->tables == 1 ? "" : "s") << " rebuilt, kept " << report->kept_writes
+            << " unsynced write" << (report->kept_writes == 1 ? "" : "s") << " and "
+            << report->kept_deletes << " unsynced delete" << (report->kept_deletes == 1 ? "" : "s")
+            << " (sent to " << peer << ")\n";
   return 0;
 }
 
@@ -55,7 +59,7 @@ void AddResetCommand(CLI::App& app, Runner& run) {
   reset->add_option("database", args->database, "the SQLite database to reset")->required();
   reset
       ->add_option("peer", args->peer,
-                   "the peer's SQLite database, or a hub's lockstep://HOST:PORT")
+                   "the peer: a SQLite file, a postgres:// URL, or a hub's lockstep://HOST:PORT")
       ->required();
   args->hub.AddTo(*reset);
   reset->add_option("--retention", args->retention, "as for sync (default 30d)");

@@ -11,6 +11,7 @@
 #include "core/policy.h"
 #include "engine/local_sync.h"
 #include "engine/network_verify.h"
+#include "engine/open_database.h"
 #include "store/metadata_schema.h"
 #include "store/postgres_db.h"
 
@@ -226,26 +227,25 @@ Result<ResetReport> Reset(
 Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
                                   const std::filesystem::path& peer, int64_t retention_ms,
                                   const base::Clock& clock) {
-  for (const std::filesystem::path& path : {db, peer}) {
-    if (store::IsPostgresUrl(path.string())) {
-      return InvalidArgument("reset works on SQLite files only, not yet PostgreSQL databases (" +
-                             store::RedactPassword(path.string()) + ")");
-    }
+  // The peer may be any database; the one reset must be a SQLite file for now.
+  if (store::IsPostgresUrl(db.string())) {
+    return InvalidArgument("reset rebuilds SQLite files only, not yet PostgreSQL databases (" +
+                           store::RedactPassword(db.string()) + ")");
   }
   std::error_code ec;
-  if (std::filesystem::equivalent(db, peer, ec))
+  if (!store::IsPostgresUrl(peer.string()) && std::filesystem::equivalent(db, peer, ec))
     return InvalidArgument(db.string() + " is named twice");
   LocalSyncOptions options;
   options.retention_ms = retention_ms;
   auto learn = [&](const core::NodeId& db_node) -> Result<PeerFacts> {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSource> other,
-                              SqliteSource::Open(peer, false, clock));
-    LOCKSTEP_ASSIGN_OR_RETURN(bool peer_synced, store::HasMetadata(other->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<connectors::Source> other,
+                              OpenDatabase(peer.string(), false, clock));
+    LOCKSTEP_ASSIGN_OR_RETURN(bool peer_synced, store::HasMetadata(other->database()));
     if (!peer_synced)
-      return InvalidArgument(peer.string() + " was never synced: reset from a peer");
+      return InvalidArgument(other->name() + " was never synced: reset from a peer");
     LOCKSTEP_RETURN_IF_ERROR(other->OpenStore());
     PeerFacts facts;
-    LOCKSTEP_ASSIGN_OR_RETURN(facts.policies, store::ReadPolicies(other->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(facts.policies, store::ReadPolicies(other->database()));
     LOCKSTEP_ASSIGN_OR_RETURN(facts.highest_dot_of_db, other->store().HighestDotOf(db_node));
     return facts;
   };

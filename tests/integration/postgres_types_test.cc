@@ -176,20 +176,30 @@ TEST_F(PostgresTypesTest, WrongPasswordAndUnreachableServerFailWithOneLine) {
   EXPECT_FALSE(std::filesystem::exists(edge));
 }
 
-// reset takes SQLite files only so far: a PostgreSQL database is refused in one line (exit 2, the
-// password not shown) and nothing is touched.
-TEST_F(PostgresTypesTest, ResetRefusesAPostgresDatabase) {
+// reset rebuilds a SQLite file from any peer, PostgreSQL included, keeping the file's unsynced
+// writes; a PostgreSQL database itself cannot be reset yet: refused in one line (exit 2, the
+// password not shown) with nothing touched.
+TEST_F(PostgresTypesTest, ResetRebuildsAFileFromPostgresAndRefusesToResetPostgres) {
   Psql(source_, "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');");
   const std::string edge = (dir_ / "edge.db").string();
   ASSERT_EQ(Lockstep({"sync", source_, edge}).exit_code, 0);
-  const std::string before = Sql(edge, "SELECT * FROM t;");
-  ProcessResult refused = Lockstep({"reset", edge, source_});
+  Sql(edge, "UPDATE t SET v = 'by edge' WHERE id = 1; INSERT INTO t VALUES (2, 'two');");
+  Psql(source_, "INSERT INTO t VALUES (3, 'three');");
+
+  ProcessResult refused = Lockstep({"reset", source_, edge});
   EXPECT_EQ(refused.exit_code, 2) << refused.err;
   EXPECT_NE(refused.err.find("SQLite files only"), std::string::npos) << refused.err;
   EXPECT_EQ(refused.err.find(PostgresCluster::Shared().password()), std::string::npos);
   EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
-  EXPECT_EQ(Sql(edge, "SELECT * FROM t;"), before);
-  EXPECT_EQ(Psql(source_, "SELECT v FROM t;"), "one\n");
+  EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), "1|one\n3|three\n");
+
+  ProcessResult reset = Lockstep({"reset", edge, source_});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err << reset.out;
+  EXPECT_NE(reset.out.find("kept 2 unsynced writes"), std::string::npos) << reset.out;
+  EXPECT_EQ(reset.out.find(PostgresCluster::Shared().password()), std::string::npos) << reset.out;
+  const std::string expected = "1|by edge\n2|two\n3|three\n";
+  EXPECT_EQ(Sql(edge, "SELECT * FROM t ORDER BY id;"), expected);
+  EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), expected);
 }
 
 TEST_F(PostgresTypesTest, TableAlteredWhileSyncedIsRefusedAndNothingIsApplied) {
