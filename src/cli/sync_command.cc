@@ -8,6 +8,7 @@
 #include "engine/local_sync.h"
 #include "engine/network_sync.h"
 #include "engine/node_config.h"
+#include "store/postgres_db.h"
 
 namespace lockstep::cli {
 namespace {
@@ -36,6 +37,8 @@ int RunNetworkSync(const SyncArgs& args) {
   if (Status applied = args.hub.ApplyTo(options); !applied.ok()) return Fail(applied);
   auto counts = engine::SyncWithListener(args.databases[0], options, base::SystemClock::Get());
   if (!counts.has_value()) return Fail(counts.error());
+  const std::string database = store::RedactPassword(args.databases[0]);  // never the password
+  const std::string& hub = args.databases[1];
   if (args.json) {
     nlohmann::json out = {{"sent", counts->sent},
                           {"received", counts->received},
@@ -43,13 +46,11 @@ int RunNetworkSync(const SyncArgs& args) {
                           {"conflicts", counts->conflicts}};
     std::cout << out.dump(2) << "\n";
   } else if (counts->sent == 0 && counts->received == 0) {
-    std::cout << "nothing to sync: " << args.databases[0] << " and " << args.databases[1]
-              << " are in step\n";
+    std::cout << "nothing to sync: " << database << " and " << hub << " are in step\n";
   } else {
-    std::cout << args.databases[0] << " -> " << args.databases[1] << ": sent " << counts->sent
-              << " records\n"
-              << args.databases[1] << " -> " << args.databases[0] << ": received "
-              << counts->received << " records, changed " << counts->changed;
+    std::cout << database << " -> " << hub << ": sent " << counts->sent << " records\n"
+              << hub << " -> " << database << ": received " << counts->received
+              << " records, changed " << counts->changed;
     if (counts->conflicts > 0) std::cout << ", " << counts->conflicts << " conflicts resolved";
     std::cout << "\n";
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/open_database.h"
 #include "security/identity.h"
 #include "security/tokens.h"
 
@@ -11,13 +12,14 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
                                        const NetworkSyncOptions& options,
                                        const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
-  LOCKSTEP_ASSIGN_OR_RETURN(auto source, connectors::sqlite::SqliteSource::Open(path, true, clock));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<connectors::Source> source,
+                            OpenDatabase(path.string(), true, clock));
   // The tables this database already syncs, or every table with a primary key.
   std::vector<std::string> tables = options.tables;
   if (tables.empty()) {
-    LOCKSTEP_ASSIGN_OR_RETURN(tables, connectors::sqlite::ListUserTables(source->db()));
+    LOCKSTEP_ASSIGN_OR_RETURN(tables, source->ListTables());
   }
-  std::vector<connectors::sqlite::TableSchema> schemas;
+  std::vector<connectors::TableSchema> schemas;
   std::vector<std::string> syncable;
   for (const std::string& table : tables) {
     auto schema = source->Schema(table);
@@ -45,7 +47,7 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
     LOCKSTEP_RETURN_IF_ERROR(status);
     break;
   }
-  LOCKSTEP_RETURN_IF_ERROR(source->db().SyncWal());
+  LOCKSTEP_RETURN_IF_ERROR(source->MakeDurable());
   return counts;
 }
 

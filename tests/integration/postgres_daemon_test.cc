@@ -116,6 +116,34 @@ TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) 
   EXPECT_EQ(sqlite_node.Terminate(std::chrono::seconds(10)), 0);
 }
 
+// One-shot: `lockstep sync postgres://... lockstep://HUB` carries rows both ways, like a file's,
+// and never prints the password.
+TEST(PostgresDaemonTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
+  PostgresCluster& cluster = PostgresCluster::Shared();
+  ASSERT_TRUE(cluster.running());
+  const std::string pg = cluster.CreateDatabase("one shot");
+  Psql(pg, kTableWithFirstRow);
+  auto hub = Hub::Start({.plaintext = true});
+  ASSERT_NE(hub, nullptr);
+  const std::string token = hub->CreateToken("*", "rw");
+  ScratchDir dir;
+  const std::filesystem::path edge = dir / "edge.db";
+
+  ProcessResult pushed = hub->Sync(pg, token);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_EQ(pushed.out.find(cluster.password()), std::string::npos) << pushed.out;
+  ASSERT_EQ(hub->Sync(edge, token).exit_code, 0);
+  ASSERT_TRUE(HasRow(edge, 1));
+  Sql(edge, "INSERT INTO t VALUES (2, 'edge', 'second', 2);");
+  ASSERT_EQ(hub->Sync(edge, token).exit_code, 0);
+  ProcessResult pulled = hub->Sync(pg, token);
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  EXPECT_NE(pulled.out.find("received 1 records"), std::string::npos) << pulled.out;
+  EXPECT_EQ(Psql(pg, "SELECT * FROM t ORDER BY id"), Dump(edge));
+  ProcessResult again = hub->Sync(pg, token);
+  EXPECT_NE(again.out.find("nothing to sync"), std::string::npos) << again.out;
+}
+
 TEST(PostgresDaemonTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotification) {
   PostgresCluster& cluster = PostgresCluster::Shared();
   ASSERT_TRUE(cluster.running());
