@@ -52,12 +52,13 @@ int RunVerify(const std::string& a_path, const std::string& b_path) {
 }
 
 // Against a hub: set reconciliation finds the differing keys without sending the records.
-int RunNetworkVerify(const std::string& db, const std::string& url, const HubOptions& hub) {
+int RunNetworkVerify(const std::string& db_path, const std::string& url, const HubOptions& hub) {
   engine::NetworkSyncOptions options;
   options.url = url;
   if (Status applied = hub.ApplyTo(options); !applied.ok()) return Fail(applied);
-  auto differences = engine::VerifyWithListener(db, options, base::SystemClock::Get());
+  auto differences = engine::VerifyWithListener(db_path, options, base::SystemClock::Get());
   if (!differences.has_value()) return Fail(differences.error());
+  const std::string db = store::RedactPassword(db_path);
   bool differs = false;
   for (const engine::RemoteDifference& d : *differences) {
     const size_t count =
@@ -90,7 +91,7 @@ void AddVerifyCommand(CLI::App& app, Runner& run) {
       "Exit code 0: equal, 1: they differ, 2: bad input.");
   verify
       ->add_option("databases", *paths,
-                   "two databases (SQLite files or postgres:// URLs), or a SQLite file and a hub's "
+                   "two databases (SQLite files or postgres:// URLs), or one and a hub's "
                    "lockstep://HOST:PORT")
       ->required()
       ->expected(2);

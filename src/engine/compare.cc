@@ -4,10 +4,8 @@
 #include <memory>
 #include <tuple>
 
-#include "connectors/postgres/pg_capture.h"
-#include "connectors/postgres/pg_schema.h"
-#include "connectors/sqlite/capture.h"
 #include "core/key.h"
+#include "engine/open_database.h"
 #include "store/postgres_db.h"
 #include "store/record_item.h"
 #include "store/replica_store.h"
@@ -24,12 +22,7 @@ struct Side {
 
 Result<Side> OpenSide(const std::filesystem::path& path, const base::Clock& clock) {
   Side side;
-  if (store::IsPostgresUrl(path.string())) {
-    LOCKSTEP_ASSIGN_OR_RETURN(side.db, store::PostgresDb::Connect(path.string()));
-  } else {
-    LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {.read_only = true}));
-    side.db = std::make_unique<store::SqliteDb>(std::move(db));
-  }
+  LOCKSTEP_ASSIGN_OR_RETURN(side.db, OpenForReading(path.string()));
   LOCKSTEP_ASSIGN_OR_RETURN(side.store, store::ReplicaStore::OpenReadOnly(*side.db, clock));
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> collections, side.store->Collections());
   for (const store::Collection& collection : collections) {
@@ -41,19 +34,6 @@ Result<Side> OpenSide(const std::filesystem::path& path, const base::Clock& cloc
 Result<std::vector<reconcile::Item>> AllItems(Side& side, int64_t collection) {
   store::StoreItemSet set(*side.store, collection);
   return set.Items({0, 0, true});
-}
-
-// The keys of `name` written since the side's last stamp: captured, not yet in the store.
-Result<std::vector<std::string>> UnstampedKeys(Side& side, const std::string& name) {
-  if (side.db->dialect() == store::Dialect::kSqlite) {
-    return connectors::sqlite::CapturedKeys(static_cast<store::SqliteDb&>(*side.db), name);
-  }
-  auto collection = side.collections.find(name);
-  if (collection == side.collections.end()) return std::vector<std::string>{};
-  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::TableSchema> schema,
-                            connectors::postgres::ReadTableSchema(*side.db, name));
-  if (!schema.has_value()) return std::vector<std::string>{};
-  return connectors::postgres::CapturedKeys(*side.db, *schema, collection->second);
 }
 
 // Whether `key` is a tombstone in `side`: a tombstone the other side has collected is no
@@ -78,7 +58,10 @@ Result<CollectionDifference> CompareCollection(Side& a, Side& b, const std::stri
     LOCKSTEP_ASSIGN_OR_RETURN(items_b, AllItems(b, in_b->second));
   }
   for (auto [side, out] : {std::pair{&a, &difference.unsynced_a}, {&b, &difference.unsynced_b}}) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> keys, UnstampedKeys(*side, name));
+    auto collection = side->collections.find(name);
+    if (collection == side->collections.end()) continue;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                              UnstampedKeys(*side->db, name, collection->second));
     for (const std::string& key : keys) out->push_back(core::KeyToString(key));
   }
   difference.records_a = items_a.size();

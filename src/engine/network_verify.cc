@@ -4,8 +4,8 @@
 #include <map>
 #include <random>
 
-#include "connectors/sqlite/capture.h"
 #include "core/key.h"
+#include "engine/open_database.h"
 #include "engine/session_reconciliation.h"
 #include "store/store_item_set.h"
 
@@ -108,7 +108,7 @@ std::vector<std::string> AsText(const std::vector<std::string>& keys) {
 
 // Opens the database read-only and runs a verify session with the listener.
 struct VerifySession {
-  std::unique_ptr<store::SqliteDb> db;
+  std::unique_ptr<store::Database> db;
   std::unique_ptr<store::ReplicaStore> store;
   std::unique_ptr<VerifyHandler> handler;
 };
@@ -117,10 +117,8 @@ Result<VerifySession> RunVerifySession(const std::filesystem::path& path,
                                        const NetworkSyncOptions& options,
                                        const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
-  if (!std::filesystem::exists(path)) return NotFound(path.string() + " does not exist");
   VerifySession session;
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {.read_only = true}));
-  session.db = std::make_unique<store::SqliteDb>(std::move(db));
+  LOCKSTEP_ASSIGN_OR_RETURN(session.db, OpenForReading(path.string()));
   LOCKSTEP_ASSIGN_OR_RETURN(session.store, store::ReplicaStore::OpenReadOnly(*session.db, clock));
   session.handler = std::make_unique<VerifyHandler>(*session.store);
   protocol::Hello hello;
@@ -158,7 +156,6 @@ Result<std::vector<RemoteDifference>> VerifyWithListener(const std::filesystem::
                                                          const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(VerifySession session, RunVerifySession(path, options, clock));
   VerifyHandler& handler = *session.handler;
-  store::SqliteDb& db = *session.db;
   const std::vector<RecordName> send = handler.reconciliation().ToSend();
   const std::vector<RecordName> need = handler.reconciliation().Needed();
   std::vector<RemoteDifference> differences;
@@ -177,9 +174,10 @@ Result<std::vector<RemoteDifference>> VerifyWithListener(const std::filesystem::
     difference.changed = AsText(both);
     difference.only_here = AsText(only_here);
     difference.only_there = AsText(only_there);
-    if (handler.collections().count(collection) != 0) {
+    if (auto synced = handler.collections().find(collection);
+        synced != handler.collections().end()) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> unsynced,
-                                connectors::sqlite::CapturedKeys(db, collection));
+                                UnstampedKeys(*session.db, collection, synced->second));
       difference.unsynced = AsText(unsynced);
     }
     differences.push_back(std::move(difference));

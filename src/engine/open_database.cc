@@ -1,6 +1,11 @@
 #include "engine/open_database.h"
 
+#include <filesystem>
+
+#include "connectors/postgres/pg_capture.h"
+#include "connectors/postgres/pg_schema.h"
 #include "connectors/postgres/postgres_source.h"
+#include "connectors/sqlite/capture.h"
 #include "connectors/sqlite/sqlite_source.h"
 #include "store/postgres_db.h"
 
@@ -17,6 +22,28 @@ Result<std::unique_ptr<connectors::Source>> OpenDatabase(const std::string& name
   LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<connectors::sqlite::SqliteSource> source,
                             connectors::sqlite::SqliteSource::Open(name, create_if_missing, clock));
   return std::unique_ptr<connectors::Source>(std::move(source));
+}
+
+Result<std::unique_ptr<store::Database>> OpenForReading(const std::string& name) {
+  if (store::IsPostgresUrl(name)) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresDb> db,
+                              store::PostgresDb::Connect(name));
+    return std::unique_ptr<store::Database>(std::move(db));
+  }
+  if (!std::filesystem::exists(name)) return NotFound(name + " does not exist");
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(name, {.read_only = true}));
+  return std::unique_ptr<store::Database>(std::make_unique<store::SqliteDb>(std::move(db)));
+}
+
+Result<std::vector<std::string>> UnstampedKeys(store::Database& db, const std::string& table,
+                                               int64_t collection) {
+  if (db.dialect() == store::Dialect::kSqlite) {
+    return connectors::sqlite::CapturedKeys(static_cast<store::SqliteDb&>(db), table);
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<connectors::TableSchema> schema,
+                            connectors::postgres::ReadTableSchema(db, table));
+  if (!schema.has_value()) return std::vector<std::string>{};
+  return connectors::postgres::CapturedKeys(db, *schema, collection);
 }
 
 }  // namespace lockstep::engine

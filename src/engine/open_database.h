@@ -3,10 +3,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "connectors/source.h"
 #include "lockstep/status.h"
+#include "store/database.h"
 
 namespace lockstep::engine {
 
@@ -15,5 +17,14 @@ namespace lockstep::engine {
 Result<std::unique_ptr<connectors::Source>> OpenDatabase(const std::string& name,
                                                          bool create_if_missing,
                                                          const base::Clock& clock);
+
+// The connection alone, for reading the store without opening a source: a SQLite file read-only
+// (kNotFound when it is missing), or a PostgreSQL database.
+Result<std::unique_ptr<store::Database>> OpenForReading(const std::string& name);
+
+// The encoded keys of table `table` (collection `collection`) that users wrote since the last
+// stamp: captured, not yet in the store. Reads only.
+Result<std::vector<std::string>> UnstampedKeys(store::Database& db, const std::string& table,
+                                               int64_t collection);
 
 }  // namespace lockstep::engine

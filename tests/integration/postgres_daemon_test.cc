@@ -142,6 +142,17 @@ TEST(PostgresDaemonTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
   EXPECT_EQ(Psql(pg, "SELECT * FROM t ORDER BY id"), Dump(edge));
   ProcessResult again = hub->Sync(pg, token);
   EXPECT_NE(again.out.find("nothing to sync"), std::string::npos) << again.out;
+
+  // `lockstep verify postgres://... lockstep://HUB`, run as `sync` is but with the verb changed.
+  std::vector<std::string> verify = hub->SyncArgv(pg, token);
+  verify[1] = "verify";
+  ProcessResult equal = RunWithin(verify, std::chrono::seconds(60));
+  EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
+  Psql(pg, "UPDATE t SET v = 'changed' WHERE id = 2");
+  ProcessResult differs = RunWithin(verify, std::chrono::seconds(60));
+  EXPECT_EQ(differs.exit_code, 1) << differs.out << differs.err;
+  EXPECT_NE(differs.out.find("2  changed in "), std::string::npos) << differs.out;
+  EXPECT_EQ(differs.out.find(cluster.password()), std::string::npos) << differs.out;
 }
 
 TEST(PostgresDaemonTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotification) {
