@@ -3,25 +3,14 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "engine/open_database.h"
 #include "store/metadata_schema.h"
-#include "store/postgres_db.h"
-#include "store/sqlite_db.h"
 
 namespace lockstep::cli {
 namespace {
 
-Result<std::unique_ptr<store::Database>> OpenDatabase(const std::string& path) {
-  if (store::IsPostgresUrl(path)) {
-    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresDb> db,
-                              store::PostgresDb::Connect(path));
-    return std::unique_ptr<store::Database>(std::move(db));
-  }
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(path, {}));
-  return std::unique_ptr<store::Database>(std::make_unique<store::SqliteDb>(std::move(db)));
-}
-
 int RunDetach(const std::string& path) {
-  auto db = OpenDatabase(path);
+  auto db = engine::OpenConnection(path, /*read_only=*/false);
   if (!db.has_value()) return Fail(db.error());
   const std::string name = (*db)->name();
   Status status = (*db)->BeginWrite();

@@ -22,7 +22,7 @@ struct Side {
 
 Result<Side> OpenSide(const std::filesystem::path& path, const base::Clock& clock) {
   Side side;
-  LOCKSTEP_ASSIGN_OR_RETURN(side.db, OpenForReading(path.string()));
+  LOCKSTEP_ASSIGN_OR_RETURN(side.db, OpenConnection(path.string(), /*read_only=*/true));
   LOCKSTEP_ASSIGN_OR_RETURN(side.store, store::ReplicaStore::OpenReadOnly(*side.db, clock));
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> collections, side.store->Collections());
   for (const store::Collection& collection : collections) {

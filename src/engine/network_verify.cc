@@ -118,7 +118,7 @@ Result<VerifySession> RunVerifySession(const std::filesystem::path& path,
                                        const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
   VerifySession session;
-  LOCKSTEP_ASSIGN_OR_RETURN(session.db, OpenForReading(path.string()));
+  LOCKSTEP_ASSIGN_OR_RETURN(session.db, OpenConnection(path.string(), /*read_only=*/true));
   LOCKSTEP_ASSIGN_OR_RETURN(session.store, store::ReplicaStore::OpenReadOnly(*session.db, clock));
   session.handler = std::make_unique<VerifyHandler>(*session.store);
   protocol::Hello hello;

@@ -24,14 +24,15 @@ Result<std::unique_ptr<connectors::Source>> OpenDatabase(const std::string& name
   return std::unique_ptr<connectors::Source>(std::move(source));
 }
 
-Result<std::unique_ptr<store::Database>> OpenForReading(const std::string& name) {
+Result<std::unique_ptr<store::Database>> OpenConnection(const std::string& name, bool read_only) {
   if (store::IsPostgresUrl(name)) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresDb> db,
                               store::PostgresDb::Connect(name));
     return std::unique_ptr<store::Database>(std::move(db));
   }
   if (!std::filesystem::exists(name)) return NotFound(name + " does not exist");
-  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db, store::SqliteDb::Open(name, {.read_only = true}));
+  LOCKSTEP_ASSIGN_OR_RETURN(store::SqliteDb db,
+                            store::SqliteDb::Open(name, {.read_only = read_only}));
   return std::unique_ptr<store::Database>(std::make_unique<store::SqliteDb>(std::move(db)));
 }
 

@@ -18,9 +18,9 @@ Result<std::unique_ptr<connectors::Source>> OpenDatabase(const std::string& name
                                                          bool create_if_missing,
                                                          const base::Clock& clock);
 
-// The connection alone, for reading the store without opening a source: a SQLite file read-only
-// (kNotFound when it is missing), or a PostgreSQL database.
-Result<std::unique_ptr<store::Database>> OpenForReading(const std::string& name);
+// The connection alone, for the store and Lockstep's tables without a source: a SQLite file
+// (kNotFound when it is missing; opened read-only with `read_only`), or a PostgreSQL database.
+Result<std::unique_ptr<store::Database>> OpenConnection(const std::string& name, bool read_only);
 
 // The encoded keys of table `table` (collection `collection`) that users wrote since the last
 // stamp: captured, not yet in the store. Reads only.
