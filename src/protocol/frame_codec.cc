@@ -300,9 +300,9 @@ Result<std::optional<Message>> FrameReader::Next() {
     failed_ = DataLoss("frame of 0 bytes");
     return failed_;
   }
-  if (length > kMaxFrameBytes) {
+  if (length > max_frame_bytes_) {
     failed_ = ResourceExhausted("frame of " + std::to_string(length) + " bytes (the limit is " +
-                                std::to_string(kMaxFrameBytes) + ")");
+                                std::to_string(max_frame_bytes_) + ")");
     return failed_;
   }
   if (pending.size() < kLengthBytes + length) return std::optional<Message>();

@@ -10,6 +10,7 @@
 // closes the session.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@
 namespace lockstep::protocol {
 
 inline constexpr size_t kMaxFrameBytes = 64 << 20;  // 64 MiB on the wire
+// Until the handshake is done (Hello, Welcome: names, a token, tables' schemas), frames are held to
+// this, so that a peer that has not yet shown a token makes a hub hold little for it.
+inline constexpr size_t kMaxHandshakeFrameBytes = 4 << 20;
 // What a sender puts in one batch, encoded, before compression: well under the frame limit, so a
 // batch of large records is split rather than refused. A single record may exceed it.
 inline constexpr size_t kBatchTargetBytes = 8 << 20;
@@ -42,10 +46,14 @@ class FrameReader {
   // is malformed (the session must then close; later calls return the same error).
   Result<std::optional<Message>> Next();
 
-  // Bytes received but not yet consumed as a frame (bounded by kMaxFrameBytes + 4).
+  // Bytes received but not yet consumed as a frame (bounded by the frame limit + 4).
   size_t buffered() const { return buffer_.size() - consumed_; }
 
+  // Frames longer than `limit` (at most kMaxFrameBytes) are refused from now on.
+  void set_max_frame_bytes(size_t limit) { max_frame_bytes_ = std::min(limit, kMaxFrameBytes); }
+
  private:
+  size_t max_frame_bytes_ = kMaxFrameBytes;
   std::string buffer_;
   size_t consumed_ = 0;
   Status failed_;

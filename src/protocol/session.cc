@@ -30,7 +30,9 @@ Session::Session(Role role, SessionHandler& handler, const Options& options, int
       state_(role == Role::kListener ? State::kAwaitHello : State::kAwaitWelcome),
       now_ms_(now_ms),
       last_received_ms_(now_ms),
-      last_sent_ms_(now_ms) {}
+      last_sent_ms_(now_ms) {
+  reader_.set_max_frame_bytes(kMaxHandshakeFrameBytes);
+}
 
 void Session::Start(const Hello& hello) {
   asked_ = hello.direction;
@@ -152,6 +154,7 @@ void Session::SendSteps(std::vector<Reconcile> steps) {
 
 void Session::StartStreaming(Direction direction, const Cursor& send_from) {
   state_ = State::kStreaming;
+  reader_.set_max_frame_bytes(kMaxFrameBytes);
   sending_ = Sends(role_, direction);
   receiving_ = Sends(role_ == Role::kDialer ? Role::kListener : Role::kDialer, direction);
   send_cursor_ = acked_ = send_from;

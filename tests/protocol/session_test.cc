@@ -462,6 +462,33 @@ TEST(SessionTest, ClosedSessionIgnoresFurtherInput) {
   EXPECT_TRUE(link.listener_.TakeOutput().empty());
 }
 
+// The 4-byte length that starts a frame.
+std::string FrameHeader(uint32_t length) {
+  return {static_cast<char>(length >> 24), static_cast<char>(length >> 16),
+          static_cast<char>(length >> 8), static_cast<char>(length)};
+}
+
+// Before the handshake a frame holds names, a token and schemas: a larger one is refused from its
+// length alone, so a peer that has shown no token cannot make a hub hold 64 MiB for it.
+TEST(SessionTest, AFrameBeyondTheHandshakeLimitIsRefusedBeforeTheHello) {
+  FakeNode b(2, 222);
+  Session listener(Role::kListener, b, {}, kStart);
+  EXPECT_TRUE(listener.Receive(FrameHeader(kMaxHandshakeFrameBytes), kStart).ok());
+  Session refusing(Role::kListener, b, {}, kStart);
+  EXPECT_EQ(refusing.Receive(FrameHeader(kMaxHandshakeFrameBytes + 1), kStart).code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(refusing.closed());
+}
+
+TEST(SessionTest, AfterTheHandshakeFramesMayBeAsLargeAsABatch) {
+  Link link;
+  link.Handshake();
+  EXPECT_TRUE(link.listener_.Receive(FrameHeader(kMaxHandshakeFrameBytes + 1), link.now_).ok());
+  EXPECT_FALSE(link.listener_.closed());
+  EXPECT_EQ(link.dialer_.Receive(FrameHeader(kMaxFrameBytes + 1), link.now_).code(),
+            StatusCode::kResourceExhausted);
+}
+
 TEST(SessionTest, BytesSplitAcrossReceivesAreReassembled) {
   FakeNode b(2, 222);
   Session listener(Role::kListener, b, {}, kStart);
