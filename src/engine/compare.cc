@@ -118,7 +118,7 @@ Result<Comparison> CompareDatabases(const std::filesystem::path& a, const std::f
                                     const base::Clock& clock) {
   std::error_code ec;
   if (a == b || (!store::IsPostgresUrl(a.string()) && std::filesystem::equivalent(a, b, ec))) {
-    return InvalidArgument(a.string() + " is named twice");
+    return InvalidArgument(store::RedactPassword(a.string()) + " is named twice");
   }
   LOCKSTEP_ASSIGN_OR_RETURN(Side side_a, OpenSide(a, clock));
   LOCKSTEP_ASSIGN_OR_RETURN(Side side_b, OpenSide(b, clock));

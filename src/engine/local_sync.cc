@@ -234,7 +234,7 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
       std::error_code ec;
       if (paths[i] == paths[j] || (!store::IsPostgresUrl(paths[i].string()) &&
                                    std::filesystem::equivalent(paths[i], paths[j], ec))) {
-        return InvalidArgument(paths[i].string() + " is named twice");
+        return InvalidArgument(store::RedactPassword(paths[i].string()) + " is named twice");
       }
     }
   }

@@ -35,7 +35,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr auto kReplyLimit = seconds(10);
-constexpr size_t kMaxFrameBytes = 16 << 20;  // the protocol's limit (frame_codec.h)
+constexpr size_t kMaxFrameBytes = 16 << 20;          // the largest reply this client reads
+constexpr size_t kMaxHandshakeFrameBytes = 4 << 20;  // the protocol's, before the handshake
 // The hub's resident memory: under 100 MB in all, and growing by less than that under hostile
 // input. AddressSanitizer alone takes about 100 MB, and keeps freed memory in quarantine, so a
 // sanitized build checks the growth only.
@@ -251,12 +252,16 @@ TEST_F(HostileInputTest, FourGibLengthPrefixIsRefusedWithoutAllocating) {
   ExpectStillServes("after eleven 4 GiB length prefixes");
   const std::optional<int64_t> after_prefixes = hub_->RssKib();
   ASSERT_TRUE(after_prefixes.has_value());
-  // The largest frame allowed, announced and then never finished: one frame's worth at most.
+  // Before the handshake even a batch's size is refused: a peer that has shown no token may only
+  // make the hub hold a handshake's worth.
+  ExpectErrorReply(std::string{'\x04', '\x00', '\x00', '\x00'}, wire::RESOURCE_EXHAUSTED,
+                   "a 64 MiB frame before the handshake");
+  // The largest frame allowed then, announced and never finished: one frame's worth at most.
   {
     RawConnection connection(hub_->port());
     ASSERT_TRUE(connection.connected());
-    const std::string length{'\x01', '\x00', '\x00', '\x00'};  // exactly kMaxFrameBytes
-    ASSERT_TRUE(connection.Send(length + std::string(kMaxFrameBytes - 1, '\0')));
+    const std::string length{'\x00', '\x40', '\x00', '\x00'};  // kMaxHandshakeFrameBytes
+    ASSERT_TRUE(connection.Send(length + std::string(kMaxHandshakeFrameBytes - 1, '\0')));
     connection.CloseWrite();
     EXPECT_TRUE(connection.ClosedWithin(kReplyLimit));
   }
