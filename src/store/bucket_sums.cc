@@ -128,8 +128,10 @@ Status BucketSums::Flush() {
     return Status::Ok();
   }
   Status status;
-  if (entries >= kMaxPendingEntries) {
-    status = Fold();  // a bulk load: appending would only postpone rewriting every row
+  if (entries >= kMaxPendingEntries / 2) {
+    // A bulk load: it could share a fold with one more such write at most, so appending would
+    // only postpone rewriting every row (and write its changes twice).
+    status = Fold();
   } else {
     LOCKSTEP_ASSIGN_OR_RETURN(
         Statement * size,

@@ -38,8 +38,8 @@ class BucketSums {
   bool dirty() const { return !deltas_.empty(); }
 
   // Appends the accumulated changes to the pending ones, or folds them all when the pending
-  // changes would exceed kMaxPendingEntries or kMaxPendingRows. REQUIRES: inside a write
-  // transaction.
+  // changes would exceed kMaxPendingEntries or kMaxPendingRows, or the accumulated ones alone
+  // reach half of kMaxPendingEntries. REQUIRES: inside a write transaction.
   Status Flush();
   // Adds every pending change (and the accumulated ones) to `_lockstep_buckets` and removes the
   // pending rows. REQUIRES: inside a write transaction.
