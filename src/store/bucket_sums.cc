@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "base/bytes.h"
 
@@ -120,8 +121,10 @@ BucketSums::BucketSums(Database& db)
 Status BucketSums::Flush() {
   if (deltas_.empty()) return Status::Ok();
   uint64_t entries = 0;
+  std::set<int64_t> collections;  // Append writes a row for each
   for (const auto& [number, row] : deltas_) {
     for (const reconcile::RangeSummary& delta : row) entries += IsZero(delta) ? 0 : 1;
+    collections.insert(number / kRowsPerCollection);
   }
   if (entries == 0) {  // every item removed was put back: nothing changed
     deltas_.clear();
@@ -147,8 +150,9 @@ Status BucketSums::Flush() {
     const auto rows = static_cast<uint64_t>(size->ColumnInt(0));
     const auto pending = static_cast<uint64_t>(size->ColumnInt(1));
     size->Reset();
-    status =
-        rows + 1 > kMaxPendingRows || pending + entries > kMaxPendingEntries ? Fold() : Append();
+    status = rows + collections.size() > kMaxPendingRows || pending + entries > kMaxPendingEntries
+                 ? Fold()
+                 : Append();
   }
   deltas_.clear();
   return status.WithContext("writing bucket sums");
