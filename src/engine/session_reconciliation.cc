@@ -34,8 +34,9 @@ SessionReconciliation::ItemSets StoreItemSets(store::ReplicaStore& store, PeerVi
 
 SessionReconciliation::Steps SessionReconciliation::InSnapshot(const std::function<Steps()>& body) {
   if (snapshot_ == nullptr || snapshot_->db().InTransaction()) return body();
-  // Made (if a bulk load dropped it) before the snapshot, which must stay a read.
-  LOCKSTEP_RETURN_IF_ERROR(snapshot_->EnsureItemIndex());
+  // The bucket index made (if a bulk load dropped it) and pending bucket sums folded before the
+  // snapshot, which must stay a read.
+  LOCKSTEP_RETURN_IF_ERROR(snapshot_->PrepareItemReads());
   LOCKSTEP_RETURN_IF_ERROR(snapshot_->db().BeginRead());
   in_snapshot_ = true;
   for (auto& [name, collection] : collections_) {

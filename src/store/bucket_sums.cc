@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "base/bytes.h"
 
@@ -40,6 +41,51 @@ Result<std::array<reconcile::RangeSummary, kBucketsPerRow>> DecodeRow(std::strin
   return row;
 }
 
+// One collection's pending changes as stored in `_lockstep_bucket_deltas.changes`: for each
+// changed bucket, in increasing order, its distance from the previous one (varint; the first
+// bucket's own number), the count's change (zigzag varint: counts wrap modulo 2^64, and a change
+// may be negative) and the sum's change, hi then lo (big-endian fixed64).
+struct BucketChange {
+  uint32_t bucket;
+  reconcile::RangeSummary delta;
+};
+
+bool IsZero(const reconcile::RangeSummary& delta) {
+  return delta.count == 0 && delta.sum.hi == 0 && delta.sum.lo == 0;
+}
+
+void EncodeChange(uint32_t bucket, uint32_t previous, const reconcile::RangeSummary& delta,
+                  base::ByteWriter& out) {
+  out.PutVarint(bucket - previous);
+  out.PutSignedVarint(static_cast<int64_t>(delta.count));
+  out.PutFixed64(delta.sum.hi);
+  out.PutFixed64(delta.sum.lo);
+}
+
+// Calls `visit` with each change in `bytes`; bounded by the bucket count, so hostile bytes cannot
+// name a bucket outside the collection.
+template <typename Visit>
+Status DecodeChanges(std::string_view bytes, Visit visit) {
+  base::ByteReader in(bytes);
+  uint64_t bucket = 0;
+  bool first = true;
+  while (!in.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(uint64_t gap, in.ReadVarint("bucket"));
+    if ((!first && gap == 0) || gap >= kBucketCount || bucket + gap >= kBucketCount) {
+      return DataLoss("pending bucket changes name buckets out of order");
+    }
+    bucket += gap;
+    first = false;
+    reconcile::RangeSummary delta;
+    LOCKSTEP_ASSIGN_OR_RETURN(int64_t count, in.ReadSignedVarint("bucket count change"));
+    delta.count = static_cast<uint64_t>(count);
+    LOCKSTEP_ASSIGN_OR_RETURN(delta.sum.hi, in.ReadFixed64("bucket sum change"));
+    LOCKSTEP_ASSIGN_OR_RETURN(delta.sum.lo, in.ReadFixed64("bucket sum change"));
+    visit(static_cast<uint32_t>(bucket), delta);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 BucketSums::Row& BucketSums::DeltaRow(int64_t collection, uint32_t bucket) {
@@ -74,6 +120,116 @@ BucketSums::BucketSums(Database& db)
 
 Status BucketSums::Flush() {
   if (deltas_.empty()) return Status::Ok();
+  uint64_t entries = 0;
+  std::set<int64_t> collections;  // Append writes a row for each
+  for (const auto& [number, row] : deltas_) {
+    for (const reconcile::RangeSummary& delta : row) entries += IsZero(delta) ? 0 : 1;
+    collections.insert(number / kRowsPerCollection);
+  }
+  if (entries == 0) {  // every item removed was put back: nothing changed
+    deltas_.clear();
+    return Status::Ok();
+  }
+  Status status;
+  if (entries >= kMaxPendingEntries / 2) {
+    // A bulk load: it could share a fold with one more such write at most, so appending would
+    // only postpone rewriting every row (and write its changes twice).
+    status = Fold();
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        Statement * size,
+        PrepareCached(db_, pending_size_,
+                      "SELECT count(*), CAST(coalesce(sum(entries), 0) AS BIGINT) "
+                      "FROM _lockstep_bucket_deltas"));
+    auto found = size->Step();
+    if (!found.has_value()) {
+      size->Reset();
+      deltas_.clear();
+      return found.error().WithContext("reading pending bucket sums");
+    }
+    const auto rows = static_cast<uint64_t>(size->ColumnInt(0));
+    const auto pending = static_cast<uint64_t>(size->ColumnInt(1));
+    size->Reset();
+    status = rows + collections.size() > kMaxPendingRows || pending + entries > kMaxPendingEntries
+                 ? Fold()
+                 : Append();
+  }
+  deltas_.clear();
+  return status.WithContext("writing bucket sums");
+}
+
+Status BucketSums::Append() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * append,
+      PrepareCached(db_, append_,
+                    "INSERT INTO _lockstep_bucket_deltas(collection, entries, changes) "
+                    "VALUES (?, ?, ?)"));
+  std::vector<int64_t> rows;
+  rows.reserve(deltas_.size());
+  for (const auto& [number, delta] : deltas_) rows.push_back(number);
+  std::sort(rows.begin(), rows.end());
+  // One row per collection, its buckets in increasing order.
+  for (size_t i = 0; i < rows.size();) {
+    const int64_t collection = rows[i] / kRowsPerCollection;
+    std::string changes;
+    base::ByteWriter out(changes);
+    int64_t entries = 0;
+    uint32_t previous = 0;
+    for (; i < rows.size() && rows[i] / kRowsPerCollection == collection; ++i) {
+      const uint32_t row_first =
+          static_cast<uint32_t>(rows[i] - collection * kRowsPerCollection) * kBucketsPerRow;
+      const Row& row = deltas_[rows[i]];
+      for (uint32_t b = 0; b < kBucketsPerRow; ++b) {
+        if (IsZero(row[b])) continue;
+        EncodeChange(row_first + b, previous, row[b], out);
+        previous = row_first + b;
+        ++entries;
+      }
+    }
+    if (entries == 0) continue;
+    LOCKSTEP_RETURN_IF_ERROR(
+        append->BindInt(1, collection).BindInt(2, entries).BindBlob(3, changes).Run());
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> BucketSums::TakePending() {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement pending,
+      db_.Prepare("SELECT id, collection, changes FROM _lockstep_bucket_deltas ORDER BY id"));
+  int64_t last = 0;
+  for (;;) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool row, pending.Step());
+    if (!row) break;
+    last = pending.ColumnInt(0);
+    const int64_t collection = pending.ColumnInt(1);
+    LOCKSTEP_RETURN_IF_ERROR(DecodeChanges(
+        pending.ColumnBlob(2), [&](uint32_t bucket, const reconcile::RangeSummary& d) {
+          DeltaRow(collection, bucket)[bucket % kBucketsPerRow].Add(d);
+        }));
+  }
+  return last;
+}
+
+Status BucketSums::Fold() {
+  auto last = TakePending();
+  Status status = last.has_value() ? WriteRows() : last.error();
+  deltas_.clear();
+  if (!status.ok() || *last == 0) return status.WithContext("folding bucket sums");
+  // Only what was read: the write lock keeps other writers out, but a fold must never drop a
+  // change it did not add.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement erase,
+                            db_.Prepare("DELETE FROM _lockstep_bucket_deltas WHERE id <= ?"));
+  return erase.BindInt(1, *last).Run().WithContext("folding bucket sums");
+}
+
+Result<bool> BucketSums::HasPending() {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement any,
+                            db_.Prepare("SELECT 1 FROM _lockstep_bucket_deltas LIMIT 1"));
+  return any.Step();
+}
+
+Status BucketSums::WriteRows() {
   // In row order, so that the bucket table's pages are written in order.
   std::vector<int64_t> rows;
   rows.reserve(deltas_.size());
@@ -81,7 +237,7 @@ Status BucketSums::Flush() {
   std::sort(rows.begin(), rows.end());
   Status status = FlushRows(rows);
   deltas_.clear();
-  return status.WithContext("writing bucket sums");
+  return status;
 }
 
 Status BucketSums::FlushRows(std::span<const int64_t> rows) {
@@ -151,27 +307,42 @@ Status BucketSums::FlushRows(std::span<const int64_t> rows) {
 
 Result<reconcile::RangeSummary> BucketSums::Read(int64_t collection, uint32_t first,
                                                  uint32_t last) {
+  // One statement, so that a fold committed meanwhile by another connection is seen whole or
+  // not at all. Pending rows come back with id -1 (bucket rows are numbered from 0).
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * range,
       PrepareCached(db_, range_,
-                    "SELECT id, sums FROM _lockstep_buckets WHERE id BETWEEN ? AND ?"));
-  range->BindInt(1, RowNumber(collection, first)).BindInt(2, RowNumber(collection, last));
+                    "SELECT id, sums FROM _lockstep_buckets WHERE id BETWEEN ?1 AND ?2 "
+                    "UNION ALL SELECT -1, changes FROM _lockstep_bucket_deltas "
+                    "WHERE collection = ?3"));
+  range->BindInt(1, RowNumber(collection, first))
+      .BindInt(2, RowNumber(collection, last))
+      .BindInt(3, collection);
   reconcile::RangeSummary total;
+  auto add = [&](uint32_t bucket, const reconcile::RangeSummary& sum) {
+    if (bucket >= first && bucket <= last) total.Add(sum);
+  };
   for (;;) {
     auto row = range->Step();
     if (!row.has_value()) return row.error();
     if (!*row) break;
     const int64_t number = range->ColumnInt(0);
+    if (number < 0) {
+      Status decoded = DecodeChanges(range->ColumnBlob(1), add);
+      if (!decoded.ok()) {
+        range->Reset();
+        return decoded;
+      }
+      continue;
+    }
     auto sums = DecodeRow(range->ColumnBlob(1));
     if (!sums.has_value()) {
       range->Reset();
       return sums.error();
     }
-    const int64_t row_first = (number - collection * kRowsPerCollection) * kBucketsPerRow;
-    for (uint32_t i = 0; i < kBucketsPerRow; ++i) {
-      const int64_t bucket = row_first + i;
-      if (bucket >= first && bucket <= last) total.Add((*sums)[i]);
-    }
+    const auto row_first =
+        static_cast<uint32_t>((number - collection * kRowsPerCollection) * kBucketsPerRow);
+    for (uint32_t i = 0; i < kBucketsPerRow; ++i) add(row_first + i, (*sums)[i]);
   }
   range->Reset();
   return total;
@@ -179,6 +350,10 @@ Result<reconcile::RangeSummary> BucketSums::Read(int64_t collection, uint32_t fi
 
 Status BucketSums::Rebuild(Database& db) {
   LOCKSTEP_RETURN_IF_ERROR(db.Exec("DELETE FROM _lockstep_buckets"));
+  // Pending changes are part of what is rebuilt. (The migration to version 2 runs before the
+  // table exists.)
+  LOCKSTEP_ASSIGN_OR_RETURN(bool pending, db.HasTable("_lockstep_bucket_deltas"));
+  if (pending) LOCKSTEP_RETURN_IF_ERROR(db.Exec("DELETE FROM _lockstep_bucket_deltas"));
   BucketSums sums(db);
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
                             db.Prepare("SELECT collection, position, hash FROM _lockstep_records"));
@@ -188,7 +363,7 @@ Status BucketSums::Rebuild(Database& db) {
     LOCKSTEP_ASSIGN_OR_RETURN(reconcile::Hash128 hash, HashFromColumn(stmt.ColumnBlob(2)));
     sums.Add(stmt.ColumnInt(0), {PositionFromColumn(stmt.ColumnInt(1)), hash});
   }
-  return sums.Flush();
+  return sums.WriteRows();
 }
 
 }  // namespace lockstep::store

@@ -1,7 +1,13 @@
-// The per-bucket sums of a collection's items (record_item.h), kept in `_lockstep_buckets` and
-// changed one item at a time. A write accumulates its changes per dirty bucket in memory and
-// writes each touched row once, at Flush(): an apply of many records pays one read and one write
-// per dirty row of 128 buckets, not per record.
+// The per-bucket sums of a collection's items (record_item.h), changed one item at a time.
+//
+// A write accumulates its changes per dirty bucket in memory and, at Flush(), appends them as one
+// sparse row per collection to `_lockstep_bucket_deltas` (a few pages) rather than rewriting every
+// touched row of `_lockstep_buckets` (128 buckets, 3 KiB each; a commit of 1,000 scattered records
+// touches about 440 of a collection's 512). The appended changes are folded into
+// `_lockstep_buckets` later, in one transaction with their removal: when they exceed a bound,
+// before reconciliation reads (ReplicaStore::PrepareItemReads), or at once when one write alone
+// exceeds it (a bulk load). Readers add the changes not yet folded, so the sums read are always
+// exact.
 #pragma once
 
 #include <array>
@@ -31,22 +37,42 @@ class BucketSums {
   void Subtract(int64_t collection, const RecordItem& item);
   bool dirty() const { return !deltas_.empty(); }
 
-  // Writes the accumulated changes. REQUIRES: inside a transaction.
+  // Appends the accumulated changes to the pending ones, or folds them all when the pending
+  // changes would exceed kMaxPendingEntries or kMaxPendingRows, or the accumulated ones alone
+  // reach half of kMaxPendingEntries. REQUIRES: inside a write transaction.
   Status Flush();
+  // Adds every pending change (and the accumulated ones) to `_lockstep_buckets` and removes the
+  // pending rows. REQUIRES: inside a write transaction.
+  Status Fold();
+  // Whether changes are waiting to be folded. Reads only.
+  Result<bool> HasPending();
   // Forgets the accumulated changes: their transaction is rolled back.
   void Discard() { deltas_.clear(); }
 
-  // The sum of buckets first..last (inclusive) of `collection`, as written (not counting changes
-  // not yet flushed).
+  // The sum of buckets first..last (inclusive) of `collection`, as written: the folded sums plus
+  // the pending changes, read in one statement (one snapshot), not counting changes accumulated
+  // but not yet flushed.
   Result<reconcile::RangeSummary> Read(int64_t collection, uint32_t first, uint32_t last);
 
   // Recomputes every bucket of every collection from the records' item columns: the migration
   // to metadata version 2. REQUIRES: inside a transaction.
   static Status Rebuild(Database& db);
 
+  // Bounds on the pending changes: a reader decodes all of a collection's, and a fold rewrites
+  // the rows they touch. 64k entries of about 19 bytes are 1.2 MB (a fold of them rewrites at
+  // most every row, 1.5 MB per collection), about 64 commits of 1,000 scattered records.
+  static constexpr uint64_t kMaxPendingEntries = 65'536;
+  static constexpr uint64_t kMaxPendingRows = 1'024;
+
  private:
   using Row = std::array<reconcile::RangeSummary, kBucketsPerRow>;
   Row& DeltaRow(int64_t collection, uint32_t bucket);
+  // Appends deltas_ to the pending changes, one row per collection.
+  Status Append();
+  // Adds the pending changes to deltas_; returns the highest pending row id read (0 when none).
+  Result<int64_t> TakePending();
+  // Adds deltas_ to the stored rows of buckets and clears it.
+  Status WriteRows();
   // Adds the deltas of `rows` (sorted, distinct) to the stored rows.
   Status FlushRows(std::span<const int64_t> rows);
   static constexpr size_t kRowsPerFlushStatement = 64;
@@ -59,6 +85,8 @@ class BucketSums {
   BatchedStatements write_;
   BatchedStatements erase_;
   std::unique_ptr<Statement> range_;
+  std::unique_ptr<Statement> append_;
+  std::unique_ptr<Statement> pending_size_;
 };
 
 }  // namespace lockstep::store

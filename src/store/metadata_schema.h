@@ -15,6 +15,8 @@
 //       `position` and `hash` are the record's reconciliation item (record_item.h), listed by
 //       position by an index; `deleted_ms` is when a tombstone was deleted (NULL for live records).
 //   _lockstep_buckets(id, sums)            item counts and hash sums per bucket (bucket_sums.h)
+//   _lockstep_bucket_deltas(id, collection, entries, changes)   changes to the bucket sums not
+//                                          yet folded into _lockstep_buckets (bucket_sums.h)
 //   _lockstep_node_dots(node, counter)     the highest dot counter held of each node
 //   _lockstep_peers(id, node)              small numbers for the node ids of peers
 //   _lockstep_cursors(peer, epoch, seq, synced_ms)   how far (and when last) this store has merged
@@ -31,7 +33,7 @@
 
 namespace lockstep::store {
 
-inline constexpr int kMetadataVersion = 2;
+inline constexpr int kMetadataVersion = 3;
 
 // The index that lists a collection's records by bucket (the top 16 bits of their item position,
 // record_item.h). A large write drops it and the first reader that needs it makes it again

@@ -192,6 +192,7 @@ Status ReplicaStore::BeginWrite() {
   in_savepoint_ = db_.InTransaction();
   LOCKSTEP_RETURN_IF_ERROR((in_savepoint_ ? db_.Exec("SAVEPOINT lockstep_write") : db_.BeginWrite())
                                .WithContext("starting a write transaction on " + db_.name()));
+  writing_ = true;
   Status loaded = node_ == core::NodeId{} ? Status::Ok() : LoadCounters();
   if (!loaded.ok()) Rollback();
   return loaded;
@@ -214,6 +215,7 @@ Status ReplicaStore::Commit() {
     Rollback();
     return status.WithContext("committing to " + db_.name());
   }
+  writing_ = false;
   added_since_analyze_ += new_in_write_;
   if (!in_savepoint_) AnalyzeAfterGrowth();
   return Status::Ok();
@@ -238,6 +240,7 @@ void ReplicaStore::AnalyzeAfterGrowth() {
 }
 
 void ReplicaStore::Rollback() {
+  writing_ = false;
   pending_.clear();
   sums_.Discard();
   dirty_dots_.clear();
@@ -463,6 +466,21 @@ Status ReplicaStore::EnsureItemIndex() {
   // Only SQLite ever drops it (DropItemIndexForBulkLoad).
   if (db_.dialect() != Dialect::kSqlite || db_.read_only()) return Status::Ok();
   return db_.Exec(kItemIndexSql).WithContext("indexing records by bucket");
+}
+
+Status ReplicaStore::PrepareItemReads() {
+  LOCKSTEP_RETURN_IF_ERROR(EnsureItemIndex());
+  if (db_.read_only()) return Status::Ok();
+  // Inside this store's write: its own transaction folds. Inside a read snapshot nothing may be
+  // written: the reads add the pending changes themselves.
+  if (writing_) return sums_.Fold();
+  if (db_.InTransaction()) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(bool pending, sums_.HasPending());
+  if (!pending) return Status::Ok();
+  // Best effort: when another writer holds the database too long, reads still add the pending
+  // changes, only each read costs more.
+  (void)Write([this] { return sums_.Fold(); });
+  return Status::Ok();
 }
 
 Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection, uint64_t after,

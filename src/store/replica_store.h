@@ -140,6 +140,11 @@ class ReplicaStore {
   // Makes the index of records by bucket if a large write dropped it (a sort of the collection's
   // positions, once); does nothing on a read-only connection, whose reads then scan.
   Status EnsureItemIndex();
+  // What reconciliation's reads want first: the bucket index (EnsureItemIndex) and the pending
+  // bucket-sum changes folded (BucketSums::Fold), in this store's write when inside one, else in a
+  // write of its own when any are pending. Inside a read snapshot or on a read-only connection it
+  // folds nothing: the reads add the pending changes.
+  Status PrepareItemReads();
   // The item positions of the records of `collection` whose seq is above `after`, newest first,
   // skipping those whose origin is `skip_origin` (it holds them as they are). Only the last
   // `limit` seqs of the log are looked at, so at most `limit` positions come back, read from the
@@ -244,6 +249,7 @@ class ReplicaStore {
   uint64_t dot_counter_ = 0;
   uint64_t seq_ = 0;
   bool in_savepoint_ = false;
+  bool writing_ = false;  // between BeginWrite and Commit or Rollback
   struct SavedCounters {
     uint64_t dot_counter = 0, seq = 0, hlc = 0;
     friend bool operator==(const SavedCounters&, const SavedCounters&) = default;

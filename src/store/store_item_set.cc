@@ -87,9 +87,9 @@ Result<reconcile::RangeSummary> StoreItemSet::SumItems(uint64_t first, uint64_t 
 Status StoreItemSet::Prepare() {
   LOCKSTEP_RETURN_IF_ERROR(store_.FlushWrites());
   if (!indexed_) {
-    // Once per item set: a write after that which drops the index again makes the reads slower,
-    // not wrong.
-    LOCKSTEP_RETURN_IF_ERROR(store_.EnsureItemIndex());
+    // Once per item set: a write after that which drops the index again, or appends bucket-sum
+    // changes, makes the reads slower, not wrong.
+    LOCKSTEP_RETURN_IF_ERROR(store_.PrepareItemReads());
     indexed_ = true;
   }
   return Status::Ok();

@@ -189,6 +189,7 @@ TEST_P(StoreV2Test, StoreTakenBackToVersion1MigratesToTheSameState) {
   }
   Check(db.Exec("ALTER TABLE _lockstep_cursors DROP COLUMN synced_ms"));
   Check(db.Exec("DROP TABLE _lockstep_buckets"));
+  Check(db.Exec("DROP TABLE _lockstep_bucket_deltas"));  // version 3's
   Check(db.Exec("DROP TABLE _lockstep_node_dots"));
   Check(WriteMeta(db, "version", Value::Int(1)));
   ASSERT_EQ(Take(MetadataVersion(db)), 1);
