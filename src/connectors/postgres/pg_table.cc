@@ -22,6 +22,14 @@ Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::
   return std::make_unique<Statement>(std::move(stmt));
 }
 
+// For the statements over the capture table and the user's table read while they grow or
+// shrink by orders of magnitude (see Database::PrepareReplanned).
+Result<std::unique_ptr<Statement>> PrepareReplannedOwned(store::Database& db,
+                                                         const std::string& sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.PrepareReplanned(sql));
+  return std::make_unique<Statement>(std::move(stmt));
+}
+
 const Column& ColumnNamed(const TableSchema& schema, const std::string& name) {
   return *std::find_if(schema.columns.begin(), schema.columns.end(),
                        [&](const Column& c) { return c.name == name; });
@@ -92,15 +100,17 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   // that the planner cannot turn it back into a join): a plain join may scan the whole table
   // to match a few thousand keys, hundreds of milliseconds per chunk on a table of a million.
   const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
+  // Planned at every run: prepared while the capture table and a table like pgbench_history were
+  // empty, the plan would look each key up by scanning the whole table, once it holds thousands.
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->captured_,
-      PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
+      PrepareReplannedOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
                            reads + " FROM (SELECT * FROM " + capture + " ORDER BY id LIMIT " +
                            std::to_string(kCaptureChunk) + ") c LEFT JOIN LATERAL (SELECT * FROM " +
                            name + " t WHERE " + join + " OFFSET 0) t ON true ORDER BY c.id"));
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->forget_captured_,
-      PrepareOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
+      PrepareReplannedOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
   LOCKSTEP_ASSIGN_OR_RETURN(table->scan_,
                             PrepareOwned(db, "SELECT " + reads.substr(2) + " FROM " + name + " t"));
   return table;
