@@ -149,12 +149,12 @@ class PostgresStatement final : public StatementBackend {
       }
       const int count = static_cast<int>(params_.size());
       // One round trip either way: the unnamed statement's parse, plan and run go together.
-      ResultPtr result(
-          name_.empty()
-              ? PQexecParams(conn_, text_.c_str(), count, /*paramTypes=*/nullptr, values.data(),
-                             lengths.data(), formats.data(), /*resultFormat=*/1)
-              : PQexecPrepared(conn_, name_.c_str(), count, values.data(), lengths.data(),
-                               formats.data(), /*resultFormat=*/1));
+      ResultPtr result(name_.empty()
+                           ? PQexecParams(conn_, text_.c_str(), count, /*paramTypes=*/nullptr,
+                                          values.data(), lengths.data(), formats.data(),
+                                          /*resultFormat=*/1)
+                           : PQexecPrepared(conn_, name_.c_str(), count, values.data(),
+                                            lengths.data(), formats.data(), /*resultFormat=*/1));
       const ExecStatusType status = PQresultStatus(result.get());
       if (!result || (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)) {
         return FromResult(conn_, result.get(), "executing statement");
@@ -383,8 +383,8 @@ Result<Statement> PostgresDb::PrepareReplanned(std::string_view sql) {
   // Checked now as Prepare would (as the unnamed statement, which any later text replaces).
   LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, "", text.c_str(), 0, nullptr),
                                  "preparing statement on " + name_));
-  return Statement(std::make_unique<PostgresStatement>(conn_, std::string(), parameters,
-                                                       std::move(text)));
+  return Statement(
+      std::make_unique<PostgresStatement>(conn_, std::string(), parameters, std::move(text)));
 }
 
 bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
