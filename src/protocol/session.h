@@ -96,7 +96,7 @@ class Session {
 
   struct Options {
     size_t window = 4;               // unacked batches in flight
-    size_t batch_records = 1'000;    // records per batch
+    size_t batch_records = 10'000;   // records per batch
     int64_t heartbeat_ms = 5'000;    // ping when nothing was sent for this long
     int64_t dead_after_ms = 20'000;  // close when nothing was received for this long
   };

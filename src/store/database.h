@@ -124,6 +124,12 @@ class Database {
   // Runs one or more statements that return no rows.
   virtual Status Exec(std::string_view sql) = 0;
   virtual Result<Statement> Prepare(std::string_view sql) = 0;
+  // A statement planned afresh at every run, for a query over tables whose size changes by orders
+  // of magnitude while the connection lives: PostgreSQL keeps a prepared statement's first plan
+  // (always, for one without parameters) until the tables' statistics change, so a lookup
+  // prepared while a table was empty keeps scanning it whole once it holds thousands of rows.
+  // SQLite's plans do not depend on the tables' sizes: there it is Prepare.
+  virtual Result<Statement> PrepareReplanned(std::string_view sql) { return Prepare(sql); }
 
   // Whether a transaction is open on this connection.
   virtual bool InTransaction() const = 0;

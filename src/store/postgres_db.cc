@@ -77,15 +77,20 @@ std::string FloatText(double value) {
   return buffer;
 }
 
-// A server-side prepared statement with its parameters and its last result.
+// A server-side prepared statement with its parameters and its last result; or, with `text`
+// (PrepareReplanned), a statement sent as text at every run, which the server plans each time.
 class PostgresStatement final : public StatementBackend {
  public:
-  PostgresStatement(PGconn* conn, std::string name, int parameters)
-      : conn_(conn), name_(std::move(name)), params_(static_cast<size_t>(parameters)) {}
+  PostgresStatement(PGconn* conn, std::string name, int parameters, std::string text = {})
+      : conn_(conn),
+        name_(std::move(name)),
+        text_(std::move(text)),
+        params_(static_cast<size_t>(parameters)) {}
   ~PostgresStatement() override {
     // Inside a failed transaction the server refuses everything; the statement then lives until
     // the connection closes, which costs nothing but its plan.
-    if (PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+    if (!name_.empty() && PQstatus(conn_) == CONNECTION_OK &&
+        PQtransactionStatus(conn_) != PQTRANS_INERROR) {
       PQclear(PQexec(conn_, ("DEALLOCATE " + name_).c_str()));
     }
   }
@@ -142,9 +147,14 @@ class PostgresStatement final : public StatementBackend {
         lengths[i] = static_cast<int>(params_[i].bytes.size());
         formats[i] = params_[i].format;
       }
-      ResultPtr result(PQexecPrepared(conn_, name_.c_str(), static_cast<int>(params_.size()),
-                                      values.data(), lengths.data(), formats.data(),
-                                      /*resultFormat=*/1));
+      const int count = static_cast<int>(params_.size());
+      // One round trip either way: the unnamed statement's parse, plan and run go together.
+      ResultPtr result(name_.empty()
+                           ? PQexecParams(conn_, text_.c_str(), count, /*paramTypes=*/nullptr,
+                                          values.data(), lengths.data(), formats.data(),
+                                          /*resultFormat=*/1)
+                           : PQexecPrepared(conn_, name_.c_str(), count, values.data(),
+                                            lengths.data(), formats.data(), /*resultFormat=*/1));
       const ExecStatusType status = PQresultStatus(result.get());
       if (!result || (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)) {
         return FromResult(conn_, result.get(), "executing statement");
@@ -251,7 +261,8 @@ class PostgresStatement final : public StatementBackend {
   }
 
   PGconn* conn_;
-  std::string name_;
+  std::string name_;  // empty: run as text_
+  std::string text_;
   std::vector<Param> params_;
   ResultPtr result_;
   int row_ = -1;
@@ -365,6 +376,15 @@ Result<Statement> PostgresDb::Prepare(std::string_view sql) {
   LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr),
                                  "preparing statement on " + name_));
   return Statement(std::make_unique<PostgresStatement>(conn_, std::move(name), parameters));
+}
+
+Result<Statement> PostgresDb::PrepareReplanned(std::string_view sql) {
+  auto [text, parameters] = NumberParameters(sql);
+  // Checked now as Prepare would (as the unnamed statement, which any later text replaces).
+  LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, "", text.c_str(), 0, nullptr),
+                                 "preparing statement on " + name_));
+  return Statement(
+      std::make_unique<PostgresStatement>(conn_, std::string(), parameters, std::move(text)));
 }
 
 bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }

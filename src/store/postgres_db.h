@@ -51,6 +51,7 @@ class PostgresDb final : public Database {
   const std::string& name() const override { return name_; }
   Status Exec(std::string_view sql) override;
   Result<Statement> Prepare(std::string_view sql) override;
+  Result<Statement> PrepareReplanned(std::string_view sql) override;
   bool InTransaction() const override;
   // BEGIN, then a transaction-scoped advisory lock that every Lockstep writer of this database
   // takes: writers of the store are serialized, so seqs commit in order. Waits up to 10 s.

@@ -248,6 +248,22 @@ TEST_P(PostgresSyncTest, LargeBatchesWithCompositeKeysNullsAndDeletesConverge) {
   EXPECT_NE(again.out.find("nothing to sync"), std::string::npos) << again.out;
 }
 
+// Deletes are applied many keys per statement: more than one statement takes (500), and a
+// remainder that is not a power of two, with a single-column key here (composite above).
+TEST_P(PostgresSyncTest, ManyDeletesReachThePostgresSide) {
+  Start(1203);
+  // b deletes all but every twelfth row and one more: 1,102 deletes that a (PostgreSQL) applies.
+  Query(b_, "DELETE FROM t WHERE pk % 12 <> 0 OR pk = 600;");
+  Query(b_, "UPDATE t SET a = 'kept' WHERE pk = 1200;");
+  SyncBoth();
+  const std::string rows = Dump(a_);
+  EXPECT_EQ(rows, Dump(b_));
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 1203 / 12 - 1);
+  EXPECT_NE(rows.find("1200|kept|b1200\n"), std::string::npos) << rows;
+  EXPECT_EQ(rows.find("\n600|"), std::string::npos) << rows;
+  EXPECT_EQ(Query(a_, "SELECT count(*) FROM t WHERE pk % 12 <> 0;"), "0\n");
+}
+
 TEST_P(PostgresSyncTest, DetachRemovesEveryLockstepObjectAndKeepsTheRows) {
   Start();
   ProcessResult detach = Lockstep({"detach", a_.target});

@@ -22,6 +22,14 @@ Result<std::unique_ptr<Statement>> PrepareOwned(store::Database& db, const std::
   return std::make_unique<Statement>(std::move(stmt));
 }
 
+// For the statements over the capture table and the user's table read while they grow or
+// shrink by orders of magnitude (see Database::PrepareReplanned).
+Result<std::unique_ptr<Statement>> PrepareReplannedOwned(store::Database& db,
+                                                         const std::string& sql) {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db.PrepareReplanned(sql));
+  return std::make_unique<Statement>(std::move(stmt));
+}
+
 const Column& ColumnNamed(const TableSchema& schema, const std::string& name) {
   return *std::find_if(schema.columns.begin(), schema.columns.end(),
                        [&](const Column& c) { return c.name == name; });
@@ -43,7 +51,7 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   const std::string name = SplitName(s.name).Quoted();
   const std::string capture = QuoteIdentifier(CaptureTableName(table->collection_.id));
 
-  std::string columns, reads, update, key_list, key_match, join;
+  std::string columns, reads, update, key_list, join;
   for (size_t i = 0; i < s.columns.size(); ++i) {
     const Column& column = s.columns[i];
     columns += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
@@ -57,8 +65,6 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   for (size_t i = 0; i < s.key.size(); ++i) {
     const Column& column = ColumnNamed(s, s.key[i]);
     key_list += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
-    key_match += (i == 0 ? "" : " AND ") + QuoteIdentifier(column.name) + " = " +
-                 WriteExpression(column, static_cast<int>(i + 1));
     join += (i == 0 ? "" : " AND ") + std::string("t.") + QuoteIdentifier(column.name) + " = c.k" +
             std::to_string(i);
     Column as_captured = column;
@@ -85,22 +91,43 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   table->upsert_ = std::make_unique<store::BatchedStatements>(rows_per_upsert, upsert);
   // Prepared now, so that a table the statement does not fit fails at attach, not at apply.
   LOCKSTEP_RETURN_IF_ERROR(table->upsert_->For(db, 1).status());
-  LOCKSTEP_ASSIGN_OR_RETURN(table->delete_,
-                            PrepareOwned(db, "DELETE FROM " + name + " WHERE " + key_match));
+  // Several keys per delete, as for upserts: `(k1, k2) IN ((?, ?), (?, ?))`.
+  std::vector<const Column*> key_columns;
+  for (const std::string& key : s.key) key_columns.push_back(&ColumnNamed(s, key));
+  const size_t keys_per_delete = std::max<size_t>(
+      1, std::min(kRowBatch, kMaxParameters / std::max<size_t>(1, key_columns.size())));
+  auto remove = [name, key_list, key_columns](size_t rows) {
+    std::string all_keys;
+    for (size_t row = 0; row < rows; ++row) {
+      all_keys += row == 0 ? "(" : ", (";
+      for (size_t i = 0; i < key_columns.size(); ++i) {
+        all_keys +=
+            (i == 0 ? "" : ", ") +
+            WriteExpression(*key_columns[i], static_cast<int>(row * key_columns.size() + i + 1));
+      }
+      all_keys += ")";
+    }
+    return "DELETE FROM " + name + " WHERE (" + key_list + ") IN (" + all_keys + ")";
+  };
+  table->delete_ = std::make_unique<store::BatchedStatements>(keys_per_delete, remove);
+  LOCKSTEP_RETURN_IF_ERROR(table->delete_->For(db, 1).status());
   // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
   // The chunk is taken first and each row then looked up by its key (LATERAL, and OFFSET 0 so
   // that the planner cannot turn it back into a join): a plain join may scan the whole table
   // to match a few thousand keys, hundreds of milliseconds per chunk on a table of a million.
   const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
+  // Planned at every run: prepared while the capture table and a table like pgbench_history were
+  // empty, the plan would look each key up by scanning the whole table, once it holds thousands.
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->captured_,
-      PrepareOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
-                           reads + " FROM (SELECT * FROM " + capture + " ORDER BY id LIMIT " +
-                           std::to_string(kCaptureChunk) + ") c LEFT JOIN LATERAL (SELECT * FROM " +
-                           name + " t WHERE " + join + " OFFSET 0) t ON true ORDER BY c.id"));
+      PrepareReplannedOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" +
+                                    captured_keys + reads + " FROM (SELECT * FROM " + capture +
+                                    " ORDER BY id LIMIT " + std::to_string(kCaptureChunk) +
+                                    ") c LEFT JOIN LATERAL (SELECT * FROM " + name + " t WHERE " +
+                                    join + " OFFSET 0) t ON true ORDER BY c.id"));
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->forget_captured_,
-      PrepareOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
+      PrepareReplannedOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
   LOCKSTEP_ASSIGN_OR_RETURN(table->scan_,
                             PrepareOwned(db, "SELECT " + reads.substr(2) + " FROM " + name + " t"));
   return table;
@@ -113,10 +140,16 @@ Status PgTable::WriteRow(const core::Record& record) {
                     " columns, the table's primary key " + std::to_string(schema_.key.size()));
   }
   if (!core::Exists(record, policy_)) {
-    LOCKSTEP_RETURN_IF_ERROR(Flush());  // an upsert of the same row may be waiting
-    for (size_t i = 0; i < key.size(); ++i) delete_->Bind(static_cast<int>(i + 1), key[i]);
-    return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
+    // An upsert of the same row waiting goes first (a batch names a record once; a caller may
+    // not).
+    if (upsert_keys_.contains(record.key())) LOCKSTEP_RETURN_IF_ERROR(FlushUpserts());
+    delete_keys_.insert(record.key());
+    pending_deletes_.insert(pending_deletes_.end(), key.begin(), key.end());
+    return pending_deletes_.size() / key.size() >= delete_->max_rows() ? FlushDeletes()
+                                                                       : Status::Ok();
   }
+  if (delete_keys_.contains(record.key())) LOCKSTEP_RETURN_IF_ERROR(FlushDeletes());
+  upsert_keys_.insert(record.key());
   const size_t first = pending_rows_.size();
   for (size_t i = 0; i < schema_.columns.size(); ++i) {
     const core::Field* field = record.Find(schema_.columns[i].name);
@@ -127,10 +160,53 @@ Status PgTable::WriteRow(const core::Record& record) {
   // The key columns come from the key itself (see the SQLite connector).
   for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
   const size_t rows = pending_rows_.size() / schema_.columns.size();
-  return rows >= upsert_->max_rows() ? Flush() : Status::Ok();
+  return rows >= upsert_->max_rows() ? FlushUpserts() : Status::Ok();
+}
+
+void PgTable::Discard() {
+  pending_rows_.clear();
+  pending_deletes_.clear();
+  upsert_keys_.clear();
+  delete_keys_.clear();
 }
 
 Status PgTable::Flush() {
+  // Each key is in one list at most (WriteRow flushes the other first): any order will do.
+  LOCKSTEP_RETURN_IF_ERROR(FlushDeletes());
+  return FlushUpserts();
+}
+
+Status PgTable::FlushDeletes() {
+  const size_t width = schema_.key.size();
+  const size_t total = pending_deletes_.size() / width;
+  size_t done = 0;
+  while (done < total) {
+    // A lookup's chunk: the last key repeated to fill a size already prepared (an IN list does
+    // not mind), so that the rest takes one statement.
+    const size_t rows = delete_->ReadChunk(total - done);
+    auto stmt = delete_->For(*db_, rows);
+    Status status = stmt.status();
+    if (status.ok()) {
+      for (size_t row = 0; row < rows; ++row) {
+        const size_t from = std::min(done + row, total - 1) * width;
+        for (size_t i = 0; i < width; ++i) {
+          (*stmt)->Bind(static_cast<int>(row * width + i + 1), pending_deletes_[from + i]);
+        }
+      }
+      status = (*stmt)->Run();
+    }
+    if (!status.ok()) {
+      Discard();
+      return status.WithContext("deleting from '" + schema_.name + "'");
+    }
+    done += std::min(rows, total - done);
+  }
+  pending_deletes_.clear();
+  delete_keys_.clear();
+  return Status::Ok();
+}
+
+Status PgTable::FlushUpserts() {
   const size_t width = schema_.columns.size();
   const size_t total = pending_rows_.size() / width;
   size_t done = 0;
@@ -145,12 +221,13 @@ Status PgTable::Flush() {
       status = (*stmt)->Run();
     }
     if (!status.ok()) {
-      pending_rows_.clear();
+      Discard();
       return status.WithContext("writing to '" + schema_.name + "'");
     }
     done += rows;
   }
   pending_rows_.clear();
+  upsert_keys_.clear();
   return Status::Ok();
 }
 

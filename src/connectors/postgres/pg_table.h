@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,12 +26,12 @@ class PgTable final : public RowSink {
   const store::Collection& collection() const override { return collection_; }
   const core::MergePolicy& policy() const override { return policy_; }
 
-  // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
-  // are batched, up to 500 rows per statement; Flush() sends them.
+  // Makes the record's visible state the row's: an upsert of every column, or a delete. Both are
+  // batched, up to 500 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
   Status Flush() override;
-  // Drops batched upserts: their transaction is being rolled back.
-  void Discard() { pending_rows_.clear(); }
+  // Drops batched writes: their transaction is being rolled back.
+  void Discard();
 
   // One chunk of captured keys (up to 10,000) made local writes and forgotten: the writes made,
   // or nullopt when nothing was captured. REQUIRES: inside a write of `store`.
@@ -52,10 +53,17 @@ class PgTable final : public RowSink {
   store::Collection collection_;
   core::MergePolicy policy_;
   std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
-  // Upserts of several rows each: every statement is a round trip to the server.
+  Status FlushUpserts();
+  Status FlushDeletes();
+
+  // Upserts and deletes of several rows each: every statement is a round trip to the server.
   std::unique_ptr<store::BatchedStatements> upsert_;
   std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
-  std::unique_ptr<store::Statement> delete_;
+  std::unique_ptr<store::BatchedStatements> delete_;
+  std::vector<Value> pending_deletes_;  // keys waiting for a delete, one value per key column
+  // The encoded keys of each, so that a row written twice is written in order.
+  std::set<std::string> upsert_keys_;
+  std::set<std::string> delete_keys_;
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;
   std::unique_ptr<store::Statement> scan_;
