@@ -122,6 +122,9 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
   const std::string* latest_collection = nullptr;
   size_t next_held = 0;
   size_t next_repeated = 0;
+  // The batch is sorted by collection: its table is looked up once per run of one collection.
+  const std::string* sink_name = nullptr;
+  RowSink* sink = nullptr;
   for (size_t i = 0; i < order.size(); ++i) {
     if (i + kPrefetchFieldsAhead < order.size()) {
       PrefetchFields(changes[order[i + kPrefetchFieldsAhead]]);
@@ -130,7 +133,10 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
       PrefetchVersions(changes[order[i + kPrefetchVersionsAhead]]);
     }
     store::Change& change = changes[order[i]];
-    RowSink* sink = table(change.collection);
+    if (sink_name == nullptr || *sink_name != change.collection) {
+      sink_name = &change.collection;
+      sink = table(change.collection);
+    }
     if (sink == nullptr) continue;  // a collection this database does not sync
     core::Record& incoming = change.stored.record;
     const int64_t collection = sink->collection().id;
