@@ -155,7 +155,11 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
     std::string encoding;
     if (!stored.has_value()) {
       // New here: the record is taken whole, moved rather than copied, and so is its encoding.
-      stored = store::StoredRecord{core::Record(incoming.key()), {}, 0, {}};
+      // Its field seqs are this store's to set (Put does): only the sender's list's memory is
+      // reused, saving an allocation per record.
+      std::vector<uint64_t> seqs = std::move(change.stored.field_seqs);
+      seqs.clear();
+      stored = store::StoredRecord{core::Record(incoming.key()), std::move(seqs), 0, {}};
       effects = core::MergeInto(stored->record, std::move(incoming), sink->policy());
       encoding = std::move(change.stored.encoded);
     } else {
