@@ -28,7 +28,10 @@ void ByteWriter::PutSignedVarint(int64_t value) {
 }
 
 void ByteWriter::PutFixed64(uint64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) PutByte(static_cast<uint8_t>(value >> shift));
+  // One append of eight bytes, not eight appends of one: bucket sums write 3 KiB rows of these.
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(value >> (56 - 8 * i));
+  out_.append(bytes, sizeof bytes);
 }
 
 void ByteWriter::PutLengthPrefixed(std::string_view bytes) {
@@ -69,7 +72,9 @@ Result<int64_t> ByteReader::ReadSignedVarint(std::string_view what) {
 Result<uint64_t> ByteReader::ReadFixed64(std::string_view what) {
   if (remaining() < 8) return Truncated(what);
   uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(input_[pos_++]);
+  const char* bytes = input_.data() + pos_;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  pos_ += 8;
   return value;
 }
 

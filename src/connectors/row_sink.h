@@ -16,6 +16,9 @@ class RowSink {
   virtual const core::MergePolicy& policy() const = 0;
   // Makes the record's visible state the row's (an upsert or a delete), possibly batched.
   virtual Status WriteRow(const core::Record& record) = 0;
+  // The same, free to move the visible values out of `record` rather than copy them: the caller
+  // reads no more of it than its key and how many versions each field holds. By default WriteRow.
+  virtual Status TakeRow(core::Record& record) { return WriteRow(record); }
   // Sends the batched rows.
   virtual Status Flush() = 0;
 };

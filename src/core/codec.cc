@@ -14,19 +14,41 @@ constexpr size_t kNodeIdBytes = 16;
 constexpr size_t kMinWriteBytes = 1 + 1 + 8;  // node, counter, hlc
 constexpr size_t kMinVersionBytes = 1 + 1;    // write, null value
 
-// The distinct writes of a record, sorted by dot. Usually one: an insert or update sets every
-// field it touches with the same dot and HLC, so naming it once saves ten bytes per field.
-std::vector<std::pair<Dot, Hlc>> Writes(const Record& record) {
-  std::vector<std::pair<Dot, Hlc>> writes;
+using WriteList = std::vector<std::pair<Dot, Hlc>>;
+
+// Lists reused by every encoding and decoding of a record on this thread: a record's writes are
+// needed only while it is encoded or decoded, and allocating them for each record was a visible
+// part of reading a change log of a million records. None of their users nests another.
+struct Scratch {
+  WriteList writes;
+  std::vector<uint8_t> used;  // per write: whether a version names it
+
+  // A hostile record may have grown them large: that memory is not kept.
+  void Trim() {
+    constexpr size_t kKeep = 1024;
+    if (writes.capacity() > kKeep) WriteList().swap(writes);
+    if (used.capacity() > kKeep) std::vector<uint8_t>().swap(used);
+  }
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// The distinct writes of a record, sorted by dot, into `writes`. Usually one: an insert or update
+// sets every field it touches with the same dot and HLC, so naming it once saves ten bytes per
+// field.
+void Writes(const Record& record, WriteList& writes) {
+  writes.clear();
   for (const auto& [name, field] : record.fields()) {
     for (const Version& version : field.versions) writes.emplace_back(version.dot, version.hlc);
   }
   std::sort(writes.begin(), writes.end());
   writes.erase(std::unique(writes.begin(), writes.end()), writes.end());
-  return writes;
 }
 
-size_t IndexOf(const std::vector<std::pair<Dot, Hlc>>& writes, const Version& version) {
+size_t IndexOf(const WriteList& writes, const Version& version) {
   auto it =
       std::lower_bound(writes.begin(), writes.end(), std::make_pair(version.dot, version.hlc));
   return static_cast<size_t>(it - writes.begin());
@@ -37,7 +59,9 @@ void EncodeRecordTo(const Record& record, ByteWriter& out) {
   out.PutLengthPrefixed(record.key());
   EncodeVersionVector(record.vv(), out);
   const auto& vv_entries = record.vv().entries();
-  const auto writes = Writes(record);
+  Scratch& scratch = ThreadScratch();
+  WriteList& writes = scratch.writes;
+  Writes(record, writes);
   out.PutVarint(writes.size());
   for (const auto& [dot, hlc] : writes) {
     // Every dot's node is in the record's vv (an invariant), so an index suffices.
@@ -57,11 +81,12 @@ void EncodeRecordTo(const Record& record, ByteWriter& out) {
       EncodeValue(version.value, out);
     }
   }
+  scratch.Trim();
 }
 
-Result<std::vector<std::pair<Dot, Hlc>>> DecodeWrites(ByteReader& in, const VersionVector& vv) {
+Status DecodeWrites(ByteReader& in, const VersionVector& vv, WriteList& writes) {
   LOCKSTEP_ASSIGN_OR_RETURN(size_t count, in.ReadCount("write count", kMinWriteBytes));
-  std::vector<std::pair<Dot, Hlc>> writes;
+  writes.clear();
   writes.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     LOCKSTEP_ASSIGN_OR_RETURN(uint64_t node_index, in.ReadVarint("dot node"));
@@ -77,11 +102,10 @@ Result<std::vector<std::pair<Dot, Hlc>>> DecodeWrites(ByteReader& in, const Vers
     LOCKSTEP_ASSIGN_OR_RETURN(hlc.raw, in.ReadFixed64("hlc"));
     writes.emplace_back(dot, hlc);
   }
-  return writes;
+  return Status::Ok();
 }
 
-Result<Field> DecodeField(ByteReader& in, const std::vector<std::pair<Dot, Hlc>>& writes,
-                          std::vector<bool>& used) {
+Result<Field> DecodeField(ByteReader& in, const WriteList& writes, std::vector<uint8_t>& used) {
   LOCKSTEP_ASSIGN_OR_RETURN(size_t count, in.ReadCount("version count", kMinVersionBytes));
   if (count == 0) return DataLoss("field without versions");
   Field field;
@@ -93,7 +117,7 @@ Result<Field> DecodeField(ByteReader& in, const std::vector<std::pair<Dot, Hlc>>
     // Writes are sorted by dot, so ascending indexes keep the versions sorted by dot.
     if (i > 0 && index <= previous) return DataLoss("field versions out of order");
     previous = static_cast<size_t>(index);
-    used[previous] = true;
+    used[previous] = 1;
     LOCKSTEP_ASSIGN_OR_RETURN(Value value, DecodeValue(in));
     field.versions.push_back(
         Version{std::move(value), writes[previous].first, writes[previous].second});
@@ -109,8 +133,11 @@ Result<Record> DecodeRecordFrom(ByteReader& in) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::string_view key, in.ReadLengthPrefixed("key", kMaxKeyBytes));
   Record record{std::string(key)};
   LOCKSTEP_ASSIGN_OR_RETURN(record.mutable_vv(), DecodeVersionVector(in));
-  LOCKSTEP_ASSIGN_OR_RETURN(auto writes, DecodeWrites(in, record.vv()));
-  std::vector<bool> used(writes.size(), false);
+  Scratch& scratch = ThreadScratch();
+  const WriteList& writes = scratch.writes;
+  std::vector<uint8_t>& used = scratch.used;
+  LOCKSTEP_RETURN_IF_ERROR(DecodeWrites(in, record.vv(), scratch.writes));
+  used.assign(writes.size(), 0);
   LOCKSTEP_ASSIGN_OR_RETURN(size_t count, in.ReadCount("field count", 2 + kMinVersionBytes));
   auto& fields = record.mutable_fields();
   fields.reserve(count);
@@ -124,9 +151,9 @@ Result<Record> DecodeRecordFrom(ByteReader& in) {
     fields.emplace_back(std::string(name), std::move(field));
   }
   // A write no version names has no canonical place: refuse it.
-  if (std::find(used.begin(), used.end(), false) != used.end()) {
-    return DataLoss("record lists a write that no field holds");
-  }
+  const bool unused = std::find(used.begin(), used.end(), 0) != used.end();
+  scratch.Trim();
+  if (unused) return DataLoss("record lists a write that no field holds");
   return record;
 }
 

@@ -150,6 +150,7 @@ MergeEffects MergeInto(Record& local, Record&& incoming, const MergePolicy& poli
   // Nothing here yet: the merge keeps every incoming version, so take the record whole. This is
   // the first sync of a table, where it spares a copy of every field of every record.
   MergeEffects effects;
+  effects.changed_fields.reserve(incoming.fields().size());
   for (const auto& [name, field] : incoming.fields()) {
     effects.changed_fields.push_back(name);
     if (field.versions.size() > 1 && policy.For(name) != FieldPolicy::kCounter) {

@@ -114,9 +114,10 @@ bool Beats(const Version& a, const Version& b, std::string_view name, const Merg
 }
 
 const Version& Winner(const Field& field, std::string_view name, const MergePolicy& policy) {
+  // No version beats itself: the first is compared only with the others (usually none).
   const Version* best = &field.versions.front();
-  for (const Version& version : field.versions) {
-    if (Beats(version, *best, name, policy)) best = &version;
+  for (auto it = field.versions.begin() + 1; it < field.versions.end(); ++it) {
+    if (Beats(*it, *best, name, policy)) best = &*it;
   }
   return *best;
 }
@@ -127,6 +128,14 @@ Value VisibleValue(const Field& field, std::string_view name, const MergePolicy&
   Value sum = Value::Int(0);
   for (const Version& contribution : field.versions) sum = AddNumbers(sum, contribution.value);
   return sum;
+}
+
+Value TakeVisibleValue(Field& field, std::string_view name, const MergePolicy& policy) {
+  if (field.versions.empty() || policy.For(name) == FieldPolicy::kCounter) {
+    return VisibleValue(field, name, policy);
+  }
+  const auto winner = &Winner(field, name, policy) - field.versions.data();
+  return std::move(field.versions[static_cast<size_t>(winner)].value);
 }
 
 bool Exists(const Record& record, const MergePolicy& policy) {

@@ -52,6 +52,10 @@ const Version& Winner(const Field& field, std::string_view name, const MergePoli
 // What a field shows: the winner's value, or for a counter the sum of its contributions, added
 // in dot order so that every replica computes the same bits.
 Value VisibleValue(const Field& field, std::string_view name, const MergePolicy& policy);
+// The same, moving the winner's value out of `field` rather than copying it: for a caller about
+// to drop the record (writing a merged record into a user's row). The field keeps its versions,
+// the winner's value is left unspecified.
+Value TakeVisibleValue(Field& field, std::string_view name, const MergePolicy& policy);
 
 // Whether the record currently exists (false when it was never written).
 bool Exists(const Record& record, const MergePolicy& policy);

@@ -54,6 +54,9 @@ class Record {
 
   // The field called `name`, or nullptr.
   const Field* Find(std::string_view name) const;
+  Field* Find(std::string_view name) {
+    return const_cast<Field*>(static_cast<const Record&>(*this).Find(name));
+  }
   // The field called `name`, inserted empty (in sorted position) when missing.
   Field& FindOrInsert(std::string_view name);
 

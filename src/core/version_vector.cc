@@ -5,6 +5,17 @@
 namespace lockstep::core {
 
 VersionVector::VersionVector(std::vector<Entry> entries) {
+  // Entries already in canonical form (a decoded vector always is) are kept as they are, without
+  // building a second list.
+  const bool canonical =
+      std::all_of(entries.begin(), entries.end(), [](const Entry& e) { return e.second > 0; }) &&
+      std::adjacent_find(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return !(a.first < b.first);
+      }) == entries.end();
+  if (canonical) {
+    entries_ = std::move(entries);
+    return;
+  }
   for (const auto& [node, counter] : entries) Advance(node, counter);
 }
 

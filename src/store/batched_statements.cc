@@ -33,7 +33,11 @@ size_t BatchedStatements::ReadChunk(size_t remaining) const {
 }
 
 Result<Statement*> BatchedStatements::For(Database& db, size_t rows) {
-  return PrepareCached(db, by_rows_[rows], sql_(rows));
+  std::unique_ptr<Statement>& slot = by_rows_[rows];
+  // The SQL is made only to prepare it: a batch of 64 rows has 600 placeholders, and an apply
+  // asks for its statement once per batch.
+  if (slot) return slot.get();
+  return PrepareCached(db, slot, sql_(rows));
 }
 
 }  // namespace lockstep::store

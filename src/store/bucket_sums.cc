@@ -92,14 +92,38 @@ BucketSums::Row& BucketSums::DeltaRow(int64_t collection, uint32_t bucket) {
   return deltas_[RowNumber(collection, bucket)];  // value-initialized: all zero
 }
 
-void BucketSums::Add(int64_t collection, const RecordItem& item) {
-  const uint32_t bucket = BucketOf(item.position);
-  DeltaRow(collection, bucket)[bucket % kBucketsPerRow].Add(item.hash);
-}
+void BucketSums::Add(int64_t collection, const RecordItem& item) { Queue(collection, item, false); }
 
 void BucketSums::Subtract(int64_t collection, const RecordItem& item) {
-  const uint32_t bucket = BucketOf(item.position);
-  DeltaRow(collection, bucket)[bucket % kBucketsPerRow].Subtract(item.hash);
+  Queue(collection, item, true);
+}
+
+void BucketSums::Queue(int64_t collection, const RecordItem& item, bool subtract) {
+  queued_.push_back(
+      {collection * int64_t{kBucketCount} + BucketOf(item.position), subtract, item.hash});
+  if (queued_.size() >= kAddEvery) AddQueued();
+}
+
+void BucketSums::AddQueued() {
+  // Sums wrap modulo 2^64 and counts too, so the order of additions does not matter.
+  std::sort(queued_.begin(), queued_.end(),
+            [](const Queued& x, const Queued& y) { return x.slot < y.slot; });
+  Row* row = nullptr;
+  int64_t row_number = 0;
+  for (const Queued& queued : queued_) {
+    const int64_t number = queued.slot / kBucketsPerRow;
+    if (row == nullptr || number != row_number) {
+      row = &deltas_[number];  // value-initialized: all zero
+      row_number = number;
+    }
+    reconcile::RangeSummary& bucket = (*row)[static_cast<size_t>(queued.slot % kBucketsPerRow)];
+    if (queued.subtract) {
+      bucket.Subtract(queued.hash);
+    } else {
+      bucket.Add(queued.hash);
+    }
+  }
+  queued_.clear();
 }
 
 BucketSums::BucketSums(Database& db)
@@ -119,6 +143,7 @@ BucketSums::BucketSums(Database& db)
       }) {}
 
 Status BucketSums::Flush() {
+  AddQueued();
   if (deltas_.empty()) return Status::Ok();
   uint64_t entries = 0;
   std::set<int64_t> collections;  // Append writes a row for each
@@ -212,6 +237,7 @@ Result<int64_t> BucketSums::TakePending() {
 }
 
 Status BucketSums::Fold() {
+  AddQueued();
   auto last = TakePending();
   Status status = last.has_value() ? WriteRows() : last.error();
   deltas_.clear();

@@ -8,6 +8,10 @@
 // before reconciliation reads (ReplicaStore::PrepareItemReads), or at once when one write alone
 // exceeds it (a bulk load). Readers add the changes not yet folded, so the sums read are always
 // exact.
+//
+// Items arrive in random bucket order (positions are hashes), so they are queued and added to the
+// accumulated changes a few thousand at a time in bucket order: adding each at once cost several
+// cache misses in 1.5 MB of changes per record.
 #pragma once
 
 #include <array>
@@ -15,6 +19,7 @@
 #include <memory>
 #include <span>
 #include <unordered_map>
+#include <vector>
 
 #include "reconcile/item.h"
 #include "store/batched_statements.h"
@@ -35,7 +40,7 @@ class BucketSums {
 
   void Add(int64_t collection, const RecordItem& item);
   void Subtract(int64_t collection, const RecordItem& item);
-  bool dirty() const { return !deltas_.empty(); }
+  bool dirty() const { return !deltas_.empty() || !queued_.empty(); }
 
   // Appends the accumulated changes to the pending ones, or folds them all when the pending
   // changes would exceed kMaxPendingEntries or kMaxPendingRows, or the accumulated ones alone
@@ -47,7 +52,10 @@ class BucketSums {
   // Whether changes are waiting to be folded. Reads only.
   Result<bool> HasPending();
   // Forgets the accumulated changes: their transaction is rolled back.
-  void Discard() { deltas_.clear(); }
+  void Discard() {
+    deltas_.clear();
+    queued_.clear();
+  }
 
   // The sum of buckets first..last (inclusive) of `collection`, as written: the folded sums plus
   // the pending changes, read in one statement (one snapshot), not counting changes accumulated
@@ -73,12 +81,23 @@ class BucketSums {
   Result<int64_t> TakePending();
   // Adds deltas_ to the stored rows of buckets and clears it.
   Status WriteRows();
+  // An item added or subtracted, not yet in deltas_.
+  struct Queued {
+    int64_t slot;  // collection * kBucketCount + bucket: the row number * 128 + the index in it
+    bool subtract;
+    reconcile::Hash128 hash;
+  };
+  void Queue(int64_t collection, const RecordItem& item, bool subtract);
+  // Adds the queued items to deltas_, in bucket order.
+  void AddQueued();
+  static constexpr size_t kAddEvery = 4096;  // 128 KiB of queued items, sorted in cache
   // Adds the deltas of `rows` (sorted, distinct) to the stored rows.
   Status FlushRows(std::span<const int64_t> rows);
   static constexpr size_t kRowsPerFlushStatement = 64;
 
   Database& db_;
   std::unordered_map<int64_t, Row> deltas_;  // by row number
+  std::vector<Queued> queued_;
   // Each in a few statements per flush, not one per row: on PostgreSQL a statement is a round
   // trip, and an apply of a thousand scattered records touches hundreds of rows.
   BatchedStatements read_;

@@ -114,7 +114,11 @@ Result<std::optional<std::vector<Value>>> SyncedTable::ReadRow(std::span<const V
   return std::optional<std::vector<Value>>(std::move(values));
 }
 
-Status SyncedTable::WriteRow(const core::Record& record) {
+Status SyncedTable::WriteRow(const core::Record& record) { return WriteRowFrom(record, nullptr); }
+
+Status SyncedTable::TakeRow(core::Record& record) { return WriteRowFrom(record, &record); }
+
+Status SyncedTable::WriteRowFrom(const core::Record& record, core::Record* movable) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
   if (key.size() != schema_.key.size()) {
     return DataLoss("record key of table '" + schema_.name + "' has " + std::to_string(key.size()) +
@@ -126,17 +130,40 @@ Status SyncedTable::WriteRow(const core::Record& record) {
     return delete_->Run().WithContext("deleting from '" + schema_.name + "'");
   }
   const size_t first = pending_rows_.size();
+  const auto& fields = record.fields();
   for (size_t i = 0; i < schema_.columns.size(); ++i) {
-    const core::Field* field = record.Find(schema_.columns[i].name);
-    pending_rows_.push_back(field == nullptr
-                                ? Value::Null()
-                                : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+    const std::string& name = schema_.columns[i].name;
+    const size_t index = FieldIndex(record, i);
+    if (index == fields.size()) {
+      pending_rows_.push_back(Value::Null());
+    } else if (movable != nullptr) {
+      // The values move into the batch: text and blobs are not copied once more.
+      pending_rows_.push_back(
+          core::TakeVisibleValue(movable->mutable_fields()[index].second, name, policy_));
+    } else {
+      pending_rows_.push_back(core::VisibleValue(fields[index].second, name, policy_));
+    }
   }
   // The key columns come from the key itself: a record may lack a field for them only if it was
   // written by a peer that never set them, which a key column always is.
-  for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
+  for (size_t i = 0; i < key.size(); ++i)
+    pending_rows_[first + key_positions_[i]] = std::move(key[i]);
   const size_t rows = pending_rows_.size() / schema_.columns.size();
   return rows >= rows_per_upsert_ ? Flush() : Status::Ok();
+}
+
+size_t SyncedTable::FieldIndex(const core::Record& record, size_t column) {
+  const auto& fields = record.fields();
+  const std::string& name = schema_.columns[column].name;
+  if (field_guess_.size() != schema_.columns.size()) field_guess_.assign(schema_.columns.size(), 0);
+  size_t& guess = field_guess_[column];
+  if (guess < fields.size() && fields[guess].first == name) return guess;
+  auto it = std::lower_bound(
+      fields.begin(), fields.end(), name,
+      [](const core::Record::NamedField& field, const std::string& n) { return field.first < n; });
+  if (it == fields.end() || it->first != name) return fields.size();
+  guess = static_cast<size_t>(it - fields.begin());
+  return guess;
 }
 
 Status SyncedTable::Flush() {

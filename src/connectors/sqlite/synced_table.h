@@ -29,6 +29,7 @@ class SyncedTable final : public RowSink {
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Upserts
   // are batched, several rows per statement; Flush() (or any read of the table) sends them.
   Status WriteRow(const core::Record& record) override;
+  Status TakeRow(core::Record& record) override;
   Status Flush() override;
   // Drops batched upserts: their transaction is being rolled back.
   void Discard() { pending_rows_.clear(); }
@@ -56,6 +57,11 @@ class SyncedTable final : public RowSink {
                         std::optional<store::StoredRecord> stored,
                         const std::optional<std::vector<Value>>& row, int64_t millis);
   Result<std::optional<std::vector<Value>>> ReadRow(std::span<const Value> key);
+  // WriteRow, moving the values out of `movable` when it is given (it is `record` then).
+  Status WriteRowFrom(const core::Record& record, core::Record* movable);
+  // The index in record.fields() of the field of column `column`, or fields().size() when the
+  // record has none.
+  size_t FieldIndex(const core::Record& record, size_t column);
 
   TableSchema schema_;
   store::Collection collection_;
@@ -66,6 +72,9 @@ class SyncedTable final : public RowSink {
   std::unique_ptr<store::Statement> upsert_many_;
   size_t rows_per_upsert_ = 1;
   std::vector<Value> pending_rows_;  // rows waiting for an upsert, one value per column
+  // Per column, where the last record written had its field: records of one table mostly have
+  // the same fields, so that place is tried before a search.
+  std::vector<size_t> field_guess_;
   std::unique_ptr<store::Statement> delete_;
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;
