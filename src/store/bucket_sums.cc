@@ -237,7 +237,6 @@ Result<int64_t> BucketSums::TakePending() {
 }
 
 Status BucketSums::Fold() {
-  AddQueued();
   auto last = TakePending();
   Status status = last.has_value() ? WriteRows() : last.error();
   deltas_.clear();
@@ -256,6 +255,7 @@ Result<bool> BucketSums::HasPending() {
 }
 
 Status BucketSums::WriteRows() {
+  AddQueued();
   // In row order, so that the bucket table's pages are written in order.
   std::vector<int64_t> rows;
   rows.reserve(deltas_.size());

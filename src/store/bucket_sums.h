@@ -79,7 +79,7 @@ class BucketSums {
   Status Append();
   // Adds the pending changes to deltas_; returns the highest pending row id read (0 when none).
   Result<int64_t> TakePending();
-  // Adds deltas_ to the stored rows of buckets and clears it.
+  // Adds deltas_ (and the queued items) to the stored rows of buckets and clears it.
   Status WriteRows();
   // An item added or subtracted, not yet in deltas_.
   struct Queued {

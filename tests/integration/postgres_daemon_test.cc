@@ -78,17 +78,28 @@ class NotificationCounter {
   std::unique_ptr<store::PostgresDb> db_;
 };
 
-TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) {
+// A database holding t with its first row, a plaintext hub and a token for it, and a directory
+// for the nodes' files beside `edge`, a SQLite node's database.
+class PostgresHubTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster.running());
+    pg = cluster.CreateDatabase(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    Psql(pg, kTableWithFirstRow);
+    hub = Hub::Start({.plaintext = true});
+    ASSERT_NE(hub, nullptr);
+    token = hub->CreateToken("*", "rw");
+  }
+
   PostgresCluster& cluster = PostgresCluster::Shared();
-  ASSERT_TRUE(cluster.running());
-  const std::string pg = cluster.CreateDatabase("daemon");
-  Psql(pg, kTableWithFirstRow);
-  auto hub = Hub::Start({.plaintext = true});
-  ASSERT_NE(hub, nullptr);
-  const std::string token = hub->CreateToken("*", "rw");
+  std::string pg;
+  std::unique_ptr<Hub> hub;
+  std::string token;
   ScratchDir dir;
   const std::filesystem::path edge = dir / "edge.db";
+};
 
+TEST_F(PostgresHubTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) {
   ProcessGuard pg_node, sqlite_node;
   StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"", hub->url(), token);
   // The SQLite node starts empty and gets the table from the hub.
@@ -118,17 +129,7 @@ TEST(PostgresDaemonTest, LiveNodesCarryRowsBetweenPostgresAndSqliteThroughAHub) 
 
 // One-shot: `lockstep sync postgres://... lockstep://HUB` carries rows both ways, like a file's,
 // and never prints the password.
-TEST(PostgresDaemonTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
-  PostgresCluster& cluster = PostgresCluster::Shared();
-  ASSERT_TRUE(cluster.running());
-  const std::string pg = cluster.CreateDatabase("one shot");
-  Psql(pg, kTableWithFirstRow);
-  auto hub = Hub::Start({.plaintext = true});
-  ASSERT_NE(hub, nullptr);
-  const std::string token = hub->CreateToken("*", "rw");
-  ScratchDir dir;
-  const std::filesystem::path edge = dir / "edge.db";
-
+TEST_F(PostgresHubTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
   ProcessResult pushed = hub->Sync(pg, token);
   ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
   EXPECT_EQ(pushed.out.find(cluster.password()), std::string::npos) << pushed.out;
@@ -155,16 +156,7 @@ TEST(PostgresDaemonTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
   EXPECT_EQ(differs.out.find(cluster.password()), std::string::npos) << differs.out;
 }
 
-TEST(PostgresDaemonTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotification) {
-  PostgresCluster& cluster = PostgresCluster::Shared();
-  ASSERT_TRUE(cluster.running());
-  const std::string pg = cluster.CreateDatabase("wake");
-  Psql(pg, kTableWithFirstRow);
-  auto hub = Hub::Start({.plaintext = true});
-  ASSERT_NE(hub, nullptr);
-  const std::string token = hub->CreateToken("*", "rw");
-  ScratchDir dir;
-  const std::filesystem::path edge = dir / "edge.db";
+TEST_F(PostgresHubTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotification) {
   ProcessGuard pg_node, sqlite_node;
   StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(),
                 token);
