@@ -18,6 +18,7 @@ namespace {
 
 using lockstep::testing::Hub;
 using lockstep::testing::ProcessResult;
+using lockstep::testing::RestoreFile;
 using lockstep::testing::ScratchDir;
 using lockstep::testing::Sql;
 
@@ -133,10 +134,7 @@ TEST(NetworkReconcileTest, ANodeRestoredFromAnOlderCopyLosesNothing) {
       "INSERT INTO t VALUES (200001, 'made before the restore', 0);");
   SyncJson(*hub, a, token);
 
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(a.string() + suffix);
-  }
-  std::filesystem::copy_file(backup, a);
+  RestoreFile(backup, a);
   Sql(a,
       "UPDATE t SET x = 'after restore' WHERE id = 10;"
       "INSERT INTO t VALUES (300001, 'made after the restore', 1);");
@@ -175,10 +173,7 @@ TEST(NetworkReconcileTest,
       "UPDATE t SET x = 'before restore' WHERE id BETWEEN 6 AND 8;");
   SyncJson(*hub, a, token);
 
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(a.string() + suffix);
-  }
-  std::filesystem::copy_file(backup, a);
+  RestoreFile(backup, a);
   Sql(a, "UPDATE t SET x = 'after restore ' || id WHERE id BETWEEN 1001 AND 1300;");
   SyncJson(*hub, a, token);
 

@@ -55,13 +55,6 @@ struct SyncedPair {
   }
 };
 
-// Replaces `db` by `copy`, as restoring a backup does (the WAL of the newer file goes too).
-void Restore(const fs::path& copy, const fs::path& db) {
-  fs::remove(db.string() + "-wal");
-  fs::remove(db.string() + "-shm");
-  fs::copy_file(copy, db, fs::copy_options::overwrite_existing);
-}
-
 // ---- verify ----------------------------------------------------------------------------------
 
 TEST(VerifyTest, EqualDatabasesExitZeroAndStayByteForByteUnchanged) {
@@ -149,7 +142,7 @@ TEST(RestoreTest, RestoredCopyConvergesWithoutResurrectingOrLosingWrites) {
 
   // a comes back from the backup, and its users write on before the next sync: the same record
   // a changed after the backup (its dots went back: a reused dot would be taken as old news).
-  Restore(backup, dbs.a);
+  RestoreFile(backup, dbs.a);
   Sql(dbs.a,
       "UPDATE t SET a = 'after restore' WHERE pk = 4; INSERT INTO t VALUES (200, 'n', 'n');");
   SyncOk(dbs.a, dbs.b);
@@ -173,7 +166,7 @@ TEST(RestoreTest, RestoredCopyIsDetectedWhicheverSideIsNamedFirst) {
   fs::copy_file(dbs.b, backup);
   Sql(dbs.b, "UPDATE t SET a = 'x' WHERE pk = 1;");
   SyncOk(dbs.a, dbs.b);
-  Restore(backup, dbs.b);
+  RestoreFile(backup, dbs.b);
   Sql(dbs.b, "UPDATE t SET a = 'y' WHERE pk = 1;");
   SyncOk(dbs.a, dbs.b);
   EXPECT_EQ(Sql(dbs.a, "SELECT a FROM t WHERE pk = 1;"), "y\n");

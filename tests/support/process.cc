@@ -20,6 +20,12 @@ std::string Sql(const std::filesystem::path& db, const std::string& sql) {
   return result.out;
 }
 
+void RestoreFile(const std::filesystem::path& copy, const std::filesystem::path& db) {
+  std::filesystem::remove(db.string() + "-wal");
+  std::filesystem::remove(db.string() + "-shm");
+  std::filesystem::copy_file(copy, db, std::filesystem::copy_options::overwrite_existing);
+}
+
 ScratchDir::ScratchDir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "lockstep-test-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";

@@ -21,6 +21,10 @@ ProcessResult Lockstep(const std::vector<std::string>& args);
 // Fails the current test on a non-zero exit.
 std::string Sql(const std::filesystem::path& db, const std::string& sql);
 
+// Replaces the SQLite file `db` by `copy`, as restoring a backup does (the WAL of the newer file
+// goes too).
+void RestoreFile(const std::filesystem::path& copy, const std::filesystem::path& db);
+
 // A fresh directory removed (with its contents) when the object dies.
 class ScratchDir {
  public:
