@@ -555,8 +555,8 @@ void ReplicaStore::DropSupersededPuts() {
   // log entry in the database that the last one's makes stale.
   std::map<std::pair<int64_t, std::string_view>, std::pair<size_t, bool>> last;
   for (size_t i = 0; i < pending_.size(); ++i) {
-    auto [it, fresh] = last.try_emplace({pending_[i].collection, pending_[i].key}, i,
-                                        pending_[i].replaces);
+    auto [it, fresh] =
+        last.try_emplace({pending_[i].collection, pending_[i].key}, i, pending_[i].replaces);
     if (!fresh) it->second.first = i;
   }
   if (last.size() == pending_.size()) return;

@@ -265,7 +265,7 @@ class ReplicaStore {
   uint64_t dot_counter_ = 0;
   uint64_t seq_ = 0;
   bool in_savepoint_ = false;
-  bool writing_ = false;  // between BeginWrite and Commit or Rollback
+  bool writing_ = false;      // between BeginWrite and Commit or Rollback
   uint64_t log_stale_ = 0;    // entries of the log whose record has moved on
   uint64_t log_trim_at_ = 0;  // the entries the last trim kept: trim when as many are stale
   uint64_t log_trim_minimum_ = kLogTrimMinimum;

@@ -46,8 +46,8 @@ RangeSummary Recomputed(Database& db, int64_t collection, uint32_t first, uint32
 
 // (collection, key, seq) of every record changed after `after`, from the records themselves.
 std::vector<std::tuple<int64_t, std::string, uint64_t>> RecordsAfter(Database& db, uint64_t after) {
-  auto stmt =
-      Get(db.Prepare("SELECT collection, key, seq FROM _lockstep_records WHERE seq > ? ORDER BY seq"));
+  auto stmt = Get(
+      db.Prepare("SELECT collection, key, seq FROM _lockstep_records WHERE seq > ? ORDER BY seq"));
   stmt.BindInt(1, static_cast<int64_t>(after));
   std::vector<std::tuple<int64_t, std::string, uint64_t>> records;
   while (Get(stmt.Step())) {
@@ -88,7 +88,7 @@ struct Step {
   size_t read_after = 0;
   size_t fold_after = 0;
   uint32_t first = 0, last = 0;  // a bucket range to read
-  size_t page = 1;                // the page size the change log is read in
+  size_t page = 1;               // the page size the change log is read in
 };
 
 rc::Gen<Step> GenStep() {

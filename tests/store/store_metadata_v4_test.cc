@@ -54,11 +54,11 @@ std::vector<Logged> ReadLog(ReplicaStore& store, uint64_t after, size_t page,
 // The same, from the records themselves (and their own origin column): what the seq index of
 // version 3 listed.
 std::vector<Logged> FromRecords(Database& db, uint64_t after, const core::NodeId* skip) {
-  auto stmt = Take(db.Prepare(
-      "SELECT c.name, r.key, r.seq FROM _lockstep_records r "
-      "JOIN _lockstep_collections c ON c.id = r.collection WHERE r.seq > ? AND "
-      "(CAST(? AS BIGINT) IS NULL OR r.origin IS DISTINCT FROM "
-      "(SELECT id FROM _lockstep_peers WHERE node = ?)) ORDER BY r.seq"));
+  auto stmt =
+      Take(db.Prepare("SELECT c.name, r.key, r.seq FROM _lockstep_records r "
+                      "JOIN _lockstep_collections c ON c.id = r.collection WHERE r.seq > ? AND "
+                      "(CAST(? AS BIGINT) IS NULL OR r.origin IS DISTINCT FROM "
+                      "(SELECT id FROM _lockstep_peers WHERE node = ?)) ORDER BY r.seq"));
   stmt.BindInt(1, static_cast<int64_t>(after));
   if (skip != nullptr) {
     stmt.BindInt(2, 1).BindBlob(
@@ -168,7 +168,7 @@ TEST_P(StoreV4Test, StaleEntriesAreSkippedByEveryReader) {
   }
   // Only the last 2 seqs are looked at: 17 (record 2) and 18 (record 4).
   const std::vector<uint64_t> last_two = {reconcile::ItemPosition(Key(4)),
-                                            reconcile::ItemPosition(Key(2))};
+                                          reconcile::ItemPosition(Key(2))};
   EXPECT_EQ(Take(store().ChangedPositions(a, 0, 2, nullptr)), last_two);
 }
 
