@@ -173,11 +173,52 @@ Status MigrateTo3(Database& db) {
   return db.Exec(IsPostgres(db) ? kPostgresVersion3Tables : kVersion3Tables);
 }
 
+// Version 4: the change log as a table appended by every write (`_lockstep_log`), instead of an
+// index of the records by seq. An update moved a record's entry of that index from a random page
+// to its end: a commit of 1,000 scattered records dirtied about 1,000 pages of it. Now it appends
+// 1,000 entries and leaves the old ones behind, stale (their record has moved on to a higher
+// seq); readers skip them, and a trim removes them once they are as many as the entries kept by
+// the last trim (`log_stale`, `log_trim_at` in `_lockstep_meta`; ReplicaStore::TrimLog).
+constexpr std::string_view kVersion4Tables = R"sql(
+CREATE TABLE _lockstep_log(
+  seq INTEGER PRIMARY KEY,
+  collection INTEGER NOT NULL,
+  key BLOB NOT NULL,
+  origin INTEGER);
+)sql";
+
+constexpr std::string_view kPostgresVersion4Tables = R"sql(
+CREATE TABLE _lockstep_log(
+  seq bigint PRIMARY KEY,
+  collection bigint NOT NULL,
+  key bytea NOT NULL,
+  origin bigint);
+)sql";
+
+// Every record's entry, in seq order (read from the seq index, so appended in order), before the
+// index goes. Seqs are unique among records: each write of a record takes a new one.
+constexpr std::string_view kVersion4Fill = R"sql(
+INSERT INTO _lockstep_log(seq, collection, key, origin)
+  SELECT seq, collection, key, origin FROM _lockstep_records ORDER BY seq;
+DROP INDEX _lockstep_records_by_seq;
+)sql";
+
+Status MigrateTo4(Database& db) {
+  LOCKSTEP_RETURN_IF_ERROR(db.Exec(IsPostgres(db) ? kPostgresVersion4Tables : kVersion4Tables));
+  LOCKSTEP_RETURN_IF_ERROR(db.Exec(kVersion4Fill));
+  // No entry is stale yet; the first trim comes once as many are as there are entries now.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement count, db.Prepare("SELECT count(*) FROM _lockstep_log"));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, count.Step());
+  const int64_t entries = row ? count.ColumnInt(0) : 0;
+  LOCKSTEP_RETURN_IF_ERROR(WriteMeta(db, "log_stale", Value::Int(0)));
+  return WriteMeta(db, "log_trim_at", Value::Int(entries));
+}
+
 // Migrations[i] takes the metadata from version i + 1 to version i + 2, in either dialect.
 // Append, never edit. A new store is made at version 1 and migrated, so that there is one
 // definition of each version.
 using Migration = Status (*)(Database&);
-const std::vector<Migration> kMigrations = {MigrateTo2, MigrateTo3};
+const std::vector<Migration> kMigrations = {MigrateTo2, MigrateTo3, MigrateTo4};
 
 Result<int64_t> ReadVersion(Database& db) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<Value> version, ReadMeta(db, "version"));

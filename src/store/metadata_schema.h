@@ -3,17 +3,23 @@
 // their versions.
 //
 //   _lockstep_meta(name, value)            node id, log epoch, dot counter, seq, last HLC, version,
-//                                          the tombstone collection horizon (gc_seq, gc_ms)
+//                                          the tombstone collection horizon (gc_seq, gc_ms), the
+//                                          stale log entries and when to trim them (log_stale,
+//                                          log_trim_at)
 //   _lockstep_collections(id, name, policy, create_sql)   the synced tables
 //   _lockstep_records(collection, key, seq, record, field_seqs, origin, position, hash, deleted_ms)
 //       one row per record ever seen, deleted ones included (they are the tombstones); `record` is
 //       the canonical encoding (core/codec.h), `field_seqs` the seq at which each field last
-//       changed (varints, in field order), `seq` their maximum. Read in seq order, this table is
-//       the change log, compacted to the latest state of each record. `origin` names the peer
+//       changed (varints, in field order), `seq` their maximum. `origin` names the peer
 //       (in _lockstep_peers) whose state the record took verbatim in its last change (NULL after a
 //       local write or a merge that combined both sides): that peer has it, so it is not sent back.
 //       `position` and `hash` are the record's reconciliation item (record_item.h), listed by
 //       position by an index; `deleted_ms` is when a tombstone was deleted (NULL for live records).
+//   _lockstep_log(seq, collection, key, origin)   the change log: one entry appended per record
+//       written, at the record's new seq, with its origin. An entry whose seq is no longer its
+//       record's is stale (the record changed again, or was collected) and is skipped by readers
+//       until a trim removes it. Joined with the records on (collection, key, seq), read in seq
+//       order, it is the change log compacted to the latest state of each record.
 //   _lockstep_buckets(id, sums)            item counts and hash sums per bucket (bucket_sums.h)
 //   _lockstep_bucket_deltas(id, collection, entries, changes)   changes to the bucket sums not
 //                                          yet folded into _lockstep_buckets (bucket_sums.h)
@@ -33,7 +39,7 @@
 
 namespace lockstep::store {
 
-inline constexpr int kMetadataVersion = 3;
+inline constexpr int kMetadataVersion = 4;
 
 // The index that lists a collection's records by bucket (the top 16 bits of their item position,
 // record_item.h). A large write drops it and the first reader that needs it makes it again

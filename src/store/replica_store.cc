@@ -61,17 +61,28 @@ ReplicaStore::ReplicaStore(Database& db, const base::Clock& physical)
                     "WHERE collection = ? AND key IN (" +
                     ListPlaceholders(keys) + ")";
            }),
-      put_(db.dialect() == Dialect::kPostgres ? kPostgresPutBatch : kPutBatch, [](size_t rows) {
-        // An update in place, not a delete and an insert: the bucket index entry of a record that
-        // changed (same key, same position) is left alone instead of rewritten on a random page.
-        // (And PostgreSQL has no INSERT OR REPLACE.)
-        return "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, "
-               "position, hash, deleted_ms) VALUES " +
-               RowPlaceholders(rows, 9) +
-               " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
-               "record = excluded.record, field_seqs = excluded.field_seqs, "
-               "origin = excluded.origin, position = excluded.position, hash = excluded.hash, "
-               "deleted_ms = excluded.deleted_ms";
+      put_(db.dialect() == Dialect::kPostgres ? kPostgresPutBatch : kPutBatch,
+           [postgres = db.dialect() == Dialect::kPostgres](size_t rows) {
+             // An update in place, not a delete and an insert: the bucket index entry of a record
+             // that changed (same key, same position) is left alone instead of rewritten on a
+             // random page. (And PostgreSQL has no INSERT OR REPLACE.)
+             std::string upsert =
+                 "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, "
+                 "position, hash, deleted_ms) VALUES " +
+                 RowPlaceholders(rows, 9) +
+                 " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
+                 "record = excluded.record, field_seqs = excluded.field_seqs, "
+                 "origin = excluded.origin, position = excluded.position, hash = excluded.hash, "
+                 "deleted_ms = excluded.deleted_ms";
+             if (!postgres) return upsert;
+             // The log entries in the same statement: one round trip for both.
+             return "WITH put AS (" + upsert +
+                    " RETURNING seq, collection, key, origin) INSERT INTO _lockstep_log(seq, "
+                    "collection, key, origin) SELECT seq, collection, key, origin FROM put";
+           }),
+      log_(kPutBatch, [](size_t rows) {
+        return "INSERT INTO _lockstep_log(seq, collection, key, origin) VALUES " +
+               RowPlaceholders(rows, 4);
       }) {}
 
 int64_t ReplicaStore::NewEpoch() {
@@ -141,11 +152,14 @@ Status ReplicaStore::LoadCounters() {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement * cached,
                             Cached(load_counters_,
                                    "SELECT name, value FROM _lockstep_meta "
-                                   "WHERE name IN ('dot_counter', 'seq', 'hlc')"));
+                                   "WHERE name IN ('dot_counter', 'seq', 'hlc', 'log_stale', "
+                                   "'log_trim_at')"));
   Statement& stmt = *cached;
   // Counters not stored yet are zero: a rolled-back first write must not leave its own behind.
   dot_counter_ = 0;
   seq_ = 0;
+  log_stale_ = 0;
+  log_trim_at_ = 0;
   for (;;) {
     auto row = stmt.Step();
     if (!row.has_value()) {
@@ -164,25 +178,29 @@ Status ReplicaStore::LoadCounters() {
     if (name == "dot_counter") dot_counter_ = value;
     if (name == "seq") seq_ = value;
     if (name == "hlc") clock_.Restore(core::Hlc{value});
+    if (name == "log_stale") log_stale_ = value;
+    if (name == "log_trim_at") log_trim_at_ = value;
   }
   stmt.Reset();
-  saved_ = {dot_counter_, seq_, clock_.last().raw};
+  saved_ = {dot_counter_, seq_, clock_.last().raw, log_stale_};
   return Status::Ok();
 }
 
 Status ReplicaStore::SaveCounters() {
-  const SavedCounters now{dot_counter_, seq_, clock_.last().raw};
+  const SavedCounters now{dot_counter_, seq_, clock_.last().raw, log_stale_};
   // A transaction that wrote nothing stays a transaction that wrote nothing: no WAL frame, no sync.
   if (now == saved_) return Status::Ok();
   saved_ = now;
   LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
                             Cached(save_counters_,
                                    "INSERT INTO _lockstep_meta VALUES "
-                                   "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3) "
+                                   "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3), "
+                                   "('log_stale', ?4) "
                                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value"));
   return stmt->BindAny(1, Value::Int(static_cast<int64_t>(dot_counter_)))
       .BindAny(2, Value::Int(static_cast<int64_t>(seq_)))
       .BindAny(3, Value::Int(static_cast<int64_t>(clock_.last().raw)))
+      .BindAny(4, Value::Int(static_cast<int64_t>(log_stale_)))
       .Run();
 }
 
@@ -207,6 +225,7 @@ Status ReplicaStore::FlushWrites() {
 
 Status ReplicaStore::Commit() {
   Status status = FlushPuts();
+  if (status.ok() && log_stale_ >= std::max(log_trim_minimum_, log_trim_at_)) status = TrimLog();
   if (status.ok()) status = sums_.Flush();
   if (status.ok()) status = FlushHighestDots();
   if (status.ok() && node_ != core::NodeId{}) status = SaveCounters();
@@ -234,8 +253,8 @@ void ReplicaStore::AnalyzeAfterGrowth() {
   analyzed_records_ += added_since_analyze_;
   added_since_analyze_ = 0;
   // Best effort, never waiting long: an autovacuum of the table holds the lock ANALYZE needs.
-  Status status =
-      db_.Exec("BEGIN; SET LOCAL lock_timeout = '200ms'; ANALYZE _lockstep_records; COMMIT");
+  Status status = db_.Exec(
+      "BEGIN; SET LOCAL lock_timeout = '200ms'; ANALYZE _lockstep_records, _lockstep_log; COMMIT");
   if (!status.ok()) (void)db_.Exec("ROLLBACK");
 }
 
@@ -425,7 +444,8 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   if (encoding.empty()) encoding = core::EncodeRecord(stored.record);
   const std::string& key = stored.record.key();
   // The bucket sums lose the record's old item and gain its new one.
-  if (!stored.encoded.empty()) {
+  const bool replaces = !stored.encoded.empty();
+  if (replaces) {
     sums_.Subtract(collection, ItemOf(key, stored.encoded));
   } else {
     ++new_in_write_;
@@ -442,7 +462,8 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
                  std::nullopt,
                  PositionColumn(item.position),
                  item.hash,
-                 TombstoneMillis(stored.record)};
+                 TombstoneMillis(stored.record),
+                 replaces};
   if (origin != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
   }
@@ -492,15 +513,18 @@ Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection,
     LOCKSTEP_ASSIGN_OR_RETURN(skip, PeerNumber(*skip_origin, false));
   }
   // Seqs are unique, so the last `limit` of them hold at most `limit` records: the scan of the
-  // seq index stops there even when this collection changed little. (`seq_` may lag another
-  // process's writes: the LIMIT still bounds what is returned.)
+  // log stops there even when this collection changed little. (`seq_` may lag another
+  // process's writes: the LIMIT still bounds what is returned.) A stale entry finds no record
+  // at its seq and is skipped. CROSS JOIN makes SQLite walk the log and look the records up.
   const uint64_t from = std::max(after, seq_ > limit ? seq_ - limit : uint64_t{0});
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
-      Cached(
-          changed_positions_,
-          "SELECT position FROM _lockstep_records WHERE seq > ?1 AND +collection = ?2 AND "
-          "(CAST(?3 AS BIGINT) IS NULL OR origin IS DISTINCT FROM ?3) ORDER BY seq DESC LIMIT ?4"));
+      Cached(changed_positions_,
+             "SELECT r.position FROM _lockstep_log l CROSS JOIN _lockstep_records r "
+             "WHERE l.seq > ?1 AND l.collection = ?2 AND "
+             "(CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) AND "
+             "r.collection = l.collection AND r.key = l.key AND r.seq = l.seq "
+             "ORDER BY l.seq DESC LIMIT ?4"));
   stmt->BindInt(1, static_cast<int64_t>(from))
       .BindInt(2, collection)
       .BindInt(4, static_cast<int64_t>(limit));
@@ -527,12 +551,21 @@ void ReplicaStore::DropSupersededPuts() {
     increasing = before(pending_[i - 1], pending_[i]);
   }
   if (increasing) return;
-  std::map<std::pair<int64_t, std::string_view>, size_t> last;
-  for (size_t i = 0; i < pending_.size(); ++i) last[{pending_[i].collection, pending_[i].key}] = i;
+  // Each record's last put, and whether its first replaced a stored record: only then is there a
+  // log entry in the database that the last one's makes stale.
+  std::map<std::pair<int64_t, std::string_view>, std::pair<size_t, bool>> last;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    auto [it, fresh] =
+        last.try_emplace({pending_[i].collection, pending_[i].key}, i, pending_[i].replaces);
+    if (!fresh) it->second.first = i;
+  }
   if (last.size() == pending_.size()) return;
   // Decided before anything moves: the map's keys view the pending puts' keys.
   std::vector<bool> keep(pending_.size(), false);
-  for (const auto& [record, index] : last) keep[index] = true;
+  for (const auto& [record, chain] : last) {
+    keep[chain.first] = true;
+    pending_[chain.first].replaces = chain.second;
+  }
   std::vector<PendingPut> kept;
   kept.reserve(last.size());
   for (size_t i = 0; i < pending_.size(); ++i) {
@@ -570,14 +603,46 @@ Status ReplicaStore::FlushPuts() {
       if (put.deleted_ms.has_value()) stmt->BindInt(base + 9, *put.deleted_ms);
     }
     Status status = stmt->Run();
+    // The log entries (PostgreSQL's statement appended them already): appended at the end of
+    // the log, where an index of the records by seq would move each entry from a random page.
+    if (status.ok() && db_.dialect() == Dialect::kSqlite) {
+      LOCKSTEP_ASSIGN_OR_RETURN(Statement * log, log_.For(db_, rows));
+      constexpr int kLogColumns = 4;
+      for (size_t i = 0; i < rows; ++i) {
+        const PendingPut& put = pending_[done + i];
+        const int base = static_cast<int>(i) * kLogColumns;
+        log->BindInt(base + 1, static_cast<int64_t>(put.seq))
+            .BindInt(base + 2, put.collection)
+            .BindBlobInPlace(base + 3, put.key);
+        if (put.origin.has_value()) log->BindInt(base + 4, *put.origin);
+      }
+      status = log->Run();
+    }
     if (!status.ok()) {
       pending_.clear();
       return status.WithContext("writing records");
     }
+    for (size_t i = 0; i < rows; ++i) log_stale_ += pending_[done + i].replaces ? 1 : 0;
     done += rows;
   }
   pending_.clear();
   return Status::Ok();
+}
+
+Status ReplicaStore::TrimLog() {
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  // One pass over the log, a record lookup per entry: the stale entries are about as many as the
+  // kept ones by the time this runs, so its cost is about two lookups per write that made one.
+  LOCKSTEP_RETURN_IF_ERROR(
+      db_.Exec("DELETE FROM _lockstep_log WHERE NOT EXISTS (SELECT 1 FROM _lockstep_records r "
+               "WHERE r.collection = _lockstep_log.collection AND r.key = _lockstep_log.key "
+               "AND r.seq = _lockstep_log.seq)")
+          .WithContext("trimming the change log"));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement count, db_.Prepare("SELECT count(*) FROM _lockstep_log"));
+  LOCKSTEP_ASSIGN_OR_RETURN(bool row, count.Step());
+  log_trim_at_ = row ? static_cast<uint64_t>(count.ColumnInt(0)) : 0;
+  log_stale_ = 0;  // saved with the other counters at commit
+  return WriteMeta(db_, "log_trim_at", Value::Int(static_cast<int64_t>(log_trim_at_)));
 }
 
 Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
@@ -597,15 +662,18 @@ Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,
 
 Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
                                              std::optional<int64_t> skip) {
-  // The origin test is answered from the seq index, so skipped records cost an index entry,
-  // not a row: scanning past a whole first sync's worth of echoes stays cheap.
+  // The origin test is answered from the log, so skipped records cost a log entry, not a record
+  // lookup: scanning past a whole first sync's worth of echoes stays cheap. A stale entry finds
+  // no record at its seq and is skipped, so the LIMIT counts records, as it always did. CROSS
+  // JOIN makes SQLite walk the log in seq order and look each record up by key.
   LOCKSTEP_ASSIGN_OR_RETURN(
       Statement * stmt,
       Cached(changes_,
-             "SELECT c.name, r.record, r.field_seqs, r.seq FROM _lockstep_records r "
-             "JOIN _lockstep_collections c ON c.id = r.collection "
-             "WHERE r.seq > ?1 AND (CAST(?3 AS BIGINT) IS NULL OR r.origin IS DISTINCT FROM ?3) "
-             "ORDER BY r.seq LIMIT ?2"));
+             "SELECT c.name, r.record, r.field_seqs, l.seq FROM _lockstep_log l "
+             "CROSS JOIN _lockstep_records r CROSS JOIN _lockstep_collections c "
+             "WHERE l.seq > ?1 AND (CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) "
+             "AND r.collection = l.collection AND r.key = l.key AND r.seq = l.seq "
+             "AND c.id = l.collection ORDER BY l.seq LIMIT ?2"));
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
   if (skip.has_value()) stmt->BindInt(3, *skip);
   ChangePage page{{}, after};
@@ -624,13 +692,15 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
   stmt->Reset();
   if (page.changes.size() < limit) {
     // The scan reached the end of the log: everything up to its last seq has been looked at.
-    // Seqs of collected tombstones are gone from the log; a reader that reached its end has seen
-    // past them too, and its cursor must say so (PeerNeedsReset compares it with the horizon).
+    // (The last entry is a record's current one, or a stale one of a collected tombstone, whose
+    // seq is at most the horizon.) Seqs of collected tombstones are gone from the log; a reader
+    // that reached its end has seen past them too, and its cursor must say so (PeerNeedsReset
+    // compares it with the horizon).
     // (Read in the same snapshot: every record up to the horizon is in it.) One statement, kept
     // prepared: a live session reads here after every batch.
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * last,
                               Cached(log_end_,
-                                     "SELECT (SELECT max(seq) FROM _lockstep_records), "
+                                     "SELECT (SELECT max(seq) FROM _lockstep_log), "
                                      "(SELECT value FROM _lockstep_meta WHERE name = 'gc_seq')"));
     auto found = last->Step();
     if (!found.has_value()) {

@@ -125,8 +125,9 @@ class ReplicaStore {
   Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
              const core::NodeId* origin, std::string encoding = {});
 
-  // Records whose seq is above `after`, in seq order, at most `limit` of them looked at,
-  // skipping those whose origin is `skip_origin` (the peer they would go to: it has them).
+  // Records whose seq is above `after`, in seq order, at most `limit` of them returned,
+  // skipping those whose origin is `skip_origin` (the peer they would go to: it has them). Read
+  // from the change log (`_lockstep_log`), whose stale entries are skipped.
   Result<ChangePage> ChangesAfter(uint64_t after, size_t limit, const core::NodeId* skip_origin);
   uint64_t last_seq() const { return seq_; }
 
@@ -148,7 +149,7 @@ class ReplicaStore {
   // The item positions of the records of `collection` whose seq is above `after`, newest first,
   // skipping those whose origin is `skip_origin` (it holds them as they are). Only the last
   // `limit` seqs of the log are looked at, so at most `limit` positions come back, read from the
-  // seq index and the item column without decoding a record.
+  // change log and the item column without decoding a record.
   Result<std::vector<uint64_t>> ChangedPositions(int64_t collection, uint64_t after, size_t limit,
                                                  const core::NodeId* skip_origin);
   // A write that adds at least this many new records drops the bucket index rather than insert
@@ -181,6 +182,21 @@ class ReplicaStore {
   // restored from an older copy and no longer holds them. Call it when `peer`'s log epoch is not
   // the one this store's cursor of it names. REQUIRES: not in a write.
   Status ForgetOrigin(const core::NodeId& peer);
+
+  // ---- the change log's stale entries -----------------------------------------------------------
+
+  // Each write of a record that was already stored leaves its previous log entry stale. A commit
+  // that brings the stale entries to the number of entries the last trim kept (at least
+  // `log_trim_minimum()`) trims them all, in one pass over the log: a cost proportional to the
+  // writes that made them stale, paid once in a while rather than a random page per update.
+  static constexpr uint64_t kLogTrimMinimum = 65'536;
+  uint64_t log_trim_minimum() const { return log_trim_minimum_; }
+  // Tests lower it, to trim small logs.
+  void set_log_trim_minimum(uint64_t entries) { log_trim_minimum_ = entries; }
+  // The stale entries in the log now, as committed (and counted by this write inside one).
+  uint64_t log_stale() const { return log_stale_; }
+  // Removes every stale entry of the log now. REQUIRES: inside a write.
+  Status TrimLog();
 
   // ---- retention -------------------------------------------------------------------------------
 
@@ -249,9 +265,12 @@ class ReplicaStore {
   uint64_t dot_counter_ = 0;
   uint64_t seq_ = 0;
   bool in_savepoint_ = false;
-  bool writing_ = false;  // between BeginWrite and Commit or Rollback
+  bool writing_ = false;      // between BeginWrite and Commit or Rollback
+  uint64_t log_stale_ = 0;    // entries of the log whose record has moved on
+  uint64_t log_trim_at_ = 0;  // the entries the last trim kept: trim when as many are stale
+  uint64_t log_trim_minimum_ = kLogTrimMinimum;
   struct SavedCounters {
-    uint64_t dot_counter = 0, seq = 0, hlc = 0;
+    uint64_t dot_counter = 0, seq = 0, hlc = 0, log_stale = 0;
     friend bool operator==(const SavedCounters&, const SavedCounters&) = default;
   };
   SavedCounters saved_;  // as last loaded or saved
@@ -268,6 +287,9 @@ class ReplicaStore {
     int64_t position;
     reconcile::Hash128 hash;
     std::optional<int64_t> deleted_ms;
+    // Whether the record was stored before this put (in the database or in the batch): its
+    // previous log entry goes stale when this one is written.
+    bool replaces;
   };
   // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
   static constexpr size_t kPutBatch = 64;
@@ -285,6 +307,7 @@ class ReplicaStore {
 
   BatchedStatements get_;
   BatchedStatements put_;
+  BatchedStatements log_;  // SQLite's; on PostgreSQL put_ appends the log entries itself
   std::unique_ptr<Statement> changes_;
   std::unique_ptr<Statement> changed_positions_;
   std::unique_ptr<Statement> load_counters_;

@@ -2,6 +2,8 @@
 // restored from an older copy of its file can learn where its counter was), restore detection,
 // and tombstone collection after the retention with the horizon that says which peers must reset.
 #include <algorithm>
+#include <string>
+#include <string_view>
 
 #include "store/metadata_schema.h"
 #include "store/record_item.h"
@@ -87,10 +89,14 @@ Result<bool> ReplicaStore::AdoptPeerView(const core::NodeId& peer, uint64_t high
 Status ReplicaStore::ForgetOrigin(const core::NodeId& peer) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<int64_t> number, PeerNumber(peer, false));
   if (!number.has_value()) return Status::Ok();
+  // The readers of the log test the origin there; the records keep it too, as they always did.
   return Write([&]() -> Status {
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        Statement stmt, db_.Prepare("UPDATE _lockstep_records SET origin = NULL WHERE origin = ?"));
-    return stmt.BindInt(1, *number).Run();
+    for (std::string_view table : {"_lockstep_log", "_lockstep_records"}) {
+      LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare("UPDATE " + std::string(table) +
+                                                            " SET origin = NULL WHERE origin = ?"));
+      LOCKSTEP_RETURN_IF_ERROR(stmt.BindInt(1, *number).Run());
+    }
+    return Status::Ok();
   });
 }
 
@@ -134,9 +140,13 @@ Result<size_t> ReplicaStore::CollectTombstones(int64_t deleted_before_ms) {
     LOCKSTEP_ASSIGN_OR_RETURN(
         Statement erase,
         db_.Prepare("DELETE FROM _lockstep_records WHERE collection = ? AND key = ?"));
+    // The tombstone's own log entry goes with it; its older, stale ones wait for the trim.
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement unlog,
+                              db_.Prepare("DELETE FROM _lockstep_log WHERE seq = ?"));
     for (const Tombstone& tombstone : tombstones) {
       LOCKSTEP_RETURN_IF_ERROR(
           erase.BindInt(1, tombstone.collection).BindBlob(2, tombstone.key).Run());
+      LOCKSTEP_RETURN_IF_ERROR(unlog.BindInt(1, static_cast<int64_t>(tombstone.seq)).Run());
       sums_.Subtract(tombstone.collection, tombstone.item);
       horizon.seq = std::max(horizon.seq, tombstone.seq);
       horizon.millis = std::max(horizon.millis, tombstone.deleted_ms);

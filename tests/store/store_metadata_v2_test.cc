@@ -182,6 +182,7 @@ TEST_P(StoreV2Test, StoreTakenBackToVersion1MigratesToTheSameState) {
   ASSERT_EQ(before.count, 301U);
 
   Database& db = scratch.db();
+  testing::TakeBackToVersion3(db);
   Check(db.Exec("DROP INDEX _lockstep_records_by_bucket"));
   Check(db.Exec("DROP INDEX _lockstep_tombstones"));
   for (const char* column : {"position", "hash", "deleted_ms"}) {

@@ -13,6 +13,7 @@
 #include "core/key.h"
 #include "core/local_write.h"
 #include "core/policy.h"
+#include "store/metadata_schema.h"
 #include "store/postgres_db.h"
 #include "store/replica_store.h"
 #include "store/sqlite_db.h"
@@ -31,10 +32,10 @@ inline void Check(const Status& status) { ASSERT_TRUE(status.ok()) << status.ToS
 
 inline std::string Key(int64_t n) { return core::EncodeKey(std::vector<Value>{Value::Int(n)}); }
 
-// A local write of `value` (or a delete) to the record at `key`, at the store's clock. REQUIRES:
-// inside a write of `store`.
+// A local write of `value` (or a delete) to the record at `key`, at the store's clock, stored as
+// taken verbatim from `origin` when given. REQUIRES: inside a write of `store`.
 inline Status WriteLocal(ReplicaStore& store, int64_t collection, const std::string& key,
-                         std::optional<int64_t> value) {
+                         std::optional<int64_t> value, const core::NodeId* origin = nullptr) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<StoredRecord> stored, store.Get(collection, key));
   if (!stored.has_value()) stored = StoredRecord{core::Record(key), {}, 0, {}};
   core::LocalWrite write;
@@ -45,7 +46,16 @@ inline Status WriteLocal(ReplicaStore& store, int64_t collection, const std::str
   LOCKSTEP_ASSIGN_OR_RETURN(core::MergePolicy policy, core::ParsePolicy("lww"));
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
                             core::ApplyLocalWrite(stored->record, write, policy));
-  return store.Put(collection, *stored, changed, nullptr);
+  return store.Put(collection, *stored, changed, origin);
+}
+
+// Takes a store's metadata back from version 4 to version 3 (the log gone, the records listed by
+// the seq index again), as the tests of older versions' migrations need it.
+inline void TakeBackToVersion3(Database& db) {
+  Check(db.Exec("CREATE INDEX _lockstep_records_by_seq ON _lockstep_records(seq, origin)"));
+  Check(db.Exec("DROP TABLE _lockstep_log"));
+  Check(db.Exec("DELETE FROM _lockstep_meta WHERE name IN ('log_stale', 'log_trim_at')"));
+  Check(WriteMeta(db, "version", Value::Int(3)));
 }
 
 // A store in a fresh database of its own (a SQLite file, removed at the end, or a PostgreSQL

@@ -102,9 +102,10 @@ Status ChangeWatcher::PrepareLook() {
         (pending.empty() ? "" : " OR ") + std::string("EXISTS (SELECT 1 FROM ") + table + ")";
   }
   look_.reset();
+  // The log's end from its primary key: the records have no index by seq (metadata version 4).
   LOCKSTEP_ASSIGN_OR_RETURN(look_,
                             db_->Prepare("SELECT (SELECT count(*) FROM _lockstep_collections), "
-                                         "(SELECT coalesce(max(seq), 0) FROM _lockstep_records), " +
+                                         "(SELECT coalesce(max(seq), 0) FROM _lockstep_log), " +
                                          (pending.empty() ? std::string("false") : pending)));
   return Status::Ok();
 }
