@@ -34,6 +34,17 @@ void ByteWriter::PutFixed64(uint64_t value) {
   out_.append(bytes, sizeof bytes);
 }
 
+void ByteWriter::PutFixed32(uint32_t value) {
+  char bytes[4];
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<char>(value >> (24 - 8 * i));
+  out_.append(bytes, sizeof bytes);
+}
+
+void ByteWriter::PutFixed16(uint16_t value) {
+  const char bytes[2] = {static_cast<char>(value >> 8), static_cast<char>(value)};
+  out_.append(bytes, sizeof bytes);
+}
+
 void ByteWriter::PutLengthPrefixed(std::string_view bytes) {
   PutVarint(bytes.size());
   PutBytes(bytes);

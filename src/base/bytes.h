@@ -23,6 +23,8 @@ class ByteWriter {
   void PutVarint(uint64_t value);
   void PutSignedVarint(int64_t value);  // zigzag, so small negative numbers stay short
   void PutFixed64(uint64_t value);      // big-endian, so encodings sort like the numbers
+  void PutFixed32(uint32_t value);      // big-endian
+  void PutFixed16(uint16_t value);      // big-endian
   void PutBytes(std::string_view bytes) { out_.append(bytes); }
   void PutLengthPrefixed(std::string_view bytes);
 

@@ -153,7 +153,8 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
     bool verbatim = true;
     bool had_siblings = false;
     std::string encoding;
-    if (!stored.has_value()) {
+    const bool new_here = !stored.has_value();
+    if (new_here) {
       // New here: the record is taken whole, moved rather than copied, and so is its encoding.
       // Its field seqs are this store's to set (Put does): only the sender's list's memory is
       // reused, saving an allocation per record.
@@ -176,7 +177,8 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
     }
     LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, effects.changed_fields,
                                        verbatim ? &from : nullptr, std::move(encoding)));
-    LOCKSTEP_RETURN_IF_ERROR(sink->TakeRow(stored->record));
+    LOCKSTEP_RETURN_IF_ERROR(new_here ? sink->TakeNewRow(stored->record)
+                                      : sink->TakeRow(stored->record));
     for (const core::Conflict& conflict : effects.conflicts) {
       LOCKSTEP_RETURN_IF_ERROR(store.LogConflict(change.collection, conflict));
       stats.conflicts += conflict.losers.size();

@@ -19,6 +19,10 @@ class RowSink {
   // The same, free to move the visible values out of `record` rather than copy them: the caller
   // reads no more of it than its key and how many versions each field holds. By default WriteRow.
   virtual Status TakeRow(core::Record& record) { return WriteRow(record); }
+  // TakeRow of a record the store did not hold before this merge, whose row is therefore most
+  // likely missing: a sink may gather such rows for a bulk insert, as long as it still ends right
+  // when the row is there. By default TakeRow.
+  virtual Status TakeNewRow(core::Record& record) { return TakeRow(record); }
   // Sends the batched rows.
   virtual Status Flush() = 0;
 };

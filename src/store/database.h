@@ -112,6 +112,34 @@ class Statement {
   std::unique_ptr<StatementBackend> backend_;
 };
 
+// How a bulk load sends its values (Database::CopyInto).
+enum class CopyFormat {
+  // Each value in its column type's binary form: an Int only into bigint columns, Bytes and Text
+  // into bytea or text ones (and a Float into double precision). The fastest: nothing is parsed.
+  kBinary,
+  // Each value as the text its column's type reads, as a text parameter cast to the type would be:
+  // integers and floats as decimal text, text as is, Bytes as bytea's hex form. Any column type.
+  kText,
+};
+
+// The rows of one bulk load into one table (PostgreSQL's COPY ... FROM STDIN): one statement for
+// any number of rows, the values streamed in pieces rather than bound as parameters. Values go
+// a row at a time in the order of the columns named when it started. It fails as a whole: the
+// rows are all written by Finish(), or none. Not thread-safe; while it runs, its connection runs
+// nothing else. Destroyed without Finish() it abandons the load, which fails the transaction.
+class RowCopy {
+ public:
+  virtual ~RowCopy() = default;
+  virtual void Put(const Value& value) = 0;
+  virtual void PutInt(int64_t value) = 0;
+  virtual void PutBytes(std::string_view bytes) = 0;
+  virtual void PutNull() = 0;
+  // Ends the current row, which must have one value per column.
+  virtual void EndRow() = 0;
+  // Sends what is left and ends the load: the first error of any step, with the rows not written.
+  virtual Status Finish() = 0;
+};
+
 // One connection to a database. Not thread-safe.
 class Database {
  public:
@@ -130,6 +158,18 @@ class Database {
   // prepared while a table was empty keeps scanning it whole once it holds thousands of rows.
   // SQLite's plans do not depend on the tables' sizes: there it is Prepare.
   virtual Result<Statement> PrepareReplanned(std::string_view sql) { return Prepare(sql); }
+
+  // Whether CopyInto can load rows (PostgreSQL): SQLite has no bulk load faster than its
+  // prepared multi-row inserts.
+  virtual bool can_copy() const { return false; }
+  // Starts a bulk load of `columns` (quoted and joined by commas) of `table` (quoted).
+  // REQUIRES: can_copy().
+  virtual Result<std::unique_ptr<RowCopy>> CopyInto(std::string_view table,
+                                                    std::string_view columns, size_t column_count,
+                                                    CopyFormat format) {
+    (void)table, (void)columns, (void)column_count, (void)format;
+    return FailedPrecondition(name() + " has no bulk load");
+  }
 
   // Whether a transaction is open on this connection.
   virtual bool InTransaction() const = 0;

@@ -52,6 +52,9 @@ class PostgresDb final : public Database {
   Status Exec(std::string_view sql) override;
   Result<Statement> Prepare(std::string_view sql) override;
   Result<Statement> PrepareReplanned(std::string_view sql) override;
+  bool can_copy() const override { return true; }
+  Result<std::unique_ptr<RowCopy>> CopyInto(std::string_view table, std::string_view columns,
+                                            size_t column_count, CopyFormat format) override;
   bool InTransaction() const override;
   // BEGIN, then a transaction-scoped advisory lock that every Lockstep writer of this database
   // takes: writers of the store are serialized, so seqs commit in order. Waits up to 10 s.

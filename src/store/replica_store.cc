@@ -5,6 +5,7 @@
 
 #include "base/bytes.h"
 #include "core/codec.h"
+#include "store/bulk_load.h"
 #include "store/metadata_schema.h"
 #include "store/record_item.h"
 
@@ -48,6 +49,14 @@ Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs
   return stored;
 }
 
+// The columns a put writes, in the order of its values (WritePuts, LoadNewPuts).
+constexpr std::string_view kRecordColumns =
+    "collection, key, seq, record, field_seqs, origin, position, hash, deleted_ms";
+constexpr size_t kRecordColumnCount = 9;
+// The columns of a log entry, in the order of its values.
+constexpr std::string_view kLogColumns = "seq, collection, key, origin";
+constexpr size_t kLogColumnCount = 4;
+
 }  // namespace
 
 ReplicaStore::ReplicaStore(Database& db, const base::Clock& physical)
@@ -67,23 +76,24 @@ ReplicaStore::ReplicaStore(Database& db, const base::Clock& physical)
              // that changed (same key, same position) is left alone instead of rewritten on a
              // random page. (And PostgreSQL has no INSERT OR REPLACE.)
              std::string upsert =
-                 "INSERT INTO _lockstep_records(collection, key, seq, record, field_seqs, origin, "
-                 "position, hash, deleted_ms) VALUES " +
-                 RowPlaceholders(rows, 9) +
+                 "INSERT INTO _lockstep_records(" + std::string(kRecordColumns) + ") VALUES " +
+                 RowPlaceholders(rows, kRecordColumnCount) +
                  " ON CONFLICT(collection, key) DO UPDATE SET seq = excluded.seq, "
                  "record = excluded.record, field_seqs = excluded.field_seqs, "
                  "origin = excluded.origin, position = excluded.position, hash = excluded.hash, "
                  "deleted_ms = excluded.deleted_ms";
              if (!postgres) return upsert;
              // The log entries in the same statement: one round trip for both.
-             return "WITH put AS (" + upsert +
-                    " RETURNING seq, collection, key, origin) INSERT INTO _lockstep_log(seq, "
-                    "collection, key, origin) SELECT seq, collection, key, origin FROM put";
+             return "WITH put AS (" + upsert + " RETURNING " + std::string(kLogColumns) +
+                    ") INSERT INTO _lockstep_log(" + std::string(kLogColumns) + ") SELECT " +
+                    std::string(kLogColumns) + " FROM put";
            }),
       log_(kPutBatch, [](size_t rows) {
-        return "INSERT INTO _lockstep_log(seq, collection, key, origin) VALUES " +
-               RowPlaceholders(rows, 4);
-      }) {}
+        return "INSERT INTO _lockstep_log(" + std::string(kLogColumns) + ") VALUES " +
+               RowPlaceholders(rows, kLogColumnCount);
+      }) {
+  max_pending_ = db.can_copy() ? kPostgresPendingPuts : put_.max_rows();
+}
 
 int64_t ReplicaStore::NewEpoch() {
   // Random, so that a cursor into any other epoch of this log is recognised as void.
@@ -468,7 +478,7 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
     LOCKSTEP_ASSIGN_OR_RETURN(put.origin, PeerNumber(*origin, true));
   }
   pending_.push_back(std::move(put));
-  return pending_.size() >= put_.max_rows() ? FlushPuts() : Status::Ok();
+  return pending_.size() >= max_pending_ ? FlushPuts() : Status::Ok();
 }
 
 Status ReplicaStore::DropItemIndexForBulkLoad(size_t new_records) {
@@ -576,22 +586,29 @@ void ReplicaStore::DropSupersededPuts() {
 
 Status ReplicaStore::FlushPuts() {
   LOCKSTEP_RETURN_IF_ERROR(DropItemIndexForBulkLoad(new_in_write_));
-  // Many rows per INSERT: SQLite spends about a third of a single-row insert on the statement
-  // itself, and batches of records are what an apply writes. One statement must not name a record
-  // twice (PostgreSQL refuses to upsert a row twice): the last put of a record wins.
+  // One statement must not name a record twice (PostgreSQL refuses to upsert a row twice, and a
+  // bulk load would add it twice): the last put of a record wins.
   DropSupersededPuts();
+  Status status = LoadNewPuts();
+  if (status.ok()) status = WritePuts(pending_);
+  pending_.clear();
+  return status.WithContext("writing records");
+}
+
+Status ReplicaStore::WritePuts(std::span<const PendingPut> puts) {
+  // Many rows per INSERT: SQLite spends about a third of a single-row insert on the statement
+  // itself, and batches of records are what an apply writes.
   size_t done = 0;
-  while (done < pending_.size()) {
-    const size_t rows = put_.WriteChunk(pending_.size() - done);
-    constexpr int kColumns = 9;
+  while (done < puts.size()) {
+    const size_t rows = put_.WriteChunk(puts.size() - done);
     LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, put_.For(db_, rows));
     // Filled before any is bound: binding in place needs the buffer not to move.
     hash_columns_.clear();
-    for (size_t i = 0; i < rows; ++i) AppendHashColumn(pending_[done + i].hash, hash_columns_);
+    for (size_t i = 0; i < rows; ++i) AppendHashColumn(puts[done + i].hash, hash_columns_);
     for (size_t i = 0; i < rows; ++i) {
-      const PendingPut& put = pending_[done + i];
-      const int base = static_cast<int>(i) * kColumns;
-      // pending_ holds the bytes until the statement has run (and been reset).
+      const PendingPut& put = puts[done + i];
+      const int base = static_cast<int>(i * kRecordColumnCount);
+      // `puts` holds the bytes until the statement has run (and been reset).
       stmt->BindInt(base + 1, put.collection)
           .BindBlobInPlace(base + 2, put.key)
           .BindInt(base + 3, static_cast<int64_t>(put.seq))
@@ -607,10 +624,9 @@ Status ReplicaStore::FlushPuts() {
     // the log, where an index of the records by seq would move each entry from a random page.
     if (status.ok() && db_.dialect() == Dialect::kSqlite) {
       LOCKSTEP_ASSIGN_OR_RETURN(Statement * log, log_.For(db_, rows));
-      constexpr int kLogColumns = 4;
       for (size_t i = 0; i < rows; ++i) {
-        const PendingPut& put = pending_[done + i];
-        const int base = static_cast<int>(i) * kLogColumns;
+        const PendingPut& put = puts[done + i];
+        const int base = static_cast<int>(i * kLogColumnCount);
         log->BindInt(base + 1, static_cast<int64_t>(put.seq))
             .BindInt(base + 2, put.collection)
             .BindBlobInPlace(base + 3, put.key);
@@ -618,14 +634,56 @@ Status ReplicaStore::FlushPuts() {
       }
       status = log->Run();
     }
-    if (!status.ok()) {
-      pending_.clear();
-      return status.WithContext("writing records");
-    }
-    for (size_t i = 0; i < rows; ++i) log_stale_ += pending_[done + i].replaces ? 1 : 0;
+    LOCKSTEP_RETURN_IF_ERROR(status);
+    for (size_t i = 0; i < rows; ++i) log_stale_ += puts[done + i].replaces ? 1 : 0;
     done += rows;
   }
-  pending_.clear();
+  return Status::Ok();
+}
+
+Status ReplicaStore::LoadNewPuts() {
+  if (!db_.can_copy()) return Status::Ok();
+  // The new records last, in their order: the rest are upserted as before.
+  const auto first_new = std::stable_partition(pending_.begin(), pending_.end(),
+                                               [](const PendingPut& put) { return put.replaces; });
+  const std::span<const PendingPut> fresh(first_new, pending_.end());
+  if (fresh.size() < kMinBulkLoadRows) return Status::Ok();
+  auto load = [&]() -> Status {
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        std::unique_ptr<RowCopy> copy,
+        db_.CopyInto("_lockstep_records", kRecordColumns, kRecordColumnCount, CopyFormat::kBinary));
+    for (const PendingPut& put : fresh) {
+      hash_columns_.clear();
+      AppendHashColumn(put.hash, hash_columns_);
+      copy->PutInt(put.collection);
+      copy->PutBytes(put.key);
+      copy->PutInt(static_cast<int64_t>(put.seq));
+      copy->PutBytes(put.record);
+      copy->PutBytes(put.seqs);
+      put.origin.has_value() ? copy->PutInt(*put.origin) : copy->PutNull();
+      copy->PutInt(put.position);
+      copy->PutBytes(hash_columns_);
+      put.deleted_ms.has_value() ? copy->PutInt(*put.deleted_ms) : copy->PutNull();
+      copy->EndRow();
+    }
+    LOCKSTEP_RETURN_IF_ERROR(copy->Finish());
+    // Their log entries, loaded the same way: new records make none stale.
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        std::unique_ptr<RowCopy> log,
+        db_.CopyInto("_lockstep_log", kLogColumns, kLogColumnCount, CopyFormat::kBinary));
+    for (const PendingPut& put : fresh) {
+      log->PutInt(static_cast<int64_t>(put.seq));
+      log->PutInt(put.collection);
+      log->PutBytes(put.key);
+      put.origin.has_value() ? log->PutInt(*put.origin) : log->PutNull();
+      log->EndRow();
+    }
+    return log->Finish();
+  };
+  // A record taken for new may be stored after all (a caller that did not read it first): the
+  // upserts then take it.
+  LOCKSTEP_RETURN_IF_ERROR(LoadOrWrite(db_, load, [&] { return WritePuts(fresh); }));
+  pending_.erase(first_new, pending_.end());
   return Status::Ok();
 }
 

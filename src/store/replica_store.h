@@ -276,7 +276,7 @@ class ReplicaStore {
   SavedCounters saved_;  // as last loaded or saved
   std::map<core::NodeId, int64_t> peer_numbers_;
 
-  // Records written but not yet handed to the database, at most put_.max_rows().
+  // Records written but not yet handed to the database, at most max_pending_.
   struct PendingPut {
     int64_t collection;
     std::string key;
@@ -294,6 +294,15 @@ class ReplicaStore {
   // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
   static constexpr size_t kPutBatch = 64;
   static constexpr size_t kPostgresPutBatch = 512;
+  // Puts waiting at most, where new records are bulk loaded: a load costs a few round trips
+  // whatever its size, so it takes many (a first sync's batch of 10,000, a table's attach).
+  static constexpr size_t kPostgresPendingPuts = 8192;
+  size_t max_pending_ = 0;
+  // Writes `puts` with multi-row upserts.
+  Status WritePuts(std::span<const PendingPut> puts);
+  // Takes the puts of records new to this store out of pending_ and bulk loads them, when there
+  // are enough of them and the database can (PostgreSQL's COPY).
+  Status LoadNewPuts();
   std::vector<PendingPut> pending_;
   std::string hash_columns_;  // the hashes of one INSERT's rows, bound in place
   // Changes to the bucket sums and the highest dots held, written at Commit().

@@ -134,6 +134,8 @@ std::string PostgresCreateSql(const TableSchema& schema) {
   return sql + "))";
 }
 
+TypeKind KindOfColumn(const Column& column) { return KindOf(LogicalTypeOf(column)); }
+
 std::string ReadExpression(const Column& column, const std::string& alias) {
   const std::string name = alias + "." + QuoteIdentifier(column.name);
   switch (KindOf(LogicalTypeOf(column))) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "connectors/schema.h"
+#include "connectors/type_mapping.h"
 #include "store/database.h"
 
 namespace lockstep::connectors::postgres {
@@ -35,6 +36,10 @@ Result<std::optional<TableSchema>> ReadTableSchema(
 // CREATE TABLE (and CREATE TYPE for its enums) in PostgreSQL for `schema`: its logical types where
 // it has them, else the types for SQLite's declared types.
 std::string PostgresCreateSql(const TableSchema& schema);
+
+// The kind of value `column` is synced as (its logical type's, or for a column SQLite declared,
+// that of the PostgreSQL type it gets).
+TypeKind KindOfColumn(const Column& column);
 
 // The SQL expression that reads `column` (of a row aliased `alias`) as a Lockstep value: int8,
 // float8, bytea or text.

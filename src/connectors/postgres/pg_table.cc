@@ -6,6 +6,7 @@
 #include "connectors/postgres/pg_capture.h"
 #include "connectors/postgres/pg_schema.h"
 #include "core/key.h"
+#include "store/bulk_load.h"
 
 namespace lockstep::connectors::postgres {
 namespace {
@@ -89,6 +90,13 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
            key_list + ") DO " + (update.empty() ? "NOTHING" : "UPDATE SET " + update);
   };
   table->upsert_ = std::make_unique<store::BatchedStatements>(rows_per_upsert, upsert);
+  table->loadable_ = db.can_copy();
+  table->load_columns_ = columns;
+  for (const Column& column : s.columns) {
+    const TypeKind kind = KindOfColumn(column);
+    table->loadable_ = table->loadable_ && kind != TypeKind::kArray;
+    table->bytes_columns_.push_back(kind == TypeKind::kBytes);
+  }
   // Prepared now, so that a table the statement does not fit fails at attach, not at apply.
   LOCKSTEP_RETURN_IF_ERROR(table->upsert_->For(db, 1).status());
   // Several keys per delete, as for upserts: `(k1, k2) IN ((?, ?), (?, ?))`.
@@ -133,15 +141,34 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   return table;
 }
 
-Status PgTable::WriteRow(const core::Record& record) {
+Status PgTable::AppendRow(const core::Record& record, std::vector<Value>& row) const {
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
   if (key.size() != schema_.key.size()) {
     return DataLoss("record key of table '" + schema_.name + "' has " + std::to_string(key.size()) +
                     " columns, the table's primary key " + std::to_string(schema_.key.size()));
   }
+  const size_t first = row.size();
+  for (size_t i = 0; i < schema_.columns.size(); ++i) {
+    const core::Field* field = record.Find(schema_.columns[i].name);
+    row.push_back(field == nullptr ? Value::Null()
+                                   : core::VisibleValue(*field, schema_.columns[i].name, policy_));
+  }
+  // The key columns come from the key itself (see the SQLite connector).
+  for (size_t i = 0; i < key.size(); ++i) row[first + key_positions_[i]] = std::move(key[i]);
+  return Status::Ok();
+}
+
+Status PgTable::WriteRow(const core::Record& record) {
+  // A row waiting for the bulk load goes first (a batch names a record once; a caller may not).
+  if (new_keys_.contains(record.key())) LOCKSTEP_RETURN_IF_ERROR(FlushNewRows());
   if (!core::Exists(record, policy_)) {
-    // An upsert of the same row waiting goes first (a batch names a record once; a caller may
-    // not).
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<Value> key, core::DecodeKey(record.key()));
+    if (key.size() != schema_.key.size()) {
+      return DataLoss("record key of table '" + schema_.name + "' has " +
+                      std::to_string(key.size()) + " columns, the table's primary key " +
+                      std::to_string(schema_.key.size()));
+    }
+    // An upsert of the same row waiting goes first.
     if (upsert_keys_.contains(record.key())) LOCKSTEP_RETURN_IF_ERROR(FlushUpserts());
     delete_keys_.insert(record.key());
     pending_deletes_.insert(pending_deletes_.end(), key.begin(), key.end());
@@ -149,21 +176,35 @@ Status PgTable::WriteRow(const core::Record& record) {
                                                                        : Status::Ok();
   }
   if (delete_keys_.contains(record.key())) LOCKSTEP_RETURN_IF_ERROR(FlushDeletes());
+  LOCKSTEP_RETURN_IF_ERROR(AppendRow(record, pending_rows_));
   upsert_keys_.insert(record.key());
-  const size_t first = pending_rows_.size();
-  for (size_t i = 0; i < schema_.columns.size(); ++i) {
-    const core::Field* field = record.Find(schema_.columns[i].name);
-    pending_rows_.push_back(field == nullptr
-                                ? Value::Null()
-                                : core::VisibleValue(*field, schema_.columns[i].name, policy_));
-  }
-  // The key columns come from the key itself (see the SQLite connector).
-  for (size_t i = 0; i < key.size(); ++i) pending_rows_[first + key_positions_[i]] = key[i];
   const size_t rows = pending_rows_.size() / schema_.columns.size();
   return rows >= upsert_->max_rows() ? FlushUpserts() : Status::Ok();
 }
 
+Status PgTable::TakeNewRow(core::Record& record) {
+  if (!loadable_ || !core::Exists(record, policy_) || upsert_keys_.contains(record.key()) ||
+      delete_keys_.contains(record.key()) || new_keys_.contains(record.key())) {
+    return WriteRow(record);
+  }
+  const size_t first = pending_new_.size();
+  LOCKSTEP_RETURN_IF_ERROR(AppendRow(record, pending_new_));
+  // A blob bound to a column of another type is read in that type's binary form, which the
+  // load's text cannot say: such a row is upserted.
+  for (size_t i = 0; i < bytes_columns_.size(); ++i) {
+    if (!bytes_columns_[i] && pending_new_[first + i].type() == ValueType::kBlob) {
+      pending_new_.resize(first);
+      return WriteRow(record);
+    }
+  }
+  new_keys_.insert(record.key());
+  return pending_new_.size() / schema_.columns.size() >= kMaxNewRows ? FlushNewRows()
+                                                                     : Status::Ok();
+}
+
 void PgTable::Discard() {
+  pending_new_.clear();
+  new_keys_.clear();
   pending_rows_.clear();
   pending_deletes_.clear();
   upsert_keys_.clear();
@@ -171,9 +212,41 @@ void PgTable::Discard() {
 }
 
 Status PgTable::Flush() {
-  // Each key is in one list at most (WriteRow flushes the other first): any order will do.
+  // Each key is in one list at most (WriteRow flushes the others first): any order will do.
   LOCKSTEP_RETURN_IF_ERROR(FlushDeletes());
-  return FlushUpserts();
+  LOCKSTEP_RETURN_IF_ERROR(FlushUpserts());
+  return FlushNewRows();
+}
+
+Status PgTable::FlushNewRows() {
+  const size_t width = schema_.columns.size();
+  const size_t rows = pending_new_.size() / width;
+  if (rows == 0) return Status::Ok();
+  // Upserted instead: too few for a load, or the load failed.
+  auto upsert = [&] {
+    pending_rows_.insert(pending_rows_.end(), std::make_move_iterator(pending_new_.begin()),
+                         std::make_move_iterator(pending_new_.end()));
+    upsert_keys_.merge(new_keys_);
+    pending_new_.clear();
+    new_keys_.clear();
+    return FlushUpserts();
+  };
+  if (rows < store::kMinBulkLoadRows) return upsert();
+  auto load = [&]() -> Status {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<store::RowCopy> copy,
+                              db_->CopyInto(SplitName(schema_.name).Quoted(), load_columns_, width,
+                                            store::CopyFormat::kText));
+    for (size_t row = 0; row < rows; ++row) {
+      for (size_t i = 0; i < width; ++i) copy->Put(pending_new_[row * width + i]);
+      copy->EndRow();
+    }
+    return copy->Finish();
+  };
+  Status status = store::LoadOrWrite(*db_, load, upsert);
+  pending_new_.clear();
+  new_keys_.clear();
+  if (!status.ok()) Discard();
+  return status;
 }
 
 Status PgTable::FlushDeletes() {

@@ -29,6 +29,10 @@ class PgTable final : public RowSink {
   // Makes the record's visible state the row's: an upsert of every column, or a delete. Both are
   // batched, up to 500 rows per statement; Flush() sends them.
   Status WriteRow(const core::Record& record) override;
+  // A row new to the store: gathered, up to kMaxNewRows, for one bulk load (COPY) into the table
+  // rather than upserts, when the table's types allow (store/bulk_load.h: upserts take over when
+  // the load fails, a row that exists after all).
+  Status TakeNewRow(core::Record& record) override;
   Status Flush() override;
   // Drops batched writes: their transaction is being rolled back.
   void Discard();
@@ -55,6 +59,9 @@ class PgTable final : public RowSink {
   std::vector<size_t> key_positions_;  // index of each key column in schema_.columns
   Status FlushUpserts();
   Status FlushDeletes();
+  Status FlushNewRows();
+  // The record's visible state as one value per column, appended to `row`.
+  Status AppendRow(const core::Record& record, std::vector<Value>& row) const;
 
   // Upserts and deletes of several rows each: every statement is a round trip to the server.
   std::unique_ptr<store::BatchedStatements> upsert_;
@@ -64,6 +71,15 @@ class PgTable final : public RowSink {
   // The encoded keys of each, so that a row written twice is written in order.
   std::set<std::string> upsert_keys_;
   std::set<std::string> delete_keys_;
+  // Rows new to the store waiting for a bulk load, one value per column, and their keys.
+  static constexpr size_t kMaxNewRows = 8192;
+  std::vector<Value> pending_new_;
+  std::set<std::string> new_keys_;
+  // Whether a bulk load in text can write every column as a parameter would (not arrays, which
+  // the upsert builds from JSON), the columns it names, and which are bytea.
+  bool loadable_ = false;
+  std::string load_columns_;
+  std::vector<bool> bytes_columns_;
   std::unique_ptr<store::Statement> captured_;
   std::unique_ptr<store::Statement> forget_captured_;
   std::unique_ptr<store::Statement> scan_;
