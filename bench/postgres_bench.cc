@@ -9,8 +9,9 @@
 // alternation.
 // Prints a Markdown table; see docs/BENCHMARKS.md for the commands and the recorded figures.
 //
-//   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--only NAME[,NAME]] [--dir PATH]
-//   NAME: capture, replication
+//   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--rate N] [--only NAME[,NAME]]
+//                           [--dir PATH]
+//   NAME: capture, replication; --rate: replication's pgbench at N transactions/s (pgbench -R)
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -60,6 +61,7 @@ struct Options {
   int runs = 3;
   int seconds = 30;
   int scale = 10;
+  int rate = 0;  // replication's pgbench -R: transactions/s in all; 0 as fast as it can
   std::set<std::string> only;
   fs::path dir;
 };
@@ -507,9 +509,11 @@ ReplicationRun RunWithProbes(const Options& options, const std::string& url,
   // row change that row triggers would capture.
   const fs::path out = TheWorld().scratch / "pgbench.out";
   const fs::path err = TheWorld().scratch / "pgbench.err";
-  const pid_t pid = testing::SpawnWithFiles(
-      {Pgbench(), "-n", "-c", std::to_string(kClients), "-T", std::to_string(options.seconds), url},
-      "/dev/null", out, err);
+  std::vector<std::string> args = {
+      Pgbench(), "-n", "-c", std::to_string(kClients), "-T", std::to_string(options.seconds)};
+  if (options.rate > 0) args.insert(args.end(), {"-R", std::to_string(options.rate)});
+  args.push_back(url);
+  const pid_t pid = testing::SpawnWithFiles(args, "/dev/null", out, err);
   if (pid < 0) Die("cannot start pgbench");
   TheWorld().children.push_back(pid);
   const std::optional<int> code =
@@ -634,7 +638,8 @@ void MeasureReplication(const Options& options) {
   const std::vector<ReplicaSummary> subjects =
       Summarize(lockstep_runs, {"PostgreSQL node", "SQLite node"});
 
-  const std::string during = "during pgbench -n -c 4 -T " + std::to_string(options.seconds);
+  const std::string during = "during pgbench -n -c 4 -T " + std::to_string(options.seconds) +
+                             (options.rate > 0 ? " -R " + std::to_string(options.rate) : "");
   const std::string native_label = "native logical replication: ";
   for (const ReplicaSummary& subject : subjects) {
     const std::string who = "Lockstep → " + subject.name + ": ";
@@ -682,6 +687,8 @@ Options Parse(int argc, char** argv) {
       options.seconds = Number(flag, value, 1, 600);
     } else if (flag == "--scale") {
       options.scale = Number(flag, value, 1, 1000);
+    } else if (flag == "--rate") {
+      options.rate = Number(flag, value, 1, 1'000'000);
     } else if (flag == "--only") {
       std::stringstream names(value);
       for (std::string name; std::getline(names, name, ',');) options.only.insert(name);
@@ -689,7 +696,8 @@ Options Parse(int argc, char** argv) {
       options.dir = value;
     } else {
       Die("unknown flag " + flag +
-          " (--runs N, --seconds N, --scale N, --only NAME[,NAME], --dir PATH; NAME: capture, "
+          " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH; NAME: "
+          "capture, "
           "replication)");
     }
   }

@@ -5,6 +5,7 @@
 
 #include "connectors/sqlite/table_schema.h"
 #include "connectors/type_mapping.h"
+#include "engine/batch_trace.h"
 #include "engine/restore_and_retention.h"
 #include "protocol/frame_codec.h"
 #include "store/store_item_set.h"
@@ -239,13 +240,16 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
                                                          size_t limit) {
   if (backlog_.has_value()) return ReadBacklog(limit);
   LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
+  const auto started = BatchTrace::Clock::now();
   // Users' writes since the last look become writes of this node first (some of them, when there
   // are many: the rest after this batch, so that sending keeps pace with busy writers).
   LOCKSTEP_RETURN_IF_ERROR(source_.StampSome());
+  const auto stamped = BatchTrace::Clock::now();
   store::ReplicaStore& store = source_.store();
   // A cursor into another epoch of this log (or another store) is void: start over.
   const uint64_t from = after.epoch == store.epoch() ? after.seq : 0;
   LOCKSTEP_ASSIGN_OR_RETURN(store::ChangePage page, store.ChangesAfter(from, limit, &peer_));
+  const auto paged = BatchTrace::Clock::now();
   protocol::ChangeBatch batch;
   // Nothing new: the cursor stays as it was. Else the batch ends where the scan did (past any
   // skipped echoes) — unless large records cut it short, at the last record it carries.
@@ -264,9 +268,20 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
     batch.changes.push_back(
         {std::move(change.collection), core::RecordDelta{std::move(change.stored.record), {}}});
   }
+  // Only echoes of the peer's own records after `from` (skipped: the cursor moves), and nothing
+  // left to stamp (stamping would have put records of ours in the page): the peer may take this
+  // batch as our caught-up one, and no empty batch needs to follow it.
+  batch.caught_up = page.changes.empty();
   // What leaves must be durable first: a power cut must not take back a seq the peer has seen.
   if (!batch.changes.empty()) LOCKSTEP_RETURN_IF_ERROR(source_.MakeDurable());
   counts_.sent += batch.changes.size();
+  if (BatchTrace::enabled() && (batch.end.seq != after.seq || !batch.changes.empty())) {
+    BatchTrace::Write(source_.name(), "read", batch,
+                      "peer=" + peer_.ToString().substr(0, 8) + " limit=" + std::to_string(limit) +
+                          " scanned=" + std::to_string(page.scanned_to - from) + " stamp_ms=" +
+                          BatchTrace::Since(started) + " page_ms=" + BatchTrace::Since(stamped) +
+                          " durable_ms=" + BatchTrace::Since(paged));
+  }
   return batch;
 }
 
@@ -283,9 +298,19 @@ Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
     }
     changes.push_back({change.collection, store::StoredRecord{change.delta.record, {}, 0, {}}});
   }
+  const auto started = BatchTrace::Clock::now();
+  if (BatchTrace::enabled()) {
+    BatchTrace::Write(source_.name(), "apply-start", batch,
+                      "peer=" + peer_.ToString().substr(0, 8));
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(
       connectors::ApplyStats stats,
       source_.Apply(changes, peer_, scope_, store::Cursor{batch.end.epoch, batch.end.seq}));
+  if (BatchTrace::enabled()) {
+    BatchTrace::Write(source_.name(), "apply-end", batch,
+                      "peer=" + peer_.ToString().substr(0, 8) + " ms=" +
+                          BatchTrace::Since(started) + " stamped=" + std::to_string(stats.stamped));
+  }
   counts_.received += stats.received;
   counts_.changed += stats.changed;
   counts_.conflicts += stats.conflicts;

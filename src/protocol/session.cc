@@ -182,6 +182,9 @@ Status Session::HandleAck(const Ack& ack, int64_t now_ms) {
   }
   acked_ = ack.cursor;
   unacked_.pop_front();
+  // One batch at a time: the caller pumps after Receive, once it has written what is queued,
+  // rather than Receive reading the next batches while those it queued wait unwritten.
+  if (options_.batches_per_pump != 0) return Status::Ok();
   return Pump(now_ms);
 }
 
@@ -196,19 +199,28 @@ Status Session::Pump(int64_t now_ms, bool send_changes) {
         /*tell_peer=*/true);
   }
   if (state_ != State::kStreaming) return Status::Ok();
+  size_t read = 0;
+  if (send_changes) more_to_send_ = false;
   while (send_changes && sending_ && !reconciling_ && unacked_.size() < options_.window) {
+    if (options_.batches_per_pump != 0 && read == options_.batches_per_pump) {
+      more_to_send_ = true;
+      break;
+    }
+    ++read;
     auto batch = handler_.ReadChanges(send_cursor_, options_.batch_records);
     if (!batch.has_value()) return Fail(batch.error(), /*tell_peer=*/true);
     const bool nothing_new = batch->end == send_cursor_ && batch->changes.empty();
     if (nothing_new && said_caught_up_) break;
-    // Nothing new, not yet said: an empty batch tells the peer we are caught up.
-    batch->caught_up = nothing_new;
-    said_caught_up_ = nothing_new;
+    // Nothing new, not yet said: an empty batch tells the peer we are caught up. So does a
+    // batch the handler marked so (read to the end of its log).
+    batch->caught_up = nothing_new || (batch->caught_up && batch->changes.empty());
+    said_caught_up_ = batch->caught_up;
+    const bool caught_up = batch->caught_up;
     batch->id = next_batch_id_++;
     unacked_.push_back({batch->id, batch->end});
     send_cursor_ = batch->end;
     Send(Message(std::move(*batch)));  // a batch can hold a thousand records: no copy
-    if (nothing_new) break;
+    if (caught_up) break;
   }
   if (now_ms - last_sent_ms_ >= options_.heartbeat_ms) Send(Ping{next_ping_++});
   return Status::Ok();

@@ -20,6 +20,7 @@
 //   Streaming      ChangeBatch, we receive               handler.Apply → Ack          Streaming
 //   Streaming      ChangeBatch, we do not receive        Error{permission_denied}     Closed
 //   Streaming      Ack of the oldest unacked batch       window slot freed → Pump     Streaming
+//                  (with batches_per_pump set, the caller pumps after Receive instead)
 //   Streaming      Ack of anything else                  Error{invalid_argument}      Closed
 //   Streaming      Reconcile, reconciling                handler.ContinueReconcile    Streaming
 //                                                        → Reconcile steps
@@ -31,6 +32,8 @@
 //   Streaming      Pump, we send, window not full,       handler.ReadChanges → batch  Streaming
 //                  not reconciling
 //   Streaming      Pump, nothing new, not yet said so    empty batch, caught_up       Streaming
+//                  (a batch the handler marks caught_up, having read to its log's end with
+//                  nothing for the peer but a moved cursor, says it too, so no empty one follows)
 //   any open       Error from the peer                   close with the peer's status Closed
 //   any open       Goodbye                               close, ok                    Closed
 //   any open       malformed bytes                       Error{data_loss}             Closed
@@ -99,6 +102,11 @@ class Session {
     size_t batch_records = 10'000;   // records per batch
     int64_t heartbeat_ms = 5'000;    // ping when nothing was sent for this long
     int64_t dead_after_ms = 20'000;  // close when nothing was received for this long
+    // Change batches read per Pump, at most; 0: as many as the window allows, and an Ack pumps.
+    // A transport that writes between pumps sets 1, so that each batch goes out as soon as it is
+    // read instead of waiting for the reads of the rest of the window; it then pumps after every
+    // Receive (an Ack only frees a slot) and while more_to_send().
+    size_t batches_per_pump = 0;
   };
 
   // A listener waits for a Hello; a dialer must call Start. `handler` must outlive the session.
@@ -135,6 +143,9 @@ class Session {
   bool synced() const;
   // How far the peer has acknowledged our log.
   const Cursor& acked() const { return acked_; }
+  // Whether the last Pump stopped at `batches_per_pump` with room left in the window: pump
+  // again, after writing what it sent, without waiting for a wake-up.
+  bool more_to_send() const { return more_to_send_; }
 
  private:
   Status Handle(const Message& message, int64_t now_ms);
@@ -163,6 +174,7 @@ class Session {
   bool said_caught_up_ = false;         // our last batch carried caught_up
   bool peer_caught_up_ = false;         // the peer's last batch carried caught_up
   bool reconciling_ = false;            // no batches until the reconciliation ends
+  bool more_to_send_ = false;           // see more_to_send()
   Cursor send_cursor_;                  // the end of the last batch sent
   Cursor acked_;                        // the end of the last batch acknowledged
   uint64_t next_batch_id_ = 1;

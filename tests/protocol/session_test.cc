@@ -47,6 +47,16 @@ class FakeNode : public SessionHandler {
       EXPECT_TRUE(core::ApplyLocalWrite(record, write, core::MergePolicy()).has_value());
       log_.push_back(
           {collection, core::MakeDelta(record, [](const std::string&) { return true; })});
+      echo_.push_back(false);
+    }
+  }
+
+  // Appends `count` entries that are the peer's own records coming back: read past, never sent
+  // (the engine skips them by origin).
+  void CommitEchoes(size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      log_.push_back({"stock", {}});
+      echo_.push_back(true);
     }
   }
 
@@ -89,7 +99,11 @@ class FakeNode : public SessionHandler {
     const uint64_t from = after.epoch == epoch_ ? after.seq : 0;
     const uint64_t to = std::min<uint64_t>(log_.size(), from + limit);
     ChangeBatch batch{.id = 0, .end = {.epoch = epoch_, .seq = to}, .changes = {}};
-    for (uint64_t seq = from; seq < to; ++seq) batch.changes.push_back(log_[seq]);
+    for (uint64_t seq = from; seq < to; ++seq) {
+      if (!echo_[seq]) batch.changes.push_back(log_[seq]);
+    }
+    // As the engine does: only echoes, read to the end of the log, is being caught up.
+    batch.caught_up = to == log_.size() && (batch.changes.empty() || mark_with_records_);
     return batch;
   }
 
@@ -105,6 +119,8 @@ class FakeNode : public SessionHandler {
   core::NodeId node_;
   int64_t epoch_;
   std::vector<Change> log_;
+  std::vector<bool> echo_;          // per log entry: skipped when read
+  bool mark_with_records_ = false;  // mark a batch caught up at the log's end even with records
   std::vector<Change> received_;
   Cursor merged_;  // how far this node has merged the peer's log
   std::optional<Direction> grant_;
@@ -990,6 +1006,111 @@ TEST(SessionTransitionTest, ReconcileStepTheHandlerCannotTakeClosesWithItsCode) 
       link.listener_.Receive(EncodeFrame(Reconcile{"stock", "zz", false}), link.now_);
   EXPECT_FALSE(status.ok());
   EXPECT_TRUE(link.listener_.closed());
+}
+
+// One batch per pump (what the transport runs with): each batch can be written before the
+// next is read, and the caller pumps again while more_to_send().
+TEST(SessionTest, OneBatchPerPumpSendsOneBatchAtATime) {
+  Link link({.window = 4, .batch_records = 10, .batches_per_pump = 1});
+  link.a_.Commit(25);
+  link.Handshake(Direction::kPush);
+  std::vector<ChangeBatch> sent;
+  for (int pump = 0; pump < 3; ++pump) {
+    ASSERT_TRUE(link.dialer_.Pump(link.now_).ok());
+    const std::vector<ChangeBatch> batches = BatchesIn(Decoded(link.dialer_.TakeOutput()));
+    ASSERT_EQ(batches.size(), 1u) << "pump " << pump;
+    EXPECT_TRUE(link.dialer_.more_to_send()) << "pump " << pump;
+    sent.push_back(batches[0]);
+  }
+  EXPECT_EQ(sent[0].changes.size(), 10u);
+  EXPECT_EQ(sent[2].changes.size(), 5u);
+  EXPECT_EQ(sent[2].end, link.a_.End());
+  // The fourth pump finds nothing new and says so, which ends the run.
+  ASSERT_TRUE(link.dialer_.Pump(link.now_).ok());
+  const std::vector<ChangeBatch> last = BatchesIn(Decoded(link.dialer_.TakeOutput()));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_TRUE(last[0].caught_up);
+  EXPECT_FALSE(link.dialer_.more_to_send());
+  for (const ChangeBatch& batch : sent) {
+    ASSERT_TRUE(link.listener_.Receive(EncodeFrame(batch), link.now_).ok());
+  }
+  ASSERT_TRUE(link.listener_.Receive(EncodeFrame(last[0]), link.now_).ok());
+  EXPECT_EQ(link.b_.received_.size(), 25u);
+}
+
+TEST(SessionTest, OneBatchPerPumpLeavesPumpingAfterAnAckToTheCaller) {
+  Link link({.window = 2, .batch_records = 1, .batches_per_pump = 1});
+  link.a_.Commit(5);
+  link.Handshake(Direction::kPush);
+  ASSERT_TRUE(link.dialer_.Pump(link.now_).ok());
+  ASSERT_TRUE(link.dialer_.more_to_send());
+  ASSERT_TRUE(link.dialer_.Pump(link.now_).ok());
+  EXPECT_EQ(CountOf<ChangeBatch>(Decoded(link.dialer_.TakeOutput())), 2u);
+  EXPECT_FALSE(link.dialer_.more_to_send()) << "the window is full";
+  ASSERT_TRUE(
+      link.dialer_.Receive(EncodeFrame(Ack{.batch_id = 1, .cursor = {111, 1}}), link.now_).ok());
+  EXPECT_TRUE(link.dialer_.TakeOutput().empty()) << "an ack frees a slot and reads nothing";
+  ASSERT_TRUE(link.dialer_.Pump(link.now_).ok());
+  const std::vector<ChangeBatch> next = BatchesIn(Decoded(link.dialer_.TakeOutput()));
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, 3u);
+  EXPECT_EQ(next[0].end, (Cursor{111, 3}));
+}
+
+TEST(SessionTest, OneBatchPerPumpSyncsBothWaysWhenTheCallerPumpsUntilQuiet) {
+  Link link({.window = 3, .batch_records = 7, .batches_per_pump = 1});
+  link.a_.Commit(40);
+  link.b_.Commit(30);
+  link.Handshake();
+  // What the transport does: pump after every input and while there is more to send.
+  for (int round = 0; round < 1'000 && !(link.dialer_.synced() && link.listener_.synced());
+       ++round) {
+    (void)link.dialer_.Pump(link.now_);
+    (void)link.listener_.Pump(link.now_);
+    link.Exchange();
+  }
+  EXPECT_TRUE(link.dialer_.synced());
+  EXPECT_TRUE(link.listener_.synced());
+  EXPECT_EQ(link.b_.received_, link.a_.log_);
+  EXPECT_EQ(link.a_.received_, link.b_.log_);
+  EXPECT_LE(link.max_dialer_in_flight_, 3u);
+}
+
+// A batch that only moves the cursor past the peer's own records, read to the end of the log,
+// is the caught-up batch: no empty one follows it.
+TEST(SessionTest, AnEchoOnlyBatchAtTheLogsEndSaysCaughtUp) {
+  Link link({.window = 4, .batch_records = 10});
+  link.a_.Commit(3);
+  link.Handshake(Direction::kPush);
+  link.Sync();
+  ASSERT_TRUE(link.dialer_.synced());
+  const size_t before = BatchesIn(link.to_listener_).size();
+  link.a_.CommitEchoes(4);
+  link.Sync();
+  const std::vector<ChangeBatch> batches = BatchesIn(link.to_listener_);
+  ASSERT_EQ(batches.size(), before + 1) << "one batch, no empty one after it";
+  EXPECT_TRUE(batches.back().changes.empty());
+  EXPECT_TRUE(batches.back().caught_up);
+  EXPECT_EQ(batches.back().end, link.a_.End());
+  EXPECT_EQ(link.b_.merged_, link.a_.End());
+  EXPECT_TRUE(link.dialer_.synced());
+  EXPECT_TRUE(link.listener_.synced());
+}
+
+// The mark is only taken from a batch without records: one with records is never the last word.
+TEST(SessionTest, AHandlersCaughtUpMarkOnABatchWithRecordsIsNotTaken) {
+  Link link({.window = 4, .batch_records = 10});
+  link.a_.Commit(3);
+  link.a_.mark_with_records_ = true;  // the first read carries 3 records and reaches the end
+  link.Handshake(Direction::kPush);
+  link.Sync();
+  const std::vector<ChangeBatch> batches = BatchesIn(link.to_listener_);
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].changes.size(), 3u);
+  EXPECT_FALSE(batches[0].caught_up);
+  EXPECT_TRUE(batches[1].changes.empty());
+  EXPECT_TRUE(batches[1].caught_up);
+  EXPECT_TRUE(link.dialer_.synced());
 }
 
 }  // namespace

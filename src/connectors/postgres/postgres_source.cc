@@ -125,7 +125,31 @@ Status PostgresSource::StampPending() { return Stamp(/*until_written=*/false); }
 
 Status PostgresSource::StampSome() { return Stamp(/*until_written=*/true); }
 
+Result<bool> PostgresSource::AnythingCaptured() {
+  std::string sql;
+  for (const auto& [table_name, table] : tables_) {
+    sql += (sql.empty() ? "SELECT " : " OR ") + std::string("EXISTS (SELECT 1 FROM ") +
+           store::QuoteIdentifier(CaptureTableName(table->collection().id)) + ")";
+  }
+  if (sql.empty()) return false;
+  if (sql != captured_query_sql_ || captured_query_ == nullptr) {
+    captured_query_.reset();
+    LOCKSTEP_ASSIGN_OR_RETURN(store::Statement query, db_->Prepare(sql));
+    captured_query_ = std::make_unique<store::Statement>(std::move(query));
+    captured_query_sql_ = std::move(sql);
+  }
+  auto row = captured_query_->Step();
+  const bool any = row.has_value() && *row && captured_query_->ColumnInt(0) != 0;
+  captured_query_->Reset();
+  if (!row.has_value()) return row.error();
+  return any;
+}
+
 Status PostgresSource::Stamp(bool until_written) {
+  // Most looks find nothing (a replica's, after each batch it applied): then no transaction. A
+  // capture that commits after this look is seen at the next one, as it would be after a round.
+  LOCKSTEP_ASSIGN_OR_RETURN(bool captured_any, AnythingCaptured());
+  if (!captured_any) return Status::Ok();
   // A transaction per chunk, as in the SQLite connector.
   for (;;) {
     bool captured = false;
