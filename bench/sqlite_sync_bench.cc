@@ -84,6 +84,19 @@ double WallSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Tells a `perf record --control fifo:PATH -D -1` started around this benchmark to sample only
+// the measured sections, when LOCKSTEP_BENCH_PERF_CTL names its control fifo: "enable" or
+// "disable". Profiles of the setup (making and attaching a million rows) would drown the rest.
+void ProfilerControl(const char* command) {
+  static FILE* fifo = [] {
+    const char* path = std::getenv("LOCKSTEP_BENCH_PERF_CTL");
+    return path == nullptr ? nullptr : std::fopen(path, "w");
+  }();
+  if (fifo == nullptr) return;
+  std::fprintf(fifo, "%s\n", command);
+  std::fflush(fifo);
+}
+
 // Measures `body` (RUSAGE_SELF for in-process work, RUSAGE_CHILDREN for processes it waits for).
 template <typename Body>
 Sample Measure(int who, Body body) {
@@ -91,6 +104,15 @@ Sample Measure(int who, Body body) {
   const double wall = WallSeconds();
   body();
   return {WallSeconds() - wall, CpuSeconds(who) - cpu};
+}
+
+// Measure, with the profiler (if any) sampling only `body`.
+template <typename Body>
+Sample MeasureProfiled(int who, Body body) {
+  ProfilerControl("enable");
+  const Sample sample = Measure(who, body);
+  ProfilerControl("disable");
+  return sample;
 }
 
 struct Stats {
@@ -467,7 +489,7 @@ Sample ApplyRun(const Options& options, const ChangeLog& log) {
   size_t changed = 0;
   // Apply may move records out of its input: each run gets its own copy, made before timing.
   std::vector<store::ChangePage> pages = log.pages;
-  const Sample sample = Measure(RUSAGE_SELF, [&] {
+  const Sample sample = MeasureProfiled(RUSAGE_SELF, [&] {
     for (store::ChangePage& page : pages) {
       auto stats = Take(
           dest->Apply(page.changes, log.node, dest->CursorScope(), {log.epoch, page.scanned_to}),

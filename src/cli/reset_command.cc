@@ -1,4 +1,4 @@
-// `lockstep reset DB PEER.db|lockstep://HOST:PORT`: rebuilds DB's metadata from a peer when a sync
+// `lockstep reset DB PEER|lockstep://HOST:PORT`: rebuilds DB's metadata from a peer when a sync
 // refused it as "reset required", keeping DB's unsynced writes and not resurrecting what the peer
 // deleted.
 #include <iostream>
@@ -56,7 +56,10 @@ void AddResetCommand(CLI::App& app, Runner& run) {
       "Rebuild a database's sync metadata from a peer (after \"reset required\"): it takes the\n"
       "peer's rows, keeps its own unsynced writes (sent to the peer as new writes) and does not\n"
       "bring back rows the peer deleted.");
-  reset->add_option("database", args->database, "the SQLite database to reset")->required();
+  reset
+      ->add_option("database", args->database,
+                   "the database to reset: a SQLite file or a postgres:// URL")
+      ->required();
   reset
       ->add_option("peer", args->peer,
                    "the peer: a SQLite file, a postgres:// URL, or a hub's lockstep://HOST:PORT")

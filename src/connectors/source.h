@@ -48,6 +48,10 @@ class Source {
 
   // Opens the replica store (its metadata and the node's identity), creating what is missing.
   virtual Status OpenStore() = 0;
+  // Forgets the open store and the attached tables (their statements go), so that the next
+  // OpenStore or Attach reads the metadata afresh: a reset drops it and attaches again within
+  // one transaction.
+  virtual void CloseStore() = 0;
   // Puts `schemas` under sync: opens the store, creates missing tables, registers collections
   // (setting `policy` when not empty), installs capture, makes the rows of newly attached tables
   // local writes, then (with kNow) stamps pending captures.

@@ -1,5 +1,6 @@
-// `lockstep reset DB PEER.db`: rebuilds DB's metadata from a peer after DB was refused as "reset
-// required" (away longer than the peer's tombstone retention). DB ends with the peer's state plus
+// `lockstep reset DB PEER`: rebuilds DB's metadata from a peer after DB was refused as "reset
+// required" (away longer than the peer's tombstone retention). DB and PEER are SQLite files or
+// postgres:// URLs. DB ends with the peer's state plus
 // its own writes the peer had not seen, re-stamped as new writes and sent to the peer; rows the
 // peer deleted are not resurrected.
 #pragma once

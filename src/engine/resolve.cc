@@ -2,6 +2,7 @@
 
 #include "core/key.h"
 #include "core/local_write.h"
+#include "engine/local_edit.h"
 
 namespace lockstep::engine {
 namespace {
@@ -65,13 +66,7 @@ Status ResolveConflict(connectors::Source& source, const std::string& key_text,
     }
     if (write.fields.empty()) return NotFound("no unresolved conflict in " + key_text);
     write.exists = core::Exists(stored->record, table.policy());  // resolving never resurrects
-    write.dot = store.NextDot();
-    write.hlc = store.clock().Tick();
-    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
-                              core::ApplyLocalWrite(stored->record, write, table.policy()));
-    LOCKSTEP_RETURN_IF_ERROR(store.Put(table.collection().id, *stored, changed, nullptr));
-    LOCKSTEP_RETURN_IF_ERROR(table.WriteRow(stored->record));
-    LOCKSTEP_RETURN_IF_ERROR(table.Flush());
+    LOCKSTEP_RETURN_IF_ERROR(WriteLocally(store, table, *stored, std::move(write)));
     return store.MarkResolved(table_name, key);
   });
 }

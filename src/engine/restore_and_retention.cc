@@ -62,9 +62,7 @@ Status CheckRetention(connectors::Source& from, connectors::Source& to, std::str
   if (!reset) return Status::Ok();
   LOCKSTEP_ASSIGN_OR_RETURN(store::ReplicaStore::GcHorizon horizon, from.store().Horizon());
   const std::string since = synced.has_value() ? Date(*synced) : "before " + Date(horizon.millis);
-  const std::string remedy = to.database().dialect() == store::Dialect::kPostgres
-                                 ? "; `lockstep reset` cannot rebuild a PostgreSQL database yet"
-                                 : "; run `lockstep reset " + to.name() + " " + from.name() + "`";
+  const std::string remedy = "; run `lockstep reset " + to.name() + " " + from.name() + "`";
   return FailedPrecondition("reset required: " + to.name() + " has not synced with " + from.name() +
                             " since " + since + ", beyond the retention of " +
                             DescribeDuration(retention_ms) + remedy);

@@ -156,6 +156,27 @@ TEST_F(PostgresHubTest, OneShotSyncOfAPostgresDatabaseWithAHub) {
   EXPECT_EQ(differs.out.find(cluster.password()), std::string::npos) << differs.out;
 }
 
+// `lockstep reset postgres://... lockstep://HUB`: the database is rebuilt from what the hub holds,
+// keeps its unsynced write, and syncs under its new identity.
+TEST_F(PostgresHubTest, ResetOfAPostgresDatabaseFromAHub) {
+  ASSERT_EQ(hub->Sync(pg, token).exit_code, 0);
+  ASSERT_EQ(hub->Sync(edge, token).exit_code, 0);
+  Sql(edge, "UPDATE t SET v = 'by edge' WHERE id = 1;");
+  ASSERT_EQ(hub->Sync(edge, token).exit_code, 0);
+  Psql(pg, "INSERT INTO t VALUES (2, 'pg', 'unsynced', 2)");
+
+  std::vector<std::string> reset = hub->SyncArgv(pg, token);
+  reset[1] = "reset";
+  ProcessResult result = RunWithin(reset, std::chrono::seconds(60));
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  EXPECT_NE(result.out.find("kept 1 unsynced write and 0 unsynced deletes"), std::string::npos)
+      << result.out;
+  EXPECT_EQ(result.out.find(cluster.password()), std::string::npos) << result.out;
+  ASSERT_EQ(hub->Sync(edge, token).exit_code, 0);
+  EXPECT_EQ(Psql(pg, "SELECT v FROM t WHERE id = 1"), "by edge\n");
+  EXPECT_EQ(Psql(pg, "SELECT * FROM t ORDER BY id"), Dump(edge));
+}
+
 TEST_F(PostgresHubTest, ASleepingNodeWakesAtOnceAlsoAfterARolledBackNotification) {
   ProcessGuard pg_node, sqlite_node;
   StartLiveNode(pg_node, dir.path(), "pg", "postgres = \"" + pg + "\"" + kSlowPoll, hub->url(),

@@ -176,22 +176,14 @@ TEST_F(PostgresTypesTest, WrongPasswordAndUnreachableServerFailWithOneLine) {
   EXPECT_FALSE(std::filesystem::exists(edge));
 }
 
-// reset rebuilds a SQLite file from any peer, PostgreSQL included, keeping the file's unsynced
-// writes; a PostgreSQL database itself cannot be reset yet: refused in one line (exit 2, the
-// password not shown) with nothing touched.
-TEST_F(PostgresTypesTest, ResetRebuildsAFileFromPostgresAndRefusesToResetPostgres) {
+// `lockstep reset FILE postgres://...`: a SQLite file is rebuilt from a PostgreSQL peer and keeps
+// its unsynced writes; the password is never shown.
+TEST_F(PostgresTypesTest, ResetRebuildsAFileFromPostgres) {
   Psql(source_, "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');");
   const std::string edge = (dir_ / "edge.db").string();
   ASSERT_EQ(Lockstep({"sync", source_, edge}).exit_code, 0);
   Sql(edge, "UPDATE t SET v = 'by edge' WHERE id = 1; INSERT INTO t VALUES (2, 'two');");
   Psql(source_, "INSERT INTO t VALUES (3, 'three');");
-
-  ProcessResult refused = Lockstep({"reset", source_, edge});
-  EXPECT_EQ(refused.exit_code, 2) << refused.err;
-  EXPECT_NE(refused.err.find("SQLite files only"), std::string::npos) << refused.err;
-  EXPECT_EQ(refused.err.find(PostgresCluster::Shared().password()), std::string::npos);
-  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
-  EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), "1|one\n3|three\n");
 
   ProcessResult reset = Lockstep({"reset", edge, source_});
   ASSERT_EQ(reset.exit_code, 0) << reset.err << reset.out;
@@ -200,6 +192,52 @@ TEST_F(PostgresTypesTest, ResetRebuildsAFileFromPostgresAndRefusesToResetPostgre
   const std::string expected = "1|by edge\n2|two\n3|three\n";
   EXPECT_EQ(Sql(edge, "SELECT * FROM t ORDER BY id;"), expected);
   EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), expected);
+}
+
+// A PostgreSQL database away beyond its peer's retention is refused, then `lockstep reset
+// postgres://... FILE` rebuilds it: it keeps its own unsynced writes and deletes, takes the
+// peer's, and does not bring back a row the peer deleted; afterwards both sync as usual.
+TEST_F(PostgresTypesTest, APostgresDatabaseAwayBeyondTheRetentionIsReset) {
+  Psql(source_,
+       "CREATE TABLE t(id int PRIMARY KEY, v text); "
+       "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 6) AS i;");
+  const std::string edge = (dir_ / "edge.db").string();
+  const std::string other = (dir_ / "other.db").string();
+  ASSERT_EQ(Lockstep({"sync", source_, edge}).exit_code, 0);
+  ASSERT_EQ(Lockstep({"sync", edge, other}).exit_code, 0);
+  // While PostgreSQL is away: the edge deletes row 2 (and the other file learns it) and edits row
+  // 1; PostgreSQL edits on its own.
+  Sql(edge, "DELETE FROM t WHERE id = 2; UPDATE t SET v = 'by edge' WHERE id = 1;");
+  ASSERT_EQ(Lockstep({"sync", edge, other}).exit_code, 0);
+  Psql(source_,
+       "UPDATE t SET v = 'by pg' WHERE id = 3; INSERT INTO t VALUES (50, 'fifty'); "
+       "DELETE FROM t WHERE id = 4;");
+  Sql(edge,
+      "UPDATE _lockstep_records SET deleted_ms = deleted_ms - 40 * 86400000 "
+      "WHERE deleted_ms IS NOT NULL;");
+
+  ProcessResult refused = Lockstep({"sync", edge, source_});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("reset required: "), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("run `lockstep reset "), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find(PostgresCluster::Shared().password()), std::string::npos);
+  EXPECT_EQ(Psql(source_, "SELECT count(*) FROM t WHERE id = 2;"), "1\n");  // nothing moved
+
+  ProcessResult reset = Lockstep({"reset", source_, edge});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err << reset.out;
+  EXPECT_NE(reset.out.find("kept 2 unsynced writes and 1 unsynced delete"), std::string::npos)
+      << reset.out;
+  EXPECT_EQ(reset.out.find(PostgresCluster::Shared().password()), std::string::npos) << reset.out;
+  const std::string expected = "1|by edge\n3|by pg\n5|v5\n6|v6\n50|fifty\n";
+  EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), expected);
+  EXPECT_EQ(Sql(edge, "SELECT * FROM t ORDER BY id;"), expected);
+  EXPECT_EQ(Lockstep({"verify", source_, edge}).exit_code, 0);
+  // The database has a new identity and syncs as usual from now on; the other file catches up.
+  Psql(source_, "UPDATE t SET v = 'later' WHERE id = 5;");
+  ASSERT_EQ(Lockstep({"sync", source_, edge}).exit_code, 0);
+  ASSERT_EQ(Lockstep({"sync", edge, other}).exit_code, 0);
+  EXPECT_EQ(Sql(other, "SELECT * FROM t ORDER BY id;"),
+            "1|by edge\n3|by pg\n5|later\n6|v6\n50|fifty\n");
 }
 
 TEST_F(PostgresTypesTest, TableAlteredWhileSyncedIsRefusedAndNothingIsApplied) {

@@ -45,6 +45,11 @@ Status PostgresSource::OpenStore() {
   return Status::Ok();
 }
 
+void PostgresSource::CloseStore() {
+  tables_.clear();  // their statements name the store's tables
+  store_.reset();
+}
+
 Status PostgresSource::Attach(std::span<const TableSchema> schemas, const std::string& policy,
                               Stamping stamping) {
   LOCKSTEP_RETURN_IF_ERROR(OpenStore());

@@ -37,6 +37,7 @@ class PostgresSource final : public Source {
   // As Source::Attach. A table is attached in the same transaction as its triggers, so a write
   // made meanwhile is either in the first scan or captured.
   Status OpenStore() override;
+  void CloseStore() override;
   Status Attach(std::span<const TableSchema> schemas, const std::string& policy,
                 Stamping stamping = Stamping::kNow) override;
   Status StampPending() override;

@@ -62,6 +62,11 @@ Result<std::map<std::string, std::string>> SqliteSource::Policies() {
   return store::ReadPolicies(db_);
 }
 
+void SqliteSource::CloseStore() {
+  tables_.clear();  // their statements name the store's tables
+  store_.reset();
+}
+
 Status SqliteSource::Attach(std::span<const TableSchema> schemas, const std::string& policy,
                             Stamping stamping) {
   LOCKSTEP_RETURN_IF_ERROR(CreateIfMissing());

@@ -43,6 +43,7 @@ class SqliteSource final : public Source {
   // Opens (creating the file if it is still missing) the replica store: metadata tables and the
   // node's identity.
   Status OpenStore() override;
+  void CloseStore() override;
 
   // Puts `schemas` under sync: creates tables missing here from the schema's CREATE statement,
   // registers their collections (setting `policy` when not empty), installs capture triggers,
