@@ -177,8 +177,8 @@ Status MigrateTo3(Database& db) {
 // index of the records by seq. An update moved a record's entry of that index from a random page
 // to its end: a commit of 1,000 scattered records dirtied about 1,000 pages of it. Now it appends
 // 1,000 entries and leaves the old ones behind, stale (their record has moved on to a higher
-// seq); readers skip them, and a trim removes them once they are as many as the entries kept by
-// the last trim (`log_stale`, `log_trim_at` in `_lockstep_meta`; ReplicaStore::TrimLog).
+// seq); readers skip them, and a trim removes them once they are about as many as the records
+// (`log_stale`, `log_trim_at` in `_lockstep_meta`; ReplicaStore::TrimLog).
 constexpr std::string_view kVersion4Tables = R"sql(
 CREATE TABLE _lockstep_log(
   seq INTEGER PRIMARY KEY,

@@ -192,12 +192,12 @@ Status ReplicaStore::LoadCounters() {
     if (name == "log_trim_at") log_trim_at_ = value;
   }
   stmt.Reset();
-  saved_ = {dot_counter_, seq_, clock_.last().raw, log_stale_};
+  saved_ = {dot_counter_, seq_, clock_.last().raw, log_stale_, log_trim_at_};
   return Status::Ok();
 }
 
 Status ReplicaStore::SaveCounters() {
-  const SavedCounters now{dot_counter_, seq_, clock_.last().raw, log_stale_};
+  const SavedCounters now{dot_counter_, seq_, clock_.last().raw, log_stale_, log_trim_at_};
   // A transaction that wrote nothing stays a transaction that wrote nothing: no WAL frame, no sync.
   if (now == saved_) return Status::Ok();
   saved_ = now;
@@ -205,12 +205,13 @@ Status ReplicaStore::SaveCounters() {
                             Cached(save_counters_,
                                    "INSERT INTO _lockstep_meta VALUES "
                                    "('dot_counter', ?1), ('seq', ?2), ('hlc', ?3), "
-                                   "('log_stale', ?4) "
+                                   "('log_stale', ?4), ('log_trim_at', ?5) "
                                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value"));
   return stmt->BindAny(1, Value::Int(static_cast<int64_t>(dot_counter_)))
       .BindAny(2, Value::Int(static_cast<int64_t>(seq_)))
       .BindAny(3, Value::Int(static_cast<int64_t>(clock_.last().raw)))
       .BindAny(4, Value::Int(static_cast<int64_t>(log_stale_)))
+      .BindAny(5, Value::Int(static_cast<int64_t>(log_trim_at_)))
       .Run();
 }
 
@@ -635,7 +636,8 @@ Status ReplicaStore::WritePuts(std::span<const PendingPut> puts) {
       status = log->Run();
     }
     LOCKSTEP_RETURN_IF_ERROR(status);
-    for (size_t i = 0; i < rows; ++i) log_stale_ += puts[done + i].replaces ? 1 : 0;
+    // A record stored before leaves a stale entry; a new one will need its entry kept.
+    for (size_t i = 0; i < rows; ++i) ++(puts[done + i].replaces ? log_stale_ : log_trim_at_);
     done += rows;
   }
   return Status::Ok();
@@ -678,7 +680,9 @@ Status ReplicaStore::LoadNewPuts() {
       put.origin.has_value() ? log->PutInt(*put.origin) : log->PutNull();
       log->EndRow();
     }
-    return log->Finish();
+    LOCKSTEP_RETURN_IF_ERROR(log->Finish());
+    log_trim_at_ += fresh.size();  // new records: entries a trim keeps (WritePuts counts its own)
+    return Status::Ok();
   };
   // A record taken for new may be stored after all (a caller that did not read it first): the
   // upserts then take it.
@@ -698,9 +702,10 @@ Status ReplicaStore::TrimLog() {
           .WithContext("trimming the change log"));
   LOCKSTEP_ASSIGN_OR_RETURN(Statement count, db_.Prepare("SELECT count(*) FROM _lockstep_log"));
   LOCKSTEP_ASSIGN_OR_RETURN(bool row, count.Step());
+  // Both saved with the other counters at commit.
   log_trim_at_ = row ? static_cast<uint64_t>(count.ColumnInt(0)) : 0;
-  log_stale_ = 0;  // saved with the other counters at commit
-  return WriteMeta(db_, "log_trim_at", Value::Int(static_cast<int64_t>(log_trim_at_)));
+  log_stale_ = 0;
+  return Status::Ok();
 }
 
 Result<ChangePage> ReplicaStore::ChangesAfter(uint64_t after, size_t limit,

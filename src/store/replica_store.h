@@ -186,9 +186,10 @@ class ReplicaStore {
   // ---- the change log's stale entries -----------------------------------------------------------
 
   // Each write of a record that was already stored leaves its previous log entry stale. A commit
-  // that brings the stale entries to the number of entries the last trim kept (at least
-  // `log_trim_minimum()`) trims them all, in one pass over the log: a cost proportional to the
-  // writes that made them stale, paid once in a while rather than a random page per update.
+  // that brings the stale entries to about the number of records (the entries the last trim
+  // kept plus the records added since; at least `log_trim_minimum()`) trims them all, in one pass
+  // over the log: a cost proportional to the writes that made them stale, paid once in a while
+  // rather than a random page per update.
   static constexpr uint64_t kLogTrimMinimum = 65'536;
   uint64_t log_trim_minimum() const { return log_trim_minimum_; }
   // Tests lower it, to trim small logs.
@@ -267,10 +268,11 @@ class ReplicaStore {
   bool in_savepoint_ = false;
   bool writing_ = false;      // between BeginWrite and Commit or Rollback
   uint64_t log_stale_ = 0;    // entries of the log whose record has moved on
-  uint64_t log_trim_at_ = 0;  // the entries the last trim kept: trim when as many are stale
+  uint64_t log_trim_at_ = 0;  // entries kept by the last trim + records added: trim when as many
+                              // are stale
   uint64_t log_trim_minimum_ = kLogTrimMinimum;
   struct SavedCounters {
-    uint64_t dot_counter = 0, seq = 0, hlc = 0, log_stale = 0;
+    uint64_t dot_counter = 0, seq = 0, hlc = 0, log_stale = 0, log_trim_at = 0;
     friend bool operator==(const SavedCounters&, const SavedCounters&) = default;
   };
   SavedCounters saved_;  // as last loaded or saved

@@ -152,6 +152,8 @@ Result<size_t> ReplicaStore::CollectTombstones(int64_t deleted_before_ms) {
       horizon.millis = std::max(horizon.millis, tombstone.deleted_ms);
     }
     collected = tombstones.size();
+    // Fewer records keep a current entry: the next trim comes as many stale entries sooner.
+    log_trim_at_ -= std::min<uint64_t>(log_trim_at_, collected);
     LOCKSTEP_RETURN_IF_ERROR(
         WriteMeta(db_, "gc_seq", Value::Int(static_cast<int64_t>(horizon.seq))));
     return WriteMeta(db_, "gc_ms", Value::Int(horizon.millis));

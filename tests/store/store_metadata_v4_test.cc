@@ -2,7 +2,7 @@
 // (`_lockstep_log`) instead of an index of the records by seq. Readers must see exactly the
 // records as the index showed them (in seq order, the latest state of each, echoes skipped)
 // whatever the stale entries left behind by updates; the trim must remove those and only those,
-// once they are as many as the entries it kept last; a version 3 store migrates with every change
+// once they are about as many as the records; a version 3 store migrates with every change
 // readable. On both databases.
 #include <gtest/gtest.h>
 
@@ -213,38 +213,49 @@ TEST_P(StoreV4Test, StaleEntriesAreCountedExactlyAcrossBatchesFlushesAndRollback
   ExpectLogMatchesRecords();
 }
 
-TEST_P(StoreV4Test, TrimsOnceTheStaleEntriesAreAsManyAsTheKeptOnes) {
+TEST_P(StoreV4Test, TrimsOnceTheStaleEntriesAreAsManyAsTheRecords) {
   store().set_log_trim_minimum(10);
   const int64_t c = Take(store().EnsureCollection("t", "lww", "")).id;
+  auto trim_at = [&] { return Take(ReadMeta(db(), "log_trim_at"))->as_int(); };
   Check(store().Write([&]() -> Status {
-    for (int64_t k = 0; k < 30; ++k) LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), c, Key(k), k));
+    for (int64_t k = 0; k < 3; ++k) LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), c, Key(k), k));
     return Status::Ok();
   }));
-  // Below the minimum (no trim has counted the log yet): no trim.
-  for (int64_t k = 0; k < 9; ++k) Check(Update(c, k, -k));
+  EXPECT_EQ(trim_at(), 3) << "the records added since the last trim";
+  // Fewer records than the minimum: the trim waits for the minimum.
+  for (int64_t k = 0; k < 9; ++k) Check(Update(c, k % 3, k));
   EXPECT_EQ(store().log_stale(), 9U);
-  EXPECT_EQ(LogEntries(), 39);
+  EXPECT_EQ(LogEntries(), 12);
   ExpectLogMatchesRecords();
   // The tenth stale entry trims them all, in that commit.
-  Check(Update(c, 9, -9));
+  Check(Update(c, 0, -1));
   EXPECT_EQ(store().log_stale(), 0U);
-  EXPECT_EQ(LogEntries(), 30);
-  EXPECT_EQ(Take(ReadMeta(db(), "log_trim_at"))->as_int(), 30);
+  EXPECT_EQ(LogEntries(), 3);
+  EXPECT_EQ(trim_at(), 3);
   ExpectLogMatchesRecords();
-  // Now the next trim waits for as many stale entries as it kept: 30, not 10.
+
+  // 30 records: the next trim waits for 30 stale entries, not 10.
+  Check(store().Write([&]() -> Status {
+    for (int64_t k = 3; k < 30; ++k) LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), c, Key(k), k));
+    return Status::Ok();
+  }));
+  EXPECT_EQ(trim_at(), 30);
   for (int64_t k = 0; k < 29; ++k) Check(Update(c, k % 7, k));
   EXPECT_EQ(store().log_stale(), 29U);
   EXPECT_EQ(LogEntries(), 59);
   ExpectLogMatchesRecords();
   Check(store().Write([&]() -> Status {
-    // Deletes and new records in the trimming write: the trim sees them all.
+    // A delete, an update and a new record in the trimming write (31 stale entries, 31
+    // records): the trim sees them all.
     LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), c, Key(20), std::nullopt));
+    LOCKSTEP_RETURN_IF_ERROR(WriteLocal(store(), c, Key(21), -21));
     return WriteLocal(store(), c, Key(31), 31);
   }));
   EXPECT_EQ(store().log_stale(), 0U);
   EXPECT_EQ(LogEntries(), 31);
+  EXPECT_EQ(trim_at(), 31);
   ExpectLogMatchesRecords();
-  // The counters are the committed ones on another connection's store too.
+  // The counters are the committed ones on another store over the connection too.
   auto again = Take(ReplicaStore::Open(db(), clock_));
   Check(again->Write([] { return Status::Ok(); }));
   EXPECT_EQ(again->log_stale(), 0U);
