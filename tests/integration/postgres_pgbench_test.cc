@@ -1,7 +1,8 @@
 // pgbench against a PostgreSQL source while `lockstep run` keeps a second PostgreSQL database and
 // a SQLite node in sync with it through a hub: afterwards all three hold equal data (ordered dumps
-// of every table with a primary key). Scale and duration are small here, to keep the test suite
-// bounded; bench/postgres_bench.cc runs the full -s 10, -T 30 and measures.
+// of every table with a primary key). pgbench runs as the issue asks (-c 4 -T 30) but on scale 1:
+// the first copy of scale 10's million accounts takes minutes in the sanitized debug build the
+// suite runs (docs/BENCHMARKS.md, "Bulk loads"); bench/postgres_bench.cc runs scale 10 and measures.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -16,9 +17,9 @@
 namespace lockstep::testing {
 namespace {
 
-// Bounded so that the whole test stays under ctest's 600 s: the first copy, 10 s of pgbench and the
+// Bounded so that the whole test stays under ctest's 600 s: the first copy, 30 s of pgbench and the
 // catch-up after it.
-constexpr auto kFirstCopyLimit = std::chrono::seconds(300);
+constexpr auto kFirstCopyLimit = std::chrono::seconds(240);
 constexpr auto kCatchUpLimit = std::chrono::seconds(240);
 
 constexpr char kAccounts[] = "SELECT aid, bid, abalance FROM pgbench_accounts ORDER BY aid";
@@ -89,7 +90,7 @@ TEST(PostgresPgbenchTest, SourceReplicaAndSqliteNodeEndEqualAfterPgbench) {
   std::cout << "initial copy done\n";
 
   ProcessResult run =
-      RunWithin({pgbench, "-n", "-c", "4", "-T", "10", source}, std::chrono::seconds(60));
+      RunWithin({pgbench, "-n", "-c", "4", "-T", "30", source}, std::chrono::seconds(90));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const size_t tps = run.out.find("tps = ");
   std::cout << (tps == std::string::npos ? run.out : run.out.substr(tps, 40)) << "\n";
