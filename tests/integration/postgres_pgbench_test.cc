@@ -2,7 +2,8 @@
 // a SQLite node in sync with it through a hub: afterwards all three hold equal data (ordered dumps
 // of every table with a primary key). pgbench runs as the issue asks (-c 4 -T 30) but on scale 1:
 // the first copy of scale 10's million accounts takes minutes in the sanitized debug build the
-// suite runs (docs/BENCHMARKS.md, "Bulk loads"); bench/postgres_bench.cc runs scale 10 and measures.
+// suite runs (docs/BENCHMARKS.md, "Bulk loads"); bench/postgres_bench.cc runs scale 10 and
+// measures.
 #include <gtest/gtest.h>
 
 #include <chrono>
