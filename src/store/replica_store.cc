@@ -49,6 +49,28 @@ Result<StoredRecord> DecodeStored(std::string_view record, std::string_view seqs
   return stored;
 }
 
+// The log entries joined with their records, for readers that walk the log in seq order: a
+// stale entry finds no record at its seq and drops out. SQLite: CROSS JOIN makes it walk the log
+// and look each record up by key. PostgreSQL estimates the three-column join at one row and
+// would hash the whole records table for every page instead (770 ms against 17 ms for a page of
+// 10,000 entries of a 1M-record log): a LATERAL lookup behind OFFSET 0, which the planner cannot
+// flatten, keeps it walking the log's index.
+struct LogJoin {
+  std::string from;       // binds `l` (the log) and `r` (the record's `columns`)
+  std::string condition;  // for the WHERE clause
+};
+
+LogJoin LogWithRecords(Dialect dialect, std::string_view columns) {
+  if (dialect == Dialect::kPostgres) {
+    return {"_lockstep_log l CROSS JOIN LATERAL (SELECT " + std::string(columns) +
+                " FROM _lockstep_records WHERE collection = l.collection AND key = l.key AND "
+                "seq = l.seq OFFSET 0) r",
+            "TRUE"};
+  }
+  return {"_lockstep_log l CROSS JOIN _lockstep_records r",
+          "r.collection = l.collection AND r.key = l.key AND r.seq = l.seq"};
+}
+
 // The columns a put writes, in the order of its values (WritePuts, LoadNewPuts).
 constexpr std::string_view kRecordColumns =
     "collection, key, seq, record, field_seqs, origin, position, hash, deleted_ms";
@@ -529,13 +551,13 @@ Result<std::vector<uint64_t>> ReplicaStore::ChangedPositions(int64_t collection,
   // at its seq and is skipped. CROSS JOIN makes SQLite walk the log and look the records up.
   const uint64_t from = std::max(after, seq_ > limit ? seq_ - limit : uint64_t{0});
   LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * stmt,
-      Cached(changed_positions_,
-             "SELECT r.position FROM _lockstep_log l CROSS JOIN _lockstep_records r "
-             "WHERE l.seq > ?1 AND l.collection = ?2 AND "
-             "(CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) AND "
-             "r.collection = l.collection AND r.key = l.key AND r.seq = l.seq "
-             "ORDER BY l.seq DESC LIMIT ?4"));
+      Statement * stmt, Cached(changed_positions_, [&] {
+        const LogJoin log = LogWithRecords(db_.dialect(), "position");
+        return "SELECT r.position FROM " + log.from +
+               " WHERE l.seq > ?1 AND l.collection = ?2 AND "
+               "(CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) AND " +
+               log.condition + " ORDER BY l.seq DESC LIMIT ?4";
+      }()));
   stmt->BindInt(1, static_cast<int64_t>(from))
       .BindInt(2, collection)
       .BindInt(4, static_cast<int64_t>(limit));
@@ -730,13 +752,14 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
   // no record at its seq and is skipped, so the LIMIT counts records, as it always did. CROSS
   // JOIN makes SQLite walk the log in seq order and look each record up by key.
   LOCKSTEP_ASSIGN_OR_RETURN(
-      Statement * stmt,
-      Cached(changes_,
-             "SELECT c.name, r.record, r.field_seqs, l.seq FROM _lockstep_log l "
-             "CROSS JOIN _lockstep_records r CROSS JOIN _lockstep_collections c "
-             "WHERE l.seq > ?1 AND (CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) "
-             "AND r.collection = l.collection AND r.key = l.key AND r.seq = l.seq "
-             "AND c.id = l.collection ORDER BY l.seq LIMIT ?2"));
+      Statement * stmt, Cached(changes_, [&] {
+        const LogJoin log = LogWithRecords(db_.dialect(), "record, field_seqs");
+        return "SELECT c.name, r.record, r.field_seqs, l.seq FROM " + log.from +
+               " CROSS JOIN _lockstep_collections c "
+               "WHERE l.seq > ?1 AND (CAST(?3 AS BIGINT) IS NULL OR l.origin IS DISTINCT FROM ?3) "
+               "AND " +
+               log.condition + " AND c.id = l.collection ORDER BY l.seq LIMIT ?2";
+      }()));
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
   if (skip.has_value()) stmt->BindInt(3, *skip);
   ChangePage page{{}, after};
