@@ -39,6 +39,12 @@ int RunReset(const ResetArgs& args) {
   const std::string database = store::RedactPassword(args.database);
   const std::string peer = store::RedactPassword(args.peer);
   if (!report.has_value()) return Fail(report.error().WithContext("resetting " + database));
+  if (report->resumed) {
+    std::cout << "finished the reset of " << database << " from " << peer << " that was stopped: "
+              << "made the " << report->kept_deletes << " unsynced delete"
+              << (report->kept_deletes == 1 ? "" : "s") << " it kept (sent to " << peer << ")\n";
+    return 0;
+  }
   std::cout << "reset " << database << " from " << peer << ": " << report->tables << " table"
             << (report->tables == 1 ? "" : "s") << " rebuilt, kept " << report->kept_writes
             << " unsynced write" << (report->kept_writes == 1 ? "" : "s") << " and "

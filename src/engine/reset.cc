@@ -11,6 +11,7 @@
 #include "engine/network_verify.h"
 #include "engine/open_database.h"
 #include "store/metadata_schema.h"
+#include "store/pending_deletes.h"
 #include "store/postgres_db.h"
 
 namespace lockstep::engine {
@@ -106,9 +107,16 @@ Status Rebuild(Source& source, const std::vector<TablePlan>& plans) {
     }
     source.CloseStore();
     LOCKSTEP_RETURN_IF_ERROR(store::DropMetadata(db));
+    std::vector<store::PendingDelete> owed;
     for (const TablePlan& plan : plans) {
       LOCKSTEP_RETURN_IF_ERROR(source.Attach({&plan.schema, 1}, plan.policy));
+      for (const KeptWrite& kept : plan.kept) {
+        if (kept.deleted) owed.push_back({plan.schema.name, kept.key});
+      }
     }
+    // Owed from now on, until DeleteAgain makes them: a reset killed before then finishes them
+    // when it is run again.
+    LOCKSTEP_RETURN_IF_ERROR(store::RememberPendingDeletes(db, owed));
     return db.Exec("COMMIT");
   }();
   if (!status.ok() && db.InTransaction()) (void)db.Exec("ROLLBACK");
@@ -116,26 +124,31 @@ Status Rebuild(Source& source, const std::vector<TablePlan>& plans) {
   return status;
 }
 
-// DB's unsynced deletes, made again now that the peer's rows are back.
-Status DeleteAgain(Source& source, const std::vector<TablePlan>& plans) {
-  std::vector<TableSchema> schemas;
-  for (const TablePlan& plan : plans) schemas.push_back(plan.schema);
-  LOCKSTEP_RETURN_IF_ERROR(source.Attach(schemas, ""));
+// The deletes the rebuild left owed, made now that the peer's rows are back, and forgotten in the
+// same transaction.
+Status DeleteAgain(Source& source, const std::vector<store::PendingDelete>& owed) {
+  std::map<std::string, TableSchema> schemas;
+  for (const store::PendingDelete& pending : owed) {
+    if (schemas.count(pending.collection) > 0) continue;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> schema, source.Schema(pending.collection));
+    if (schema.has_value()) schemas.emplace(pending.collection, std::move(*schema));
+  }
+  std::vector<TableSchema> attached;
+  for (auto& [name, schema] : schemas) attached.push_back(schema);
+  LOCKSTEP_RETURN_IF_ERROR(source.Attach(attached, ""));
   store::ReplicaStore& store = source.store();
   return store.Write([&]() -> Status {
-    for (const TablePlan& plan : plans) {
-      RowSink& table = *source.Table(plan.schema.name);
-      for (const KeptWrite& kept : plan.kept) {
-        if (!kept.deleted) continue;
-        LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
-                                  store.Get(table.collection().id, kept.key));
-        if (!stored.has_value() || !core::Exists(stored->record, table.policy())) continue;
-        core::LocalWrite deletion;
-        deletion.exists = false;
-        LOCKSTEP_RETURN_IF_ERROR(WriteLocally(store, table, *stored, std::move(deletion)));
-      }
+    for (const store::PendingDelete& pending : owed) {
+      RowSink* table = source.Table(pending.collection);
+      if (table == nullptr) continue;  // the user dropped the table since: nothing to delete
+      LOCKSTEP_ASSIGN_OR_RETURN(std::optional<store::StoredRecord> stored,
+                                store.Get(table->collection().id, pending.key));
+      if (!stored.has_value() || !core::Exists(stored->record, table->policy())) continue;
+      core::LocalWrite deletion;
+      deletion.exists = false;
+      LOCKSTEP_RETURN_IF_ERROR(WriteLocally(store, *table, *stored, std::move(deletion)));
     }
-    return Status::Ok();
+    return store::ForgetPendingDeletes(source.database());
   });
 }
 
@@ -143,24 +156,36 @@ Result<ResetReport> Reset(
     const std::string& db,
     const std::function<Result<PeerFacts>(const core::NodeId& db_node)>& learn,
     const std::function<Status(const std::vector<std::string>&)>& sync, const base::Clock& clock) {
-  std::vector<TablePlan> plans;
+  ResetReport report;
+  std::vector<std::string> tables;
   {
     LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenDatabase(db, false, clock));
     LOCKSTEP_ASSIGN_OR_RETURN(bool synced, store::HasMetadata(source->database()));
     if (!synced) return InvalidArgument(source->name() + " was never synced: nothing to reset");
     LOCKSTEP_RETURN_IF_ERROR(source->OpenStore());
-    LOCKSTEP_ASSIGN_OR_RETURN(PeerFacts peer, learn(source->store().node()));
-    LOCKSTEP_ASSIGN_OR_RETURN(plans, PlanReset(*source, peer));
-    LOCKSTEP_RETURN_IF_ERROR(Rebuild(*source, plans).WithContext("rebuilding " + source->name()));
-  }
-  ResetReport report;
-  report.tables = plans.size();
-  std::vector<std::string> tables;
-  for (const TablePlan& plan : plans) {
-    tables.push_back(plan.schema.name);
-    for (const KeptWrite& kept : plan.kept) {
-      report.kept_writes += kept.deleted ? 0 : 1;
-      report.kept_deletes += kept.deleted ? 1 : 0;
+    LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::PendingDelete> owed,
+                              store::ReadPendingDeletes(source->database()));
+    if (!owed.empty()) {
+      // An earlier reset rebuilt DB and was stopped before it made the deletes it kept: DB is
+      // already the new node, so only its sync and those deletes are left to do.
+      report.resumed = true;
+      report.kept_deletes = owed.size();
+      LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::Collection> collections,
+                                source->store().Collections());
+      for (const store::Collection& collection : collections) tables.push_back(collection.name);
+      report.tables = tables.size();
+    } else {
+      LOCKSTEP_ASSIGN_OR_RETURN(PeerFacts peer, learn(source->store().node()));
+      LOCKSTEP_ASSIGN_OR_RETURN(std::vector<TablePlan> plans, PlanReset(*source, peer));
+      LOCKSTEP_RETURN_IF_ERROR(Rebuild(*source, plans).WithContext("rebuilding " + source->name()));
+      report.tables = plans.size();
+      for (const TablePlan& plan : plans) {
+        tables.push_back(plan.schema.name);
+        for (const KeptWrite& kept : plan.kept) {
+          report.kept_writes += kept.deleted ? 0 : 1;
+          report.kept_deletes += kept.deleted ? 1 : 0;
+        }
+      }
     }
   }
   // The peer's state comes in; the kept rows, now the new node's writes, go out.
@@ -168,7 +193,9 @@ Result<ResetReport> Reset(
   if (report.kept_deletes > 0) {
     {
       LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenDatabase(db, false, clock));
-      LOCKSTEP_RETURN_IF_ERROR(DeleteAgain(*source, plans));
+      LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::PendingDelete> owed,
+                                store::ReadPendingDeletes(source->database()));
+      LOCKSTEP_RETURN_IF_ERROR(DeleteAgain(*source, owed));
     }
     LOCKSTEP_RETURN_IF_ERROR(sync(tables));
   }

@@ -17,6 +17,9 @@ struct ResetReport {
   size_t kept_writes = 0;   // DB's unsynced inserts and updates, re-stamped and sent
   size_t kept_deletes = 0;  // DB's unsynced deletes, re-stamped and sent
   size_t tables = 0;
+  // An earlier reset of DB was stopped after its rebuild: this one synced and made the deletes
+  // it still owed (kept_deletes; kept_writes is then 0, those went out with any sync).
+  bool resumed = false;
 };
 
 // Which of DB's writes are unsynced is decided by the highest dot of DB the peer holds: a write

@@ -29,6 +29,8 @@
 //                                          each peer's change log
 //   _lockstep_conflicts(...)               every losing value with its node and time
 //   _lockstep_capture_<table>(id, ts, k0..kn)  keys captured by triggers, waiting to be stamped
+//   _lockstep_pending_deletes(collection, key)  deletes a stopped `lockstep reset` still owes
+//                                          (store/pending_deletes.h); absent when none are owed
 #pragma once
 
 #include <map>

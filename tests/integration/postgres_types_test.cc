@@ -232,6 +232,8 @@ TEST_F(PostgresTypesTest, APostgresDatabaseAwayBeyondTheRetentionIsReset) {
   EXPECT_EQ(Psql(source_, "SELECT * FROM t ORDER BY id;"), expected);
   EXPECT_EQ(Sql(edge, "SELECT * FROM t ORDER BY id;"), expected);
   EXPECT_EQ(Lockstep({"verify", source_, edge}).exit_code, 0);
+  // The delete it kept was owed between the rebuild and its sync, and made then.
+  EXPECT_EQ(Psql(source_, "SELECT to_regclass('_lockstep_pending_deletes') IS NULL;"), "t\n");
   // The database has a new identity and syncs as usual from now on; the other file catches up.
   Psql(source_, "UPDATE t SET v = 'later' WHERE id = 5;");
   ASSERT_EQ(Lockstep({"sync", source_, edge}).exit_code, 0);

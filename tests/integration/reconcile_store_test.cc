@@ -3,10 +3,13 @@
 // databases that differ in d records. The real lockstep binary and the real sqlite3 CLI.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/process.h"
@@ -247,6 +250,84 @@ TEST(ResetTest, RefusesWhatItCannotReset) {
   EXPECT_EQ(Lockstep({"reset", dbs.a.string(), plain.string()}).exit_code, 2);
   EXPECT_EQ(Lockstep({"reset", dbs.a.string(), dbs.a.string()}).exit_code, 2);
   EXPECT_EQ(Lockstep({"reset", dbs.a.string(), "lockstep://127.0.0.1:1"}).exit_code, 2);
+}
+
+// A reset killed with SIGKILL at points spread over its run, then run again to completion, ends
+// where an uninterrupted one does: the unsynced deletes it keeps stay deleted even when the kill
+// fell between the rebuild and the deletes (which are owed in `_lockstep_pending_deletes` then).
+TEST(ResetTest, AResetKilledAtAnyPointFinishesWhenRunAgain) {
+  constexpr int kRows = 20'000;
+  constexpr int kMaxAttempts = 16;
+  constexpr int kWantedKillsWhileOwed = 2;
+  constexpr auto kResetLimit = std::chrono::seconds(120);
+  SyncedPair dbs(kRows);
+  const fs::path c = dbs.dir / "c.db";
+  SyncOk(dbs.a, c);
+  // While b is away beyond the retention: a deletes row 2, b deletes rows 4 and 7 and edits.
+  Sql(dbs.a, "DELETE FROM t WHERE pk = 2;");
+  SyncOk(dbs.a, c);
+  Sql(dbs.b,
+      "DELETE FROM t WHERE pk IN (4, 7); UPDATE t SET a = 'by b' WHERE pk = 3;"
+      "INSERT INTO t VALUES (50000, 'b', 'b');");
+  AgeTombstones(dbs.a, 40);
+  ASSERT_EQ(Sync(dbs.a, dbs.b).exit_code, 2);
+
+  auto copy_pair = [&](const fs::path& to) {
+    fs::create_directories(to);
+    fs::copy_file(dbs.a, to / "a.db", fs::copy_options::overwrite_existing);
+    fs::copy_file(dbs.b, to / "b.db", fs::copy_options::overwrite_existing);
+  };
+  auto reset = [&](const fs::path& dir) {
+    return RunWithin({LockstepBinary(), "reset", (dir / "b.db").string(), (dir / "a.db").string()},
+                     kResetLimit);
+  };
+
+  // Uninterrupted, for the expected contents and the run's length.
+  const fs::path whole = dbs.dir / "whole";
+  copy_pair(whole);
+  const auto started = std::chrono::steady_clock::now();
+  ProcessResult uninterrupted = reset(whole);
+  const auto length = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.err;
+  const std::string expected = Dump(whole / "a.db");
+  ASSERT_EQ(Dump(whole / "b.db"), expected);
+  ASSERT_EQ(Sql(whole / "b.db", "SELECT count(*) FROM t WHERE pk IN (2, 4, 7);"), "0\n");
+  ASSERT_EQ(Sql(whole / "b.db", "SELECT a FROM t WHERE pk IN (3, 50000) ORDER BY pk;"),
+            "by b\nb\n");
+
+  int kills_while_owed = 0;
+  for (int attempt = 0; attempt < kMaxAttempts && kills_while_owed < kWantedKillsWhileOwed;
+       ++attempt) {
+    SCOPED_TRACE("attempt " + std::to_string(attempt));
+    const fs::path dir = dbs.dir / ("killed" + std::to_string(attempt));
+    copy_pair(dir);
+    // Spread over the run, most of them in its second half, where the first sync runs.
+    const auto delay = length * (4 + attempt % 8) / 12;
+    ProcessGuard killed;
+    ASSERT_TRUE(killed.Start(
+        Spawn({LockstepBinary(), "reset", (dir / "b.db").string(), (dir / "a.db").string()})));
+    std::this_thread::sleep_for(delay);
+    killed.Kill();
+    const bool owed =
+        Sql(dir / "b.db",
+            "SELECT count(*) FROM sqlite_master WHERE name = '_lockstep_pending_deletes';") ==
+        "1\n";
+    kills_while_owed += owed ? 1 : 0;
+    ProcessResult again = reset(dir);
+    ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
+    if (owed) {
+      EXPECT_NE(again.out.find("finished the reset of"), std::string::npos) << again.out;
+    }
+    EXPECT_EQ(Dump(dir / "b.db"), expected);
+    EXPECT_EQ(Dump(dir / "a.db"), expected);
+    EXPECT_EQ(Verify(dir / "a.db", dir / "b.db").exit_code, 0);
+    EXPECT_EQ(Sql(dir / "b.db",
+                  "SELECT count(*) FROM sqlite_master WHERE name = '_lockstep_pending_deletes';"),
+              "0\n");
+  }
+  // Otherwise the test never saw the window it is about.
+  EXPECT_GE(kills_while_owed, 1);
+  std::cout << kills_while_owed << " of the kills fell while deletes were owed\n";
 }
 
 // ---- 100k records differing in d -------------------------------------------------------------
