@@ -14,20 +14,19 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kPollEvery = std::chrono::milliseconds(25);
-
 }  // namespace
 
 int64_t MsSince(SteadyClock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
 }
 
-bool WaitFor(const std::function<bool()>& done, SteadyClock::duration limit) {
+bool WaitFor(const std::function<bool()>& done, SteadyClock::duration limit,
+             SteadyClock::duration poll_every) {
   const auto deadline = SteadyClock::now() + limit;
   for (;;) {
     if (done()) return true;
     if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPollEvery);
+    std::this_thread::sleep_for(poll_every);
   }
 }
 

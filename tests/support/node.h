@@ -17,8 +17,11 @@ inline constexpr char kCreateTable[] =
 // Milliseconds from `start` until now.
 int64_t MsSince(std::chrono::steady_clock::time_point start);
 
-// Calls `done` every 25 ms until it holds or `limit` has passed; returns the last answer.
-bool WaitFor(const std::function<bool()>& done, std::chrono::steady_clock::duration limit);
+// Calls `done` every `poll_every` (25 ms unless given) until it holds or `limit` has passed;
+// returns the last answer. A check that itself costs much (sums over a million rows) polls less
+// often, so as not to take the CPU from what it waits for.
+bool WaitFor(const std::function<bool()>& done, std::chrono::steady_clock::duration limit,
+             std::chrono::steady_clock::duration poll_every = std::chrono::milliseconds(25));
 
 // A TCP port on 127.0.0.1 that was free a moment ago: bound with port 0, read back, closed.
 // Fails the current test when there is none.
