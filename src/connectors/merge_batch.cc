@@ -175,8 +175,10 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
       latest_key.assign(key);  // reuses its buffer: no allocation per record
       latest_collection = &change.collection;
     }
+    // `stored` is dropped after this record: its encoding moves into the write.
     LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, effects.changed_fields,
-                                       verbatim ? &from : nullptr, std::move(encoding)));
+                                       verbatim ? &from : nullptr, std::move(encoding),
+                                       store::ReplicaStore::KeepEncoding::kNo));
     LOCKSTEP_RETURN_IF_ERROR(new_here ? sink->TakeNewRow(stored->record)
                                       : sink->TakeRow(stored->record));
     for (const core::Conflict& conflict : effects.conflicts) {
@@ -224,7 +226,8 @@ Result<bool> StampRow(store::ReplicaStore& store, const TableSchema& schema, int
   if (!stored.has_value()) stored = store::StoredRecord{core::Record(key), {}, 0, {}};
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> changed,
                             core::ApplyLocalWrite(stored->record, write, policy));
-  LOCKSTEP_RETURN_IF_ERROR(store.Put(collection, *stored, changed, nullptr));
+  LOCKSTEP_RETURN_IF_ERROR(
+      store.Put(collection, *stored, changed, nullptr, {}, store::ReplicaStore::KeepEncoding::kNo));
   return true;
 }
 

@@ -1,6 +1,7 @@
 #include "store/bucket_sums.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
 
@@ -105,9 +106,26 @@ void BucketSums::Queue(int64_t collection, const RecordItem& item, bool subtract
 }
 
 void BucketSums::AddQueued() {
-  // Sums wrap modulo 2^64 and counts too, so the order of additions does not matter.
-  std::sort(queued_.begin(), queued_.end(),
-            [](const Queued& x, const Queued& y) { return x.slot < y.slot; });
+  // Sums wrap modulo 2^64 and counts too, so the order of additions does not matter: the sort only
+  // makes the rows' updates sequential. A radix sort on the bytes in which the slots differ (two
+  // for one collection) rather than std::sort: it was 2 % of an apply's CPU.
+  if (queued_.empty()) return;
+  const auto [low, high] =
+      std::minmax_element(queued_.begin(), queued_.end(),
+                          [](const Queued& x, const Queued& y) { return x.slot < y.slot; });
+  const uint64_t differing = static_cast<uint64_t>(low->slot) ^ static_cast<uint64_t>(high->slot);
+  sort_scratch_.resize(queued_.size());
+  for (unsigned shift = 0; shift < 64 && (differing >> shift) != 0; shift += 8) {
+    std::array<size_t, 257> start{};
+    for (const Queued& queued : queued_) {
+      ++start[((static_cast<uint64_t>(queued.slot) >> shift) & 0xff) + 1];
+    }
+    for (size_t digit = 1; digit < start.size(); ++digit) start[digit] += start[digit - 1];
+    for (const Queued& queued : queued_) {
+      sort_scratch_[start[(static_cast<uint64_t>(queued.slot) >> shift) & 0xff]++] = queued;
+    }
+    queued_.swap(sort_scratch_);
+  }
   Row* row = nullptr;
   int64_t row_number = 0;
   for (const Queued& queued : queued_) {

@@ -98,6 +98,7 @@ class BucketSums {
   Database& db_;
   std::unordered_map<int64_t, Row> deltas_;  // by row number
   std::vector<Queued> queued_;
+  std::vector<Queued> sort_scratch_;  // AddQueued's radix sort: kept, not allocated per sort
   // Each in a few statements per flush, not one per row: on PostgreSQL a statement is a round
   // trip, and an apply of a thousand scattered records touches hundreds of rows.
   BatchedStatements read_;

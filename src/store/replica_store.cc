@@ -463,7 +463,7 @@ Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
 
 Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
                          std::span<const std::string> changed_fields, const core::NodeId* origin,
-                         std::string encoding) {
+                         std::string encoding, KeepEncoding keep) {
   const uint64_t seq = ++seq_;
   const auto& fields = stored.record.fields();
   stored.field_seqs.resize(fields.size(), 0);
@@ -486,7 +486,11 @@ Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
   const RecordItem item = ItemOf(key, encoding);
   sums_.Add(collection, item);
   NoteDots(stored.record.vv());
-  stored.encoded = encoding;
+  if (keep == KeepEncoding::kYes) {
+    stored.encoded = encoding;
+  } else {
+    stored.encoded.clear();
+  }
   PendingPut put{collection,
                  key,
                  seq,

@@ -122,8 +122,13 @@ class ReplicaStore {
   // `changed_fields` name fields of stored.record, sorted.
   // `encoding`, when given, is the record's canonical encoding, known to the caller (a record
   // taken unchanged from a peer): it spares encoding it again.
+  // `keep` says whether `stored.encoded` is left holding the new encoding (kYes: a caller that
+  // may write the same record again) or is emptied, the encoding moving into the write instead of
+  // being copied (kNo: a caller about to drop `stored`, such as an apply; a copy per record).
+  enum class KeepEncoding { kYes, kNo };
   Status Put(int64_t collection, StoredRecord& stored, std::span<const std::string> changed_fields,
-             const core::NodeId* origin, std::string encoding = {});
+             const core::NodeId* origin, std::string encoding = {},
+             KeepEncoding keep = KeepEncoding::kYes);
 
   // Records whose seq is above `after`, in seq order, at most `limit` of them returned,
   // skipping those whose origin is `skip_origin` (the peer they would go to: it has them). Read
@@ -294,7 +299,7 @@ class ReplicaStore {
     bool replaces;
   };
   // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
-  static constexpr size_t kPutBatch = 64;
+  static constexpr size_t kPutBatch = 256;
   static constexpr size_t kPostgresPutBatch = 512;
   // Puts waiting at most, where new records are bulk loaded: a load costs a few round trips
   // whatever its size, so it takes many (a first sync's batch of 10,000, a table's attach).
