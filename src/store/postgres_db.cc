@@ -128,15 +128,6 @@ class Pipeline {
     queue_.push_back({reader, std::move(what), commit});
     return Status::Ok();
   }
-  // Sends the preparation of `text` as `statement`.
-  Status SendPrepare(const std::string& statement, const std::string& text) {
-    if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
-      return Unavailable(name_ + ": " + FirstLine(PQerrorMessage(conn_)));
-    }
-    if (PQsendPrepare(conn_, statement.c_str(), text.c_str(), 0, nullptr) != 1) return Broken();
-    queue_.push_back({nullptr, "preparing statement on " + name_, false});
-    return Status::Ok();
-  }
   // A reader gone (reset or destroyed) before its answer came: the answer is dropped.
   void Forget(const PipelineReader* reader) {
     for (Entry& entry : queue_) {
@@ -836,16 +827,12 @@ Status PostgresDb::Exec(std::string_view sql) {
 Result<Statement> PostgresDb::Prepare(std::string_view sql) {
   auto [text, parameters] = NumberParameters(sql);
   std::string name = "lockstep_" + std::to_string(++statements_);
-  if (pipeline_->busy()) {
-    // Queued with the rest: a statement that does not parse fails the round trip it is in.
-    LOCKSTEP_RETURN_IF_ERROR(pipeline_->failed());
-    LOCKSTEP_RETURN_IF_ERROR(pipeline_->SendPrepare(name, text));
-  } else {
-    LOCKSTEP_RETURN_IF_ERROR(pipeline_->failed());
-    pipeline_->CountRoundTrip();
-    LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr),
-                                   "preparing statement on " + name_));
-  }
+  // Not queued: a preparation skipped after a failure would leave a statement the caller believes
+  // prepared. Preparing is rare (statements are kept), so a round trip of its own is cheap.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  pipeline_->CountRoundTrip();
+  LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr),
+                                 "preparing statement on " + name_));
   return Statement(
       std::make_unique<PostgresStatement>(conn_, pipeline_.get(), std::move(name), parameters));
 }
@@ -904,7 +891,13 @@ Status PostgresDb::LockForTransaction(int64_t key) {
   return Status::Ok();
 }
 
-Status PostgresDb::BeginRead() { return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); }
+Status PostgresDb::BeginRead() {
+  // Queued: the snapshot is taken by the first statement either way, which brings the BEGIN's
+  // answer with its own.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  return pipeline_->Send({}, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, nullptr, nullptr, nullptr,
+                         nullptr, "starting a read on " + name_);
+}
 
 Result<bool> PostgresDb::HasTable(std::string_view name) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,

@@ -71,7 +71,8 @@ class PostgresDb final : public Database {
   // takes: writers of the store are serialized, so seqs commit in order. Waits up to 10 s. Both
   // are queued: a timeout fails the transaction's first read (or its COMMIT), with kUnavailable.
   Status BeginWrite() override;
-  // BEGIN ISOLATION LEVEL REPEATABLE READ: every statement sees the snapshot of the first.
+  // BEGIN ISOLATION LEVEL REPEATABLE READ: every statement sees the snapshot of the first. Queued,
+  // with the first read.
   Status BeginRead() override;
   Result<bool> HasTable(std::string_view name) override;
   bool read_only() const override { return false; }
