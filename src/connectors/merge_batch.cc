@@ -86,6 +86,19 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
   // almost none, and a slot per record would be megabytes to clear for nothing.
   std::vector<std::pair<size_t, store::StoredRecord>> held;
   std::vector<size_t> repeated;  // places in `order`, ascending
+  struct Lookup {
+    int64_t collection;
+    std::vector<std::string> keys;
+    std::vector<size_t> positions;
+  };
+  std::vector<Lookup> lookups;
+  // The largest key of each collection, asked for all at once (one round trip on PostgreSQL).
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::string& name = changes[order[i]].collection;
+    if (i > 0 && name == changes[order[i - 1]].collection) continue;
+    if (RowSink* sink = table(name))
+      LOCKSTEP_RETURN_IF_ERROR(store.SendMaxKey(sink->collection().id));
+  }
   for (size_t begin = 0, end = 0; begin < order.size(); begin = end) {
     const std::string& name = changes[order[begin]].collection;
     end = static_cast<size_t>(
@@ -109,12 +122,19 @@ Result<ApplyStats> MergeBatch(store::ReplicaStore& store, std::span<store::Chang
         positions.push_back(i);
       }
     }
+    if (keys.empty()) continue;
+    LOCKSTEP_RETURN_IF_ERROR(store.SendGetMany(sink->collection().id, keys));
+    lookups.push_back({sink->collection().id, std::move(keys), std::move(positions)});
+  }
+  // Read once all are sent: one round trip for all on PostgreSQL.
+  for (Lookup& lookup : lookups) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredRecord>> found,
-                              store.GetMany(sink->collection().id, keys));
+                              store.GetMany(lookup.collection, lookup.keys));
     for (size_t k = 0; k < found.size(); ++k) {
-      if (found[k].has_value()) held.emplace_back(positions[k], std::move(*found[k]));
+      if (found[k].has_value()) held.emplace_back(lookup.positions[k], std::move(*found[k]));
     }
   }
+  // (`held` is ascending: the lookups went in the order of `order`.)
   // The clock passes the latest HLC taken in, once for the batch (it reads the time): nothing in
   // the batch reads the clock meanwhile, and a failure still rolls back the whole batch.
   core::Hlc latest_taken;

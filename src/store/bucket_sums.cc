@@ -179,26 +179,44 @@ Status BucketSums::Flush() {
     // only postpone rewriting every row (and write its changes twice).
     status = Fold();
   } else {
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        Statement * size,
-        PrepareCached(db_, pending_size_,
-                      "SELECT count(*), CAST(coalesce(sum(entries), 0) AS BIGINT) "
-                      "FROM _lockstep_bucket_deltas"));
-    auto found = size->Step();
-    if (!found.has_value()) {
-      size->Reset();
+    auto size = ReadPendingSize();
+    if (!size.has_value()) {
       deltas_.clear();
-      return found.error().WithContext("reading pending bucket sums");
+      return size.error().WithContext("reading pending bucket sums");
     }
-    const auto rows = static_cast<uint64_t>(size->ColumnInt(0));
-    const auto pending = static_cast<uint64_t>(size->ColumnInt(1));
-    size->Reset();
-    status = rows + collections.size() > kMaxPendingRows || pending + entries > kMaxPendingEntries
+    status = size->rows + collections.size() > kMaxPendingRows ||
+                     size->entries + entries > kMaxPendingEntries
                  ? Fold()
                  : Append();
   }
   deltas_.clear();
   return status.WithContext("writing bucket sums");
+}
+
+namespace {
+constexpr std::string_view kPendingSizeSql =
+    "SELECT count(*), CAST(coalesce(sum(entries), 0) AS BIGINT) FROM _lockstep_bucket_deltas";
+}  // namespace
+
+Status BucketSums::SendPendingSize() {
+  pending_known_.reset();
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * size, PrepareCached(db_, pending_size_, kPendingSizeSql));
+  size->Send();
+  return Status::Ok();
+}
+
+Result<BucketSums::PendingSize> BucketSums::ReadPendingSize() {
+  if (pending_known_.has_value()) return *pending_known_;
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * size, PrepareCached(db_, pending_size_, kPendingSizeSql));
+  auto found = size->Step();
+  PendingSize known;
+  if (found.has_value() && *found) {
+    known = {static_cast<uint64_t>(size->ColumnInt(0)), static_cast<uint64_t>(size->ColumnInt(1))};
+  }
+  size->Reset();
+  if (!found.has_value()) return found.error();
+  pending_known_ = known;
+  return known;
 }
 
 Status BucketSums::Append() {
@@ -230,8 +248,14 @@ Status BucketSums::Append() {
       }
     }
     if (entries == 0) continue;
-    LOCKSTEP_RETURN_IF_ERROR(
-        append->BindInt(1, collection).BindInt(2, entries).BindBlob(3, changes).Run());
+    if (pending_known_.has_value()) {
+      pending_known_->rows += 1;
+      pending_known_->entries += static_cast<uint64_t>(entries);
+    }
+    LOCKSTEP_RETURN_IF_ERROR(append->BindInt(1, collection)
+                                 .BindInt(2, entries)
+                                 .BindBlob(3, changes)
+                                 .Queue("writing bucket sums"));
   }
   return Status::Ok();
 }
@@ -263,7 +287,9 @@ Status BucketSums::Fold() {
   // change it did not add.
   LOCKSTEP_ASSIGN_OR_RETURN(Statement erase,
                             db_.Prepare("DELETE FROM _lockstep_bucket_deltas WHERE id <= ?"));
-  return erase.BindInt(1, *last).Run().WithContext("folding bucket sums");
+  Status erased = erase.BindInt(1, *last).Run().WithContext("folding bucket sums");
+  if (erased.ok() && pending_known_.has_value()) pending_known_ = PendingSize{};
+  return erased;
 }
 
 Result<bool> BucketSums::HasPending() {
@@ -333,7 +359,7 @@ Status BucketSums::FlushRows(std::span<const int64_t> rows) {
       write->BindInt(static_cast<int>(2 * i + 1), number)
           .BindBlob(static_cast<int>(2 * i + 2), EncodeRow(sums[number]));
     }
-    LOCKSTEP_RETURN_IF_ERROR(write->Run());
+    LOCKSTEP_RETURN_IF_ERROR(write->Queue("writing bucket sums"));
     done += count;
   }
   for (size_t done = 0; done < emptied.size();) {
@@ -343,7 +369,7 @@ Status BucketSums::FlushRows(std::span<const int64_t> rows) {
     for (size_t i = 0; i < slots; ++i) {
       erase->BindInt(static_cast<int>(i + 1), emptied[done + std::min(i, count - 1)]);
     }
-    LOCKSTEP_RETURN_IF_ERROR(erase->Run());
+    LOCKSTEP_RETURN_IF_ERROR(erase->Queue("writing bucket sums"));
     done += count;
   }
   return Status::Ok();

@@ -17,6 +17,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -55,7 +56,14 @@ class BucketSums {
   void Discard() {
     deltas_.clear();
     queued_.clear();
+    pending_known_.reset();
   }
+  // At the start of a write (under its lock): sends the query of the pending changes' size ahead
+  // (Statement::Send), so that Flush need not wait for it; only this write changes them until it
+  // ends, and it counts its own.
+  Status SendPendingSize();
+  // At the end of a write: other writers may change the pending changes from now on.
+  void ForgetPendingSize() { pending_known_.reset(); }
 
   // The sum of buckets first..last (inclusive) of `collection`, as written: the folded sums plus
   // the pending changes, read in one statement (one snapshot), not counting changes accumulated
@@ -94,6 +102,14 @@ class BucketSums {
   // Adds the deltas of `rows` (sorted, distinct) to the stored rows.
   Status FlushRows(std::span<const int64_t> rows);
   static constexpr size_t kRowsPerFlushStatement = 64;
+
+  // The pending changes' rows and entries: known from SendPendingSize's answer plus this write's
+  // own appends (a fold leaves none), or read.
+  struct PendingSize {
+    uint64_t rows = 0, entries = 0;
+  };
+  Result<PendingSize> ReadPendingSize();
+  std::optional<PendingSize> pending_known_;
 
   Database& db_;
   std::unordered_map<int64_t, Row> deltas_;  // by row number

@@ -35,6 +35,14 @@ class StatementBackend {
   virtual void BindBlobInPlace(int index, std::string_view bytes) { BindBlob(index, bytes); }
   virtual Result<bool> Step() = 0;
   virtual void Reset() = 0;
+  // Statement::Queue and Statement::Send; by default the statement runs now (Queue) or at its
+  // first Step (Send).
+  virtual Status Queue(std::string_view what) {
+    auto stepped = Step();
+    Reset();
+    return stepped.has_value() ? Status::Ok() : stepped.error().WithContext(what);
+  }
+  virtual void Send() {}
   virtual Value Column(int index) const = 0;
   virtual Value ColumnAny(int index) const = 0;
   virtual int64_t ColumnInt(int index) const = 0;
@@ -98,6 +106,19 @@ class Statement {
   }
   // Resets for another execution and clears bindings.
   void Reset() { backend_->Reset(); }
+
+  // Runs a statement that returns no rows, like Run(), but possibly later: on PostgreSQL, inside
+  // a transaction, it is sent without waiting for its answer, which comes back with the next round
+  // trip (the next statement whose rows are read, or the commit). A failure then fails that
+  // statement instead, with `what` in its message, and the transaction with it: nothing it wrote
+  // commits. The statement is reset at once and may be bound and queued again. Elsewhere (SQLite,
+  // outside a transaction) it runs now, its error prefixed with `what`.
+  Status Queue(std::string_view what) { return backend_->Queue(what); }
+  // Starts the bound statement so that its rows come back in the same round trip as those of the
+  // statements sent with it (PostgreSQL, inside a transaction: reading several tables at the cost
+  // of one wait); Step() reads them as usual. Bindings must not change until the first Step().
+  // Elsewhere it does nothing and the statement runs at its first Step().
+  void Send() { backend_->Send(); }
 
   Value Column(int index) const { return backend_->Column(index); }
   // What BindAny stored.

@@ -4,9 +4,12 @@
 #include <poll.h>
 
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <optional>
 
 #include "base/bytes.h"
 
@@ -77,20 +80,158 @@ std::string FloatText(double value) {
   return buffer;
 }
 
+// Answers a queued statement's result goes to: a statement sent ahead (Statement::Send).
+class PipelineReader {
+ public:
+  virtual void Deliver(ResultPtr result) = 0;
+  virtual void Fail(Status status) = 0;
+
+ protected:
+  ~PipelineReader() = default;
+};
+
+}  // namespace
+
+// Statements sent without waiting for their answers (libpq's pipeline mode), and the answers
+// read, all together, at the next sync. Only inside a transaction: a sync in pipeline mode would
+// commit an implicit one, making each piece of a round its own transaction.
+class Pipeline {
+ public:
+  Pipeline(PGconn* conn, const std::string& name) : conn_(conn), name_(name) {}
+
+  // Whether statements wait for their answers.
+  bool busy() const { return !queue_.empty(); }
+  // The first failure of a queued statement since the transaction began: the server aborted the
+  // transaction, so it is what every later statement would meet, until a rollback.
+  const Status& failed() const { return failed_; }
+  // After a rollback: the transaction the failure aborted is gone.
+  void Forgive() { failed_ = Status::Ok(); }
+  uint64_t round_trips() const { return round_trips_; }
+  void CountRoundTrip() { ++round_trips_; }
+
+  // Sends a statement: prepared `statement` with `values`, or `text` (statement empty) parsed
+  // afresh. Its answer goes to `reader` (nullptr: only its failure matters), its failure named
+  // by `what`. With `commit`, the answer must say COMMIT: a COMMIT of an aborted transaction
+  // answers ROLLBACK without an error.
+  Status Send(const std::string& statement, const std::string& text, int count,
+              const char* const* values, const int* lengths, const int* formats,
+              PipelineReader* reader, std::string what, bool commit = false) {
+    if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
+      return Unavailable(name_ + ": " + FirstLine(PQerrorMessage(conn_)));
+    }
+    const int sent = statement.empty()
+                         ? PQsendQueryParams(conn_, text.c_str(), count, nullptr, values, lengths,
+                                             formats, /*resultFormat=*/1)
+                         : PQsendQueryPrepared(conn_, statement.c_str(), count, values, lengths,
+                                               formats, /*resultFormat=*/1);
+    if (sent != 1) return Broken();
+    queue_.push_back({reader, std::move(what), commit});
+    return Status::Ok();
+  }
+  // A reader gone (reset or destroyed) before its answer came: the answer is dropped.
+  void Forget(const PipelineReader* reader) {
+    for (Entry& entry : queue_) {
+      if (entry.reader == reader) entry.reader = nullptr;
+    }
+  }
+
+  // Reads every answer, handing each reader its own, and leaves pipeline mode. Returns the
+  // first failure (kept in failed()).
+  Status Sync() {
+    if (queue_.empty()) return failed_;
+    ++round_trips_;
+    std::deque<Entry> queue = std::move(queue_);
+    queue_.clear();
+    if (PQpipelineSync(conn_) != 1) {
+      Status broken = Broken();
+      for (Entry& entry : queue) {
+        if (entry.reader != nullptr) entry.reader->Fail(broken);
+      }
+      return broken;
+    }
+    for (Entry& entry : queue) {
+      ResultPtr result(PQgetResult(conn_));
+      Status status;
+      const ExecStatusType kind = PQresultStatus(result.get());
+      if (!result) {
+        status = Broken();
+      } else if (kind == PGRES_PIPELINE_ABORTED) {
+        // Skipped by the server after an earlier failure, which is the one to report.
+        status =
+            failed_.ok() ? Aborted(entry.what + ": skipped after an earlier failure") : failed_;
+      } else if (kind != PGRES_COMMAND_OK && kind != PGRES_TUPLES_OK) {
+        status = FromResult(conn_, result.get(), entry.what);
+      } else if (entry.commit && std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
+        status = Aborted(entry.what + ": the transaction was rolled back");
+      }
+      if (!status.ok() && failed_.ok()) failed_ = status;
+      // Each statement's answer ends with a null result (none when the connection broke).
+      if (result) {
+        while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+      }
+      if (entry.reader == nullptr) continue;
+      if (status.ok()) {
+        entry.reader->Deliver(std::move(result));
+      } else {
+        entry.reader->Fail(status);
+      }
+    }
+    // The sync's own answer, then out of pipeline mode (which needs the connection idle).
+    for (int i = 0; i < 4; ++i) {
+      ResultPtr result(PQgetResult(conn_));
+      if (PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) break;
+      if (!result && PQstatus(conn_) != CONNECTION_OK) break;
+    }
+    if (PQexitPipelineMode(conn_) != 1) {
+      // A null result ends the round: then it is idle.
+      PQclear(PQgetResult(conn_));
+      if (PQexitPipelineMode(conn_) != 1 && failed_.ok()) failed_ = Broken();
+    }
+    return failed_;
+  }
+
+ private:
+  struct Entry {
+    PipelineReader* reader;
+    std::string what;
+    bool commit;
+  };
+  Status Broken() {
+    Status status = Unavailable(name_ + ": " + FirstLine(PQerrorMessage(conn_)));
+    if (failed_.ok()) failed_ = status;
+    return status;
+  }
+
+  PGconn* conn_;
+  const std::string& name_;
+  std::deque<Entry> queue_;
+  Status failed_;
+  uint64_t round_trips_ = 0;
+};
+
+namespace {
+
 // A server-side prepared statement with its parameters and its last result; or, with `text`
 // (PrepareReplanned), a statement sent as text at every run, which the server plans each time.
-class PostgresStatement final : public StatementBackend {
+class PostgresStatement final : public StatementBackend, public PipelineReader {
  public:
-  PostgresStatement(PGconn* conn, std::string name, int parameters, std::string text = {})
+  PostgresStatement(PGconn* conn, Pipeline* pipeline, std::string name, int parameters,
+                    std::string text = {})
       : conn_(conn),
+        pipeline_(pipeline),
         name_(std::move(name)),
         text_(std::move(text)),
         params_(static_cast<size_t>(parameters)) {}
   ~PostgresStatement() override {
+    if (in_flight_) pipeline_->Forget(this);
     // Inside a failed transaction the server refuses everything; the statement then lives until
     // the connection closes, which costs nothing but its plan.
-    if (!name_.empty() && PQstatus(conn_) == CONNECTION_OK &&
-        PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+    if (name_.empty() || PQstatus(conn_) != CONNECTION_OK || !pipeline_->failed().ok()) return;
+    if (pipeline_->busy()) {
+      (void)pipeline_->Send({}, "DEALLOCATE " + name_, 0, nullptr, nullptr, nullptr, nullptr,
+                            "releasing a statement");
+    } else if (PQtransactionStatus(conn_) != PQTRANS_INERROR) {
+      pipeline_->CountRoundTrip();
       PQclear(PQexec(conn_, ("DEALLOCATE " + name_).c_str()));
     }
   }
@@ -138,36 +279,95 @@ class PostgresStatement final : public StatementBackend {
   }
 
   Result<bool> Step() override {
+    if (!result_ && failure_.has_value()) {  // answered, with a failure, by an earlier sync
+      Status failure = std::move(*failure_);
+      failure_.reset();
+      return failure;
+    }
     if (!result_) {
-      std::vector<const char*> values(params_.size());
-      std::vector<int> lengths(params_.size());
-      std::vector<int> formats(params_.size());
-      for (size_t i = 0; i < params_.size(); ++i) {
-        values[i] = params_[i].null ? nullptr : params_[i].bytes.data();
-        lengths[i] = static_cast<int>(params_[i].bytes.size());
-        formats[i] = params_[i].format;
+      if (!in_flight_ && !pipeline_->busy() && pipeline_->failed().ok()) {
+        // Alone: one round trip either way, the unnamed statement's parse, plan and run together.
+        Values values = Gather();
+        pipeline_->CountRoundTrip();
+        ResultPtr result(
+            name_.empty()
+                ? PQexecParams(conn_, text_.c_str(), values.count, nullptr, values.values.data(),
+                               values.lengths.data(), values.formats.data(), /*resultFormat=*/1)
+                : PQexecPrepared(conn_, name_.c_str(), values.count, values.values.data(),
+                                 values.lengths.data(), values.formats.data(),
+                                 /*resultFormat=*/1));
+        const ExecStatusType status = PQresultStatus(result.get());
+        if (!result || (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)) {
+          return FromResult(conn_, result.get(), "executing statement");
+        }
+        result_ = std::move(result);
+      } else {
+        // With what was queued before it, in one round trip.
+        if (!in_flight_) {
+          if (!pipeline_->failed().ok()) return pipeline_->failed();
+          LOCKSTEP_RETURN_IF_ERROR(SendSelf());
+        }
+        Status synced = pipeline_->Sync();
+        if (in_flight_) {  // no answer came: the connection broke
+          pipeline_->Forget(this);
+          in_flight_ = false;
+          return synced.ok() ? Unavailable("a statement sent got no answer") : synced;
+        }
+        if (failure_.has_value()) {
+          Status failure = std::move(*failure_);
+          failure_.reset();
+          return failure;
+        }
       }
-      const int count = static_cast<int>(params_.size());
-      // One round trip either way: the unnamed statement's parse, plan and run go together.
-      ResultPtr result(name_.empty()
-                           ? PQexecParams(conn_, text_.c_str(), count, /*paramTypes=*/nullptr,
-                                          values.data(), lengths.data(), formats.data(),
-                                          /*resultFormat=*/1)
-                           : PQexecPrepared(conn_, name_.c_str(), count, values.data(),
-                                            lengths.data(), formats.data(), /*resultFormat=*/1));
-      const ExecStatusType status = PQresultStatus(result.get());
-      if (!result || (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)) {
-        return FromResult(conn_, result.get(), "executing statement");
-      }
-      result_ = std::move(result);
       row_ = -1;
     }
     ++row_;
     return row_ < PQntuples(result_.get());
   }
   void Reset() override {
+    if (in_flight_) {
+      pipeline_->Forget(this);
+      in_flight_ = false;
+    }
+    failure_.reset();
     result_.reset();
+    row_ = -1;
     for (Param& param : params_) param = Param{};
+  }
+  Status Queue(std::string_view what) override {
+    // Outside a transaction a sync would commit each piece on its own: run it now.
+    if (!pipeline_->busy() && PQtransactionStatus(conn_) != PQTRANS_INTRANS) {
+      return StatementBackend::Queue(what);
+    }
+    if (!pipeline_->failed().ok()) {
+      Reset();
+      return pipeline_->failed();
+    }
+    Values values = Gather();
+    Status sent =
+        pipeline_->Send(name_, text_, values.count, values.values.data(), values.lengths.data(),
+                        values.formats.data(), nullptr, std::string(what));
+    Reset();
+    return sent;
+  }
+  void Send() override {
+    if (in_flight_ || !pipeline_->failed().ok()) return;
+    if (!pipeline_->busy() && PQtransactionStatus(conn_) != PQTRANS_INTRANS) return;
+    // An answer sent for earlier and never read is not this one's.
+    result_.reset();
+    failure_.reset();
+    (void)SendSelf();  // a failure to send is met again by Step
+  }
+
+  // PipelineReader:
+  void Deliver(ResultPtr result) override {
+    in_flight_ = false;
+    result_ = std::move(result);
+    row_ = -1;
+  }
+  void Fail(Status status) override {
+    in_flight_ = false;
+    failure_ = std::move(status);
   }
 
   Value Column(int index) const override {
@@ -259,9 +459,40 @@ class PostgresStatement final : public StatementBackend {
     const std::string_view bytes = ColumnBlob(index);
     return bytes.size() < size ? 0 : BigEndian(bytes.data(), size);
   }
+  // The bound parameters as libpq takes them, pointing into params_.
+  struct Values {
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    std::vector<int> formats;
+    int count = 0;
+  };
+  Values Gather() const {
+    Values out;
+    out.count = static_cast<int>(params_.size());
+    out.values.resize(params_.size());
+    out.lengths.resize(params_.size());
+    out.formats.resize(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      out.values[i] = params_[i].null ? nullptr : params_[i].bytes.data();
+      out.lengths[i] = static_cast<int>(params_[i].bytes.size());
+      out.formats[i] = params_[i].format;
+    }
+    return out;
+  }
+  Status SendSelf() {
+    Values values = Gather();
+    LOCKSTEP_RETURN_IF_ERROR(pipeline_->Send(name_, text_, values.count, values.values.data(),
+                                             values.lengths.data(), values.formats.data(), this,
+                                             "executing statement"));
+    in_flight_ = true;
+    return Status::Ok();
+  }
 
   PGconn* conn_;
-  std::string name_;  // empty: run as text_
+  Pipeline* pipeline_;
+  bool in_flight_ = false;         // sent in the pipeline, its answer not read yet
+  std::optional<Status> failure_;  // the answer, when it was a failure
+  std::string name_;               // empty: run as text_
   std::string text_;
   std::vector<Param> params_;
   ResultPtr result_;
@@ -532,31 +763,94 @@ Result<std::unique_ptr<PostgresDb>> PostgresDb::Connect(std::string_view url) {
   return std::unique_ptr<PostgresDb>(new PostgresDb(conn, name));
 }
 
+PostgresDb::PostgresDb(pg_conn* conn, std::string name)
+    : conn_(conn), name_(std::move(name)), pipeline_(std::make_unique<Pipeline>(conn_, name_)) {}
+
 PostgresDb::~PostgresDb() { PQfinish(conn_); }
+
+uint64_t PostgresDb::round_trips() const { return pipeline_->round_trips(); }
+
+namespace {
+
+// Whether `sql` is one statement (no `;` outside quotes, but one at the end), which pipeline mode
+// can send; several go through the simple protocol, alone.
+bool OneStatement(std::string_view sql) {
+  while (!sql.empty() && (sql.back() == ';' || sql.back() == ' ')) sql.remove_suffix(1);
+  char quote = 0;
+  for (const char c : sql) {
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == ';') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 Status PostgresDb::Exec(std::string_view sql) {
   const std::string text(sql);
-  return Check(conn_, PQexec(conn_, text.c_str()), name_);
+  const bool commit = text == "COMMIT";
+  // An aborted transaction takes nothing but a rollback: that one runs whatever was queued.
+  if (StartsWithNoCase(text, "ROLLBACK")) {
+    (void)pipeline_->Sync();
+    pipeline_->Forgive();
+  } else if (pipeline_->busy() && OneStatement(text)) {
+    // With what was queued, in the same round trip.
+    LOCKSTEP_RETURN_IF_ERROR(pipeline_->failed());
+    LOCKSTEP_RETURN_IF_ERROR(
+        pipeline_->Send({}, text, 0, nullptr, nullptr, nullptr, nullptr, name_, commit));
+    return pipeline_->Sync();
+  } else {
+    LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  }
+  pipeline_->CountRoundTrip();
+  ResultPtr result(PQexec(conn_, text.c_str()));
+  if (commit && PQresultStatus(result.get()) == PGRES_COMMAND_OK &&
+      std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
+    return Aborted(name_ + ": the transaction was rolled back");
+  }
+  return Check(conn_, result.release(), name_);
 }
 
 Result<Statement> PostgresDb::Prepare(std::string_view sql) {
   auto [text, parameters] = NumberParameters(sql);
   std::string name = "lockstep_" + std::to_string(++statements_);
+  // Not queued: a preparation skipped after a failure would leave a statement the caller believes
+  // prepared. Preparing is rare (statements are kept), so a round trip of its own is cheap.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  pipeline_->CountRoundTrip();
   LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr),
                                  "preparing statement on " + name_));
-  return Statement(std::make_unique<PostgresStatement>(conn_, std::move(name), parameters));
+  return Statement(
+      std::make_unique<PostgresStatement>(conn_, pipeline_.get(), std::move(name), parameters));
 }
 
 Result<std::unique_ptr<RowCopy>> PostgresDb::CopyInto(std::string_view table,
                                                       std::string_view columns, size_t column_count,
                                                       CopyFormat format) {
+  // COPY has no place in a pipeline: what was queued goes first.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
   const std::string sql = "COPY " + std::string(table) + " (" + std::string(columns) +
                           ") FROM STDIN" +
                           (format == CopyFormat::kBinary ? " (FORMAT binary)" : "");
+  pipeline_->CountRoundTrip();
   ResultPtr result(PQexec(conn_, sql.c_str()));
   if (PQresultStatus(result.get()) != PGRES_COPY_IN) {
     return FromResult(conn_, result.get(), "loading rows into " + name_);
   }
+  pipeline_->CountRoundTrip();  // its end
   return std::unique_ptr<RowCopy>(
       std::make_unique<PostgresRowCopy>(conn_, name_, column_count, format));
 }
@@ -564,29 +858,46 @@ Result<std::unique_ptr<RowCopy>> PostgresDb::CopyInto(std::string_view table,
 Result<Statement> PostgresDb::PrepareReplanned(std::string_view sql) {
   auto [text, parameters] = NumberParameters(sql);
   // Checked now as Prepare would (as the unnamed statement, which any later text replaces).
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  pipeline_->CountRoundTrip();
   LOCKSTEP_RETURN_IF_ERROR(Check(conn_, PQprepare(conn_, "", text.c_str(), 0, nullptr),
                                  "preparing statement on " + name_));
-  return Statement(
-      std::make_unique<PostgresStatement>(conn_, std::string(), parameters, std::move(text)));
+  return Statement(std::make_unique<PostgresStatement>(conn_, pipeline_.get(), std::string(),
+                                                       parameters, std::move(text)));
 }
 
-bool PostgresDb::InTransaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
+bool PostgresDb::InTransaction() const {
+  // Statements are queued only inside a transaction (or with the BEGIN that opens it).
+  return pipeline_->busy() || PQtransactionStatus(conn_) != PQTRANS_IDLE;
+}
 
 Status PostgresDb::BeginWrite() {
   // One lock per database. lock_timeout bounds the wait and is lifted for the rest of the
-  // transaction (see LockForTransaction).
-  Status status = Exec("BEGIN");
-  if (status.ok()) status = LockForTransaction(kWriterLock);
-  if (!status.ok() && InTransaction()) (void)Exec("ROLLBACK");
-  return status;
+  // transaction (see LockForTransaction). Queued, with whatever the transaction reads first.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Send({}, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr,
+                                           "starting a write transaction on " + name_));
+  return LockForTransaction(kWriterLock);
 }
 
 Status PostgresDb::LockForTransaction(int64_t key) {
-  return Exec("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" +
-              std::to_string(key) + "); SET LOCAL lock_timeout = 0");
+  // Queued: in pipeline mode each statement goes on its own.
+  const std::string what = "waiting for a lock on " + name_;
+  for (const std::string& sql : {std::string("SET LOCAL lock_timeout = '10s'"),
+                                 "SELECT pg_advisory_xact_lock(" + std::to_string(key) + ")",
+                                 std::string("SET LOCAL lock_timeout = 0")}) {
+    LOCKSTEP_RETURN_IF_ERROR(pipeline_->Send({}, sql, 0, nullptr, nullptr, nullptr, nullptr, what));
+  }
+  return Status::Ok();
 }
 
-Status PostgresDb::BeginRead() { return Exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); }
+Status PostgresDb::BeginRead() {
+  // Queued: the snapshot is taken by the first statement either way, which brings the BEGIN's
+  // answer with its own.
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
+  return pipeline_->Send({}, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, nullptr, nullptr, nullptr,
+                         nullptr, "starting a read on " + name_);
+}
 
 Result<bool> PostgresDb::HasTable(std::string_view name) {
   LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
@@ -603,6 +914,7 @@ Status PostgresDb::Listen(std::string_view channel) {
 int PostgresDb::socket() const { return PQsocket(conn_); }
 
 Result<std::vector<std::string>> PostgresDb::TakeNotifications() {
+  LOCKSTEP_RETURN_IF_ERROR(pipeline_->Sync());
   if (PQconsumeInput(conn_) == 0) {
     return Unavailable(name_ + ": " + FirstLine(PQerrorMessage(conn_)));
   }

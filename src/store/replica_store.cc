@@ -86,12 +86,6 @@ ReplicaStore::ReplicaStore(Database& db, const base::Clock& physical)
       physical_(physical),
       clock_(physical),
       sums_(db),
-      get_(kGetBatch,
-           [](size_t keys) {
-             return "SELECT key, record, field_seqs, seq FROM _lockstep_records "
-                    "WHERE collection = ? AND key IN (" +
-                    ListPlaceholders(keys) + ")";
-           }),
       put_(db.dialect() == Dialect::kPostgres ? kPostgresPutBatch : kPutBatch,
            [postgres = db.dialect() == Dialect::kPostgres](size_t rows) {
              // An update in place, not a delete and an insert: the bucket index entry of a record
@@ -179,13 +173,15 @@ Status ReplicaStore::LoadIdentity() {
   return LoadCounters();
 }
 
-Status ReplicaStore::LoadCounters() {
+Result<Statement*> ReplicaStore::CountersQuery() {
   // Kept prepared: every write starts here, and on PostgreSQL preparing is a round trip.
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement * cached,
-                            Cached(load_counters_,
-                                   "SELECT name, value FROM _lockstep_meta "
-                                   "WHERE name IN ('dot_counter', 'seq', 'hlc', 'log_stale', "
-                                   "'log_trim_at')"));
+  return Cached(load_counters_,
+                "SELECT name, value FROM _lockstep_meta "
+                "WHERE name IN ('dot_counter', 'seq', 'hlc', 'log_stale', 'log_trim_at')");
+}
+
+Status ReplicaStore::LoadCounters() {
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * cached, CountersQuery());
   Statement& stmt = *cached;
   // Counters not stored yet are zero: a rolled-back first write must not leave its own behind.
   dot_counter_ = 0;
@@ -234,17 +230,31 @@ Status ReplicaStore::SaveCounters() {
       .BindAny(3, Value::Int(static_cast<int64_t>(clock_.last().raw)))
       .BindAny(4, Value::Int(static_cast<int64_t>(log_stale_)))
       .BindAny(5, Value::Int(static_cast<int64_t>(log_trim_at_)))
-      .Run();
+      .Queue("saving the store's counters");
 }
 
-Status ReplicaStore::BeginWrite() {
+Status ReplicaStore::BeginWrite(const std::function<void()>& send_ahead) {
   new_in_write_ = 0;
   index_dropped_ = false;
   in_savepoint_ = db_.InTransaction();
   LOCKSTEP_RETURN_IF_ERROR((in_savepoint_ ? db_.Exec("SAVEPOINT lockstep_write") : db_.BeginWrite())
                                .WithContext("starting a write transaction on " + db_.name()));
   writing_ = true;
-  Status loaded = node_ == core::NodeId{} ? Status::Ok() : LoadCounters();
+  // Before the metadata exists (the first open) there is nothing to read.
+  const bool opened = node_ != core::NodeId{};
+  // On PostgreSQL the BEGIN, the lock and these reads take one round trip. The counters go before
+  // `send_ahead`'s statements, whose failure would otherwise be theirs.
+  Status loaded = opened ? sums_.SendPendingSize() : Status::Ok();
+  if (loaded.ok() && opened && send_ahead) {
+    auto counters = CountersQuery();
+    if (counters.has_value()) {
+      (*counters)->Send();
+      send_ahead();
+    } else {
+      loaded = counters.error();
+    }
+  }
+  if (loaded.ok() && opened) loaded = LoadCounters();
   if (!loaded.ok()) Rollback();
   return loaded;
 }
@@ -268,6 +278,7 @@ Status ReplicaStore::Commit() {
     return status.WithContext("committing to " + db_.name());
   }
   writing_ = false;
+  sums_.ForgetPendingSize();
   added_since_analyze_ += new_in_write_;
   if (!in_savepoint_) AnalyzeAfterGrowth();
   return Status::Ok();
@@ -359,14 +370,29 @@ Result<std::optional<StoredRecord>> ReplicaStore::Get(int64_t collection, std::s
   return std::move(found.front());
 }
 
-Result<std::vector<std::optional<StoredRecord>>> ReplicaStore::GetMany(
-    int64_t collection, std::span<const std::string> keys) {
+BatchedStatements& ReplicaStore::LookupsOf(int64_t collection) {
+  auto it = gets_.find(collection);
+  if (it == gets_.end()) {
+    it = gets_
+             .emplace(collection, BatchedStatements(kGetBatch,
+                                                    [](size_t keys) {
+                                                      return "SELECT key, record, field_seqs, seq "
+                                                             "FROM _lockstep_records WHERE "
+                                                             "collection = ? AND key IN (" +
+                                                             ListPlaceholders(keys) + ")";
+                                                    }))
+             .first;
+  }
+  return it->second;
+}
+
+std::vector<std::string_view> ReplicaStore::KeysToRead(
+    int64_t collection, std::span<const std::string> keys,
+    std::map<std::string_view, const PendingPut*>& waiting) const {
   // A record written in this transaction may still wait in the batch: the last put of it wins.
-  std::map<std::string_view, const PendingPut*> waiting;
   for (const PendingPut& put : pending_) {
     if (put.collection == collection) waiting[put.key] = &put;
   }
-  std::map<std::string_view, StoredRecord> found;
   std::vector<std::string_view> to_read;
   to_read.reserve(keys.size());
   for (const std::string& key : keys) {
@@ -374,6 +400,39 @@ Result<std::vector<std::optional<StoredRecord>>> ReplicaStore::GetMany(
   }
   std::sort(to_read.begin(), to_read.end());
   to_read.erase(std::unique(to_read.begin(), to_read.end()), to_read.end());
+  return to_read;
+}
+
+Result<Statement*> ReplicaStore::BindLookup(int64_t collection,
+                                            std::span<const std::string_view> keys, size_t done,
+                                            size_t slots) {
+  const size_t count = std::min(slots, keys.size() - done);
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, LookupsOf(collection).For(db_, slots));
+  stmt->BindInt(1, collection);
+  // The last key fills the slots left over: the IN list does not mind a repeat.
+  for (size_t i = 0; i < slots; ++i) {
+    stmt->BindBlob(static_cast<int>(i + 2), keys[done + std::min(i, count - 1)]);
+  }
+  return stmt;
+}
+
+Status ReplicaStore::SendGetMany(int64_t collection, std::span<const std::string> keys) {
+  std::map<std::string_view, const PendingPut*> waiting;
+  const std::vector<std::string_view> to_read = KeysToRead(collection, keys, waiting);
+  if (to_read.empty()) return Status::Ok();
+  // The first chunk, bound as ReadStored will bind it (it reads the answer).
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      Statement * stmt,
+      BindLookup(collection, to_read, 0, LookupsOf(collection).ReadChunk(to_read.size())));
+  stmt->Send();
+  return Status::Ok();
+}
+
+Result<std::vector<std::optional<StoredRecord>>> ReplicaStore::GetMany(
+    int64_t collection, std::span<const std::string> keys) {
+  std::map<std::string_view, const PendingPut*> waiting;
+  const std::vector<std::string_view> to_read = KeysToRead(collection, keys, waiting);
+  std::map<std::string_view, StoredRecord> found;
   LOCKSTEP_RETURN_IF_ERROR(ReadStored(collection, to_read, found));
   std::vector<std::optional<StoredRecord>> records;
   records.reserve(keys.size());
@@ -396,14 +455,9 @@ Status ReplicaStore::ReadStored(int64_t collection, std::span<const std::string_
                                 std::map<std::string_view, StoredRecord>& found) {
   size_t done = 0;
   while (done < keys.size()) {
-    const size_t count = std::min(keys.size() - done, get_.ReadChunk(keys.size() - done));
-    const size_t slots = get_.ReadChunk(keys.size() - done);
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, get_.For(db_, slots));
-    stmt->BindInt(1, collection);
-    // The last key fills the slots left over: the IN list does not mind a repeat.
-    for (size_t i = 0; i < slots; ++i) {
-      stmt->BindBlob(static_cast<int>(i + 2), keys[done + std::min(i, count - 1)]);
-    }
+    const size_t slots = LookupsOf(collection).ReadChunk(keys.size() - done);
+    const size_t count = std::min(keys.size() - done, slots);
+    LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, BindLookup(collection, keys, done, slots));
     for (;;) {
       auto row = stmt->Step();
       if (!row.has_value()) {
@@ -450,15 +504,32 @@ Status ReplicaStore::ForEachRecord(int64_t collection,
   }
 }
 
+Result<Statement*> ReplicaStore::MaxKeyQuery(int64_t collection) {
+  // One per collection, kept prepared, so that those of a batch's collections can be sent at once.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt,
+                            Cached(max_key_[collection],
+                                   "SELECT key FROM _lockstep_records WHERE collection = ? "
+                                   "ORDER BY key DESC LIMIT 1"));
+  stmt->BindInt(1, collection);
+  return stmt;
+}
+
+Status ReplicaStore::SendMaxKey(int64_t collection) {
+  LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, MaxKeyQuery(collection));
+  stmt->Send();
+  return Status::Ok();
+}
+
 Result<std::optional<std::string>> ReplicaStore::MaxKey(int64_t collection) {
   LOCKSTEP_RETURN_IF_ERROR(FlushPuts());
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement stmt,
-                            db_.Prepare("SELECT key FROM _lockstep_records WHERE collection = ? "
-                                        "ORDER BY key DESC LIMIT 1"));
-  stmt.BindInt(1, collection);
-  LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row || stmt.ColumnIsNull(0)) return std::optional<std::string>();
-  return std::optional<std::string>(std::string(stmt.ColumnBlob(0)));
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * stmt, MaxKeyQuery(collection));
+  auto row = stmt->Step();
+  std::optional<std::string> key;
+  if (row.has_value() && *row && !stmt->ColumnIsNull(0)) key = std::string(stmt->ColumnBlob(0));
+  stmt->Reset();
+  if (!row.has_value()) return row.error();
+  return key;
 }
 
 Status ReplicaStore::Put(int64_t collection, StoredRecord& stored,
@@ -646,7 +717,8 @@ Status ReplicaStore::WritePuts(std::span<const PendingPut> puts) {
       if (put.origin.has_value()) stmt->BindInt(base + 6, *put.origin);
       if (put.deleted_ms.has_value()) stmt->BindInt(base + 9, *put.deleted_ms);
     }
-    Status status = stmt->Run();
+    // Queued on PostgreSQL: their answers come with the next read or the commit.
+    Status status = stmt->Queue("upserting records");
     // The log entries (PostgreSQL's statement appended them already): appended at the end of
     // the log, where an index of the records by seq would move each entry from a random page.
     if (status.ok() && db_.dialect() == Dialect::kSqlite) {
@@ -764,17 +836,30 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
                "AND " +
                log.condition + " AND c.id = l.collection ORDER BY l.seq LIMIT ?2";
       }()));
+  // The end of the log and the collection horizon, needed when the page is short (a live reader,
+  // nearly always), sent with the page's query: one round trip for both on PostgreSQL.
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * last,
+                            Cached(log_end_,
+                                   "SELECT (SELECT max(seq) FROM _lockstep_log), "
+                                   "(SELECT value FROM _lockstep_meta WHERE name = 'gc_seq')"));
   stmt->BindInt(1, static_cast<int64_t>(after)).BindInt(2, static_cast<int64_t>(limit));
   if (skip.has_value()) stmt->BindInt(3, *skip);
+  stmt->Send();
+  last->Send();
   ChangePage page{{}, after};
   for (;;) {
     auto row = stmt->Step();
-    if (!row.has_value()) return row.error();
+    if (!row.has_value()) {
+      stmt->Reset();
+      last->Reset();
+      return row.error();
+    }
     if (!*row) break;
     page.scanned_to = static_cast<uint64_t>(stmt->ColumnInt(3));
     auto stored = DecodeStored(stmt->ColumnBlob(1), stmt->ColumnBlob(2), page.scanned_to);
     if (!stored.has_value()) {
       stmt->Reset();
+      last->Reset();
       return stored.error().WithContext("reading the change log");
     }
     page.changes.push_back({std::string(stmt->ColumnText(0)), std::move(*stored)});
@@ -788,10 +873,6 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
     // compares it with the horizon).
     // (Read in the same snapshot: every record up to the horizon is in it.) One statement, kept
     // prepared: a live session reads here after every batch.
-    LOCKSTEP_ASSIGN_OR_RETURN(Statement * last,
-                              Cached(log_end_,
-                                     "SELECT (SELECT max(seq) FROM _lockstep_log), "
-                                     "(SELECT value FROM _lockstep_meta WHERE name = 'gc_seq')"));
     auto found = last->Step();
     if (!found.has_value()) {
       last->Reset();
@@ -808,6 +889,8 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
     if (!horizon.is_null()) {
       page.scanned_to = std::max(page.scanned_to, static_cast<uint64_t>(horizon.as_int()));
     }
+  } else {
+    last->Reset();  // its answer is not needed
   }
   return page;
 }
@@ -865,7 +948,7 @@ Status ReplicaStore::SetCursor(const core::NodeId& peer, std::string_view scope,
       .BindInt(2, cursor.epoch)
       .BindInt(3, static_cast<int64_t>(cursor.seq))
       .BindInt(4, physical_.NowMillis())
-      .Run();
+      .Queue("setting a cursor");
 }
 
 Result<std::optional<int64_t>> ReplicaStore::CursorSyncedAt(const core::NodeId& peer,
@@ -910,7 +993,7 @@ Status ReplicaStore::LogConflict(const std::string& collection, const core::Conf
                                  .BindBlob(9, AsBytes(loser.dot.node))
                                  .BindInt(10, static_cast<int64_t>(loser.hlc.raw))
                                  .BindInt(11, conflict.pending ? 1 : 0)
-                                 .Run());
+                                 .Queue("logging a conflict"));
   }
   return Status::Ok();
 }

@@ -90,8 +90,9 @@ class ReplicaStore {
   core::HybridClock& clock() { return clock_; }
 
   // Database::BeginWrite (waiting out other writers for a bounded time), then reloads the
-  // counters in case another process wrote since.
-  Status BeginWrite();
+  // counters in case another process wrote since. `send_ahead`, when given, sends statements
+  // ahead (Statement::Send) to come back with the counters, in the write's first round trip.
+  Status BeginWrite(const std::function<void()>& send_ahead = nullptr);
   Status Commit();
   void Rollback();
   // Runs `body` between BeginWrite and Commit, rolling back when it fails.
@@ -112,10 +113,17 @@ class ReplicaStore {
   Result<std::vector<std::optional<StoredRecord>>> GetMany(int64_t collection,
                                                            std::span<const std::string> keys);
   static constexpr size_t kGetBatch = 1024;
+  // Sends GetMany's first query for `keys` ahead (Statement::Send): the next GetMany of the same
+  // keys reads its answer, which comes back with those of the other collections sent. Nothing
+  // may be put into `collection` in between.
+  Status SendGetMany(int64_t collection, std::span<const std::string> keys);
   // Calls `visit` with every record of `collection` (tombstones included), in key order.
   Status ForEachRecord(int64_t collection, const std::function<Status(const StoredRecord&)>& visit);
   // The largest key stored in `collection`, or nullopt when it holds none.
   Result<std::optional<std::string>> MaxKey(int64_t collection);
+  // Sends MaxKey's query ahead (Statement::Send): the next MaxKey of `collection` reads its
+  // answer, which comes back with those of the other collections sent.
+  Status SendMaxKey(int64_t collection);
   // Writes `stored`, moving `changed_fields` (and the record) to the next seq. Writes are
   // batched: they reach the database by Commit() at the latest; Get() sees them before that.
   // `origin` is the peer whose state the record now equals, or nullptr. REQUIRES: inside a write;
@@ -257,8 +265,11 @@ class ReplicaStore {
   Result<ChangePage> ReadChanges(uint64_t after, size_t limit, std::optional<int64_t> skip);
   Status LoadIdentity();
   Status LoadCounters();
+  Result<Statement*> CountersQuery();
   Status SaveCounters();
   Result<Statement*> Cached(std::unique_ptr<Statement>& slot, std::string_view sql);
+  // MaxKey's statement for `collection`, bound.
+  Result<Statement*> MaxKeyQuery(int64_t collection);
   // Adds to `found` the stored rows of `keys` (distinct, not waiting in the batch).
   Status ReadStored(int64_t collection, std::span<const std::string_view> keys,
                     std::map<std::string_view, StoredRecord>& found);
@@ -321,7 +332,17 @@ class ReplicaStore {
   size_t added_since_analyze_ = 0;
   size_t analyzed_records_ = 0;
 
-  BatchedStatements get_;
+  // Lookups by key, one set per collection, so that those of several can be sent at once.
+  std::map<int64_t, BatchedStatements> gets_;
+  BatchedStatements& LookupsOf(int64_t collection);
+  // The distinct keys of `keys` that GetMany reads from the database (sorted), the others being
+  // put in this write and still waiting in the batch (added to `waiting`).
+  std::vector<std::string_view> KeysToRead(
+      int64_t collection, std::span<const std::string> keys,
+      std::map<std::string_view, const PendingPut*>& waiting) const;
+  // The lookup of the chunk of `keys` from `done`, `slots` wide, bound.
+  Result<Statement*> BindLookup(int64_t collection, std::span<const std::string_view> keys,
+                                size_t done, size_t slots);
   BatchedStatements put_;
   BatchedStatements log_;  // SQLite's; on PostgreSQL put_ appends the log entries itself
   std::unique_ptr<Statement> changes_;
@@ -332,6 +353,7 @@ class ReplicaStore {
   std::unique_ptr<Statement> save_counters_;
   std::unique_ptr<Statement> conflict_;
   std::unique_ptr<Statement> note_dot_;
+  std::map<int64_t, std::unique_ptr<Statement>> max_key_;  // by collection
 };
 
 }  // namespace lockstep::store

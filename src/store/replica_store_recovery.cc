@@ -48,7 +48,9 @@ Status ReplicaStore::FlushHighestDots() {
                                    "WHERE excluded.counter > _lockstep_node_dots.counter"));
   Status status;
   for (const auto& [node, counter] : dirty_dots_) {
-    status = stmt->BindBlob(1, AsBytes(node)).BindInt(2, static_cast<int64_t>(counter)).Run();
+    status = stmt->BindBlob(1, AsBytes(node))
+                 .BindInt(2, static_cast<int64_t>(counter))
+                 .Queue("noting the highest dots held");
     if (!status.ok()) break;
   }
   dirty_dots_.clear();

@@ -42,29 +42,44 @@ Result<std::vector<std::string>> ListUserTables(store::Database& db) {
   return tables;
 }
 
+namespace {
+
+// Per column: name, type as declared, the type without modifier, its kind (e enum, category A
+// array), the array element's kind, the enum's labels, the position in the primary key.
+Result<store::Statement*> SchemaQuery(store::Database& db,
+                                      std::unique_ptr<store::Statement>& slot) {
+  return store::PrepareCached(
+      db, slot,
+      "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
+      "coalesce(e.typtype, ''), "
+      "(SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder) "
+      " FROM pg_enum WHERE enumtypid = a.atttypid), "
+      "coalesce((SELECT array_position(i.indkey::int2[], a.attnum) + 1 - "
+      "  array_lower(i.indkey::int2[], 1) FROM pg_index i "
+      "  WHERE i.indrelid = c.oid AND i.indisprimary), 0), a.attgenerated <> '' "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_type t ON t.oid = a.atttypid "
+      "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
+      "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'p') AND a.attnum > 0 "
+      "AND NOT a.attisdropped ORDER BY a.attnum");
+}
+
+}  // namespace
+
+Status SendTableSchemaQuery(store::Database& db, const std::string& name,
+                            std::unique_ptr<store::Statement>& cache) {
+  const TableName table = SplitName(name);
+  LOCKSTEP_ASSIGN_OR_RETURN(store::Statement * stmt, SchemaQuery(db, cache));
+  stmt->BindText(1, table.schema).BindText(2, table.table).Send();
+  return Status::Ok();
+}
+
 Result<std::optional<TableSchema>> ReadTableSchema(store::Database& db, const std::string& name,
                                                    std::unique_ptr<store::Statement>* cache) {
   const TableName table = SplitName(name);
   std::unique_ptr<store::Statement> own;
   std::unique_ptr<store::Statement>& slot = cache != nullptr ? *cache : own;
-  // Per column: name, type as declared, the type without modifier, its kind (e enum, category A
-  // array), the array element's kind, the enum's labels, the position in the primary key.
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      store::Statement * prepared,
-      store::PrepareCached(
-          db, slot,
-          "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
-          "coalesce(e.typtype, ''), "
-          "(SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder) "
-          " FROM pg_enum WHERE enumtypid = a.atttypid), "
-          "coalesce((SELECT array_position(i.indkey::int2[], a.attnum) + 1 - "
-          "  array_lower(i.indkey::int2[], 1) FROM pg_index i "
-          "  WHERE i.indrelid = c.oid AND i.indisprimary), 0), a.attgenerated <> '' "
-          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-          "JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_type t ON t.oid = a.atttypid "
-          "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
-          "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'p') AND a.attnum > 0 "
-          "AND NOT a.attisdropped ORDER BY a.attnum"));
+  LOCKSTEP_ASSIGN_OR_RETURN(store::Statement * prepared, SchemaQuery(db, slot));
   store::Statement& stmt = *prepared;
   // Reset whatever way this returns, for the next call.
   struct ResetAtEnd {

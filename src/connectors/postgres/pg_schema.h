@@ -32,6 +32,11 @@ Result<std::vector<std::string>> ListUserTables(store::Database& db);
 Result<std::optional<TableSchema>> ReadTableSchema(
     store::Database& db, const std::string& name,
     std::unique_ptr<store::Statement>* cache = nullptr);
+// Sends ReadTableSchema's query for `name` ahead on `cache` (Statement::Send): a ReadTableSchema
+// with the same cache then reads its answer, so that the schemas of several tables, each with its
+// own cache, come back in one round trip.
+Status SendTableSchemaQuery(store::Database& db, const std::string& name,
+                            std::unique_ptr<store::Statement>& cache);
 
 // CREATE TABLE (and CREATE TYPE for its enums) in PostgreSQL for `schema`: its logical types where
 // it has them, else the types for SQLite's declared types.

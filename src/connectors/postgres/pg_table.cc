@@ -203,6 +203,8 @@ Status PgTable::TakeNewRow(core::Record& record) {
 }
 
 void PgTable::Discard() {
+  captured_->Reset();  // an answer sent for and not read (SendCapturedQuery)
+  chunk_.reset();
   pending_new_.clear();
   new_keys_.clear();
   pending_rows_.clear();
@@ -266,11 +268,11 @@ Status PgTable::FlushDeletes() {
           (*stmt)->Bind(static_cast<int>(row * width + i + 1), pending_deletes_[from + i]);
         }
       }
-      status = (*stmt)->Run();
+      status = (*stmt)->Queue("deleting from '" + schema_.name + "'");
     }
     if (!status.ok()) {
       Discard();
-      return status.WithContext("deleting from '" + schema_.name + "'");
+      return status;
     }
     done += std::min(rows, total - done);
   }
@@ -291,11 +293,11 @@ Status PgTable::FlushUpserts() {
       for (size_t i = 0; i < rows * width; ++i) {
         (*stmt)->Bind(static_cast<int>(i + 1), pending_rows_[done * width + i]);
       }
-      status = (*stmt)->Run();
+      status = (*stmt)->Queue("writing to '" + schema_.name + "'");
     }
     if (!status.ok()) {
       Discard();
-      return status.WithContext("writing to '" + schema_.name + "'");
+      return status;
     }
     done += rows;
   }
@@ -305,12 +307,16 @@ Status PgTable::FlushUpserts() {
 }
 
 Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& store) {
+  LOCKSTEP_ASSIGN_OR_RETURN(bool captured, ReadCapturedChunk(store));
+  if (!captured) return std::optional<size_t>();
+  LOCKSTEP_ASSIGN_OR_RETURN(size_t writes, StampReadChunk(store));
+  return std::optional<size_t>(writes);
+}
+
+Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
+  chunk_.reset();
   // The latest capture time of each distinct key, and the row as it is now.
-  struct Captured {
-    int64_t ts = 0;
-    std::optional<std::vector<Value>> row;
-  };
-  std::map<std::string, Captured> keys;
+  std::map<std::string, CapturedRow> keys;
   // The captures read, deleted by id: not "up to the last id read", as a capture of a
   // transaction that commits meanwhile may hold a smaller id, and it has not been stamped.
   std::string ids;
@@ -327,7 +333,7 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
     std::vector<Value> key;
     for (size_t i = 0; i < key_count; ++i)
       key.push_back(captured_->Column(3 + static_cast<int>(i)));
-    Captured& entry = keys[core::EncodeKey(key)];
+    CapturedRow& entry = keys[core::EncodeKey(key)];
     entry.ts = std::max(entry.ts, captured_->ColumnInt(1));
     if (captured_->ColumnInt(2) != 0) {
       std::vector<Value> values;
@@ -341,28 +347,43 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
     }
   }
   captured_->Reset();
-  if (ids.empty()) return std::optional<size_t>();
+  if (ids.empty()) return false;
   // In order of capture time: the clock never goes back (see the SQLite connector).
-  std::vector<const std::pair<const std::string, Captured>*> order;
-  for (const auto& item : keys) order.push_back(&item);
+  std::vector<std::pair<const std::string, CapturedRow>*> order;
+  for (auto& item : keys) order.push_back(&item);
   std::stable_sort(order.begin(), order.end(),
                    [](const auto* x, const auto* y) { return x->second.ts < y->second.ts; });
-  // The stored records of the whole chunk in a few queries, not a round trip per key.
-  std::vector<std::string> chunk_keys;
-  chunk_keys.reserve(order.size());
-  for (const auto* captured : order) chunk_keys.push_back(captured->first);
+  Chunk chunk;
+  chunk.ids = ids + "}";
+  chunk.keys.reserve(order.size());
+  chunk.rows.reserve(order.size());
+  for (auto* captured : order) {
+    chunk.keys.push_back(captured->first);
+    chunk.rows.push_back(std::move(captured->second));
+  }
+  // The stored records of the whole chunk in a few queries, not a round trip per key; the first
+  // sent now, so that every table's come back together.
+  LOCKSTEP_RETURN_IF_ERROR(store.SendGetMany(collection_.id, chunk.keys));
+  chunk_ = std::move(chunk);
+  return true;
+}
+
+Result<size_t> PgTable::StampReadChunk(store::ReplicaStore& store) {
+  if (!chunk_.has_value()) return size_t{0};
+  Chunk chunk = std::move(*chunk_);
+  chunk_.reset();
   LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredRecord>> stored,
-                            store.GetMany(collection_.id, chunk_keys));
+                            store.GetMany(collection_.id, chunk.keys));
   size_t writes = 0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    const auto& [key, captured] = *order[i];
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        bool wrote, StampRow(store, schema_, collection_.id, policy_, key, std::move(stored[i]),
-                             captured.row, captured.ts));
+  for (size_t i = 0; i < chunk.keys.size(); ++i) {
+    LOCKSTEP_ASSIGN_OR_RETURN(bool wrote,
+                              StampRow(store, schema_, collection_.id, policy_, chunk.keys[i],
+                                       std::move(stored[i]), chunk.rows[i].row, chunk.rows[i].ts));
     writes += wrote ? 1 : 0;
   }
-  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindText(1, ids + "}").Run());
-  return std::optional<size_t>(writes);
+  LOCKSTEP_RETURN_IF_ERROR(forget_captured_->BindText(1, chunk.ids)
+                               .Queue("forgetting captured changes of '" + schema_.name + "'"));
+  return writes;
 }
 
 Result<size_t> PgTable::StampAllRows(store::ReplicaStore& store, int64_t now_millis) {

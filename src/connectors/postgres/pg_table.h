@@ -40,6 +40,14 @@ class PgTable final : public RowSink {
   // One chunk of captured keys (up to 10,000) made local writes and forgotten: the writes made,
   // or nullopt when nothing was captured. REQUIRES: inside a write of `store`.
   Result<std::optional<size_t>> StampCapturedChunk(store::ReplicaStore& store);
+  // Sends the query of StampCapturedChunk ahead (Statement::Send), so that the chunks of all
+  // tables come back in one round trip.
+  void SendCapturedQuery() { captured_->Send(); }
+  // StampCapturedChunk in two steps, so that several tables' steps share round trips: reads the
+  // chunk (false when nothing was captured) and sends the lookup of its stored records ahead;
+  // then stamps it. Nothing may be put into this collection in between.
+  Result<bool> ReadCapturedChunk(store::ReplicaStore& store);
+  Result<size_t> StampReadChunk(store::ReplicaStore& store);
   // Makes every existing row a local write stamped `now_millis`: the first attach of a table.
   // REQUIRES: inside a write of `store`; no record of this collection is stored yet.
   Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
@@ -81,6 +89,18 @@ class PgTable final : public RowSink {
   std::string load_columns_;
   std::vector<bool> bytes_columns_;
   std::unique_ptr<store::Statement> captured_;
+  // The chunk read and not stamped yet: its keys in order of capture, each with its latest capture
+  // time and its row as it is now (none when gone), and the captures' ids ("{1,2,3}").
+  struct CapturedRow {
+    int64_t ts = 0;
+    std::optional<std::vector<Value>> row;
+  };
+  struct Chunk {
+    std::vector<std::string> keys;
+    std::vector<CapturedRow> rows;
+    std::string ids;
+  };
+  std::optional<Chunk> chunk_;
   std::unique_ptr<store::Statement> forget_captured_;
   std::unique_ptr<store::Statement> scan_;
 };

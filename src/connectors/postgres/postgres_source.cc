@@ -47,6 +47,7 @@ Status PostgresSource::OpenStore() {
 
 void PostgresSource::CloseStore() {
   tables_.clear();  // their statements name the store's tables
+  schema_queries_.clear();
   store_.reset();
 }
 
@@ -107,10 +108,28 @@ Status PostgresSource::AttachInTransaction(std::span<const TableSchema> schemas,
   return Status::Ok();
 }
 
+Status PostgresSource::SendSchemaQueries() {
+  for (const auto& [table_name, table] : tables_) {
+    LOCKSTEP_RETURN_IF_ERROR(SendTableSchemaQuery(*db_, table_name, schema_queries_[table_name]));
+  }
+  return Status::Ok();
+}
+
+void PostgresSource::DropSentQueries() {
+  for (auto& [table_name, table] : tables_) table->Discard();
+  for (auto& [table_name, query] : schema_queries_) {
+    if (query) query->Reset();
+  }
+}
+
+void PostgresSource::SendCapturedQueries() {
+  for (auto& [table_name, table] : tables_) table->SendCapturedQuery();
+}
+
 Status PostgresSource::CheckTablesUnchanged() {
   for (const auto& [table_name, table] : tables_) {
     LOCKSTEP_ASSIGN_OR_RETURN(std::optional<TableSchema> now,
-                              ReadTableSchema(*db_, table_name, &schema_query_));
+                              ReadTableSchema(*db_, table_name, &schema_queries_[table_name]));
     if (!now.has_value()) {
       return FailedPrecondition("table '" + table_name + "' was dropped while synced");
     }
@@ -155,19 +174,34 @@ Status PostgresSource::Stamp(bool until_written) {
   // capture that commits after this look is seen at the next one, as it would be after a round.
   LOCKSTEP_ASSIGN_OR_RETURN(bool captured_any, AnythingCaptured());
   if (!captured_any) return Status::Ok();
-  // A transaction per chunk, as in the SQLite connector.
+  // A transaction per chunk, as in the SQLite connector. On the server, three round trips: the
+  // BEGIN, the lock, the counters and every table's chunk; the stored records of all chunks; the
+  // writes and the COMMIT.
   for (;;) {
     bool captured = false;
     size_t writes = 0;
-    Status status = store_->Write([&]() -> Status {
-      for (auto& [table_name, table] : tables_) {
-        LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
-        captured = captured || chunk.has_value();
-        writes += chunk.value_or(0);
-      }
-      return Status::Ok();
-    });
-    if (!status.ok()) return status.WithContext("stamping changes in " + name());
+    Status status = store_->BeginWrite([this] { SendCapturedQueries(); });
+    if (status.ok()) {
+      status = [&]() -> Status {
+        std::vector<PgTable*> read;
+        for (auto& [table_name, table] : tables_) {
+          LOCKSTEP_ASSIGN_OR_RETURN(bool chunk, table->ReadCapturedChunk(*store_));
+          if (chunk) read.push_back(table.get());
+        }
+        captured = !read.empty();
+        for (PgTable* table : read) {
+          LOCKSTEP_ASSIGN_OR_RETURN(size_t written, table->StampReadChunk(*store_));
+          writes += written;
+        }
+        return Status::Ok();
+      }();
+      if (!status.ok()) store_->Rollback();
+    }
+    if (status.ok()) status = store_->Commit();
+    if (!status.ok()) {
+      DropSentQueries();
+      return status.WithContext("stamping changes in " + name());
+    }
     // Captures that changed nothing (an UPDATE to the same values) are no reason to stop: the
     // caller, finding nothing new to send, would not call again until the next wake-up.
     if (!captured || (until_written && writes > 0)) return Status::Ok();
@@ -191,11 +225,25 @@ Result<ApplyStats> PostgresSource::Apply(std::span<store::Change> changes, const
     if (!status.ok()) return status.WithContext("applying changes to " + name());
     return ApplyStats{};
   }
-  LOCKSTEP_RETURN_IF_ERROR(store_->BeginWrite());
-  auto stats = ApplyInTransaction(changes, from, scope, cursor);
+  // The catalog queries, the users' writers' lock and the captured keys go with the BEGIN, the
+  // writer lock and the counters, in one round trip (the server runs them in this order).
+  Status sent;
+  Status begun = store_->BeginWrite([&] {
+    sent = SendSchemaQueries();
+    // Every user transaction that wrote a synced table has committed, and new ones wait: what is
+    // stamped next is all there is (see pg_capture.h).
+    if (sent.ok()) sent = db_->LockForTransaction(store::PostgresDb::kRowsLock);
+    if (sent.ok()) SendCapturedQueries();
+  });
+  if (!begun.ok()) {
+    DropSentQueries();
+    return begun;
+  }
+  auto stats =
+      sent.ok() ? ApplyInTransaction(changes, from, scope, cursor) : Result<ApplyStats>(sent);
   if (!stats.has_value()) {
     store_->Rollback();
-    for (auto& [table_name, table] : tables_) table->Discard();
+    DropSentQueries();
     return stats.error().WithContext("applying changes to " + name());
   }
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
@@ -207,13 +255,13 @@ Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> c
                                                       std::string_view scope,
                                                       const store::Cursor& cursor) {
   // The prepared statements name the columns they were prepared with: a table altered since
-  // would take values into the wrong columns, or fail halfway.
+  // would take values into the wrong columns, or fail halfway. (The captured keys were read with
+  // the catalog (Apply): a capture query that failed on an altered table failed the transaction,
+  // but the check reads its own answers first and says what happened.)
   LOCKSTEP_RETURN_IF_ERROR(CheckTablesUnchanged());
-  // Every user transaction that wrote a synced table has committed, and new ones wait: what is
-  // stamped next is all there is (see pg_capture.h).
-  LOCKSTEP_RETURN_IF_ERROR(db_->LockForTransaction(store::PostgresDb::kRowsLock));
   size_t stamped = 0;
-  for (;;) {
+  for (bool first = true;; first = false) {
+    if (!first) SendCapturedQueries();
     bool more = false;
     for (auto& [table_name, table] : tables_) {
       LOCKSTEP_ASSIGN_OR_RETURN(std::optional<size_t> chunk, table->StampCapturedChunk(*store_));
@@ -224,8 +272,12 @@ Result<ApplyStats> PostgresSource::ApplyInTransaction(std::span<store::Change> c
     }
     if (!more) break;
   }
-  // From here on this transaction's writes to the user's tables are not captured.
-  LOCKSTEP_RETURN_IF_ERROR(db_->Exec("SET LOCAL lockstep.applying = 'on'"));
+  // From here on this transaction's writes to the user's tables are not captured (SET LOCAL, as
+  // a statement that can be queued).
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      store::Statement * applying,
+      store::PrepareCached(*db_, applying_, "SELECT set_config('lockstep.applying', 'on', true)"));
+  LOCKSTEP_RETURN_IF_ERROR(applying->Queue("marking the transaction as an apply"));
   LOCKSTEP_ASSIGN_OR_RETURN(ApplyStats stats,
                             MergeBatch(*store_, changes, from, [&](const std::string& table_name) {
                               return static_cast<RowSink*>(Table(table_name));

@@ -61,15 +61,25 @@ class PostgresSource final : public Source {
   Result<bool> AnythingCaptured();
   Result<ApplyStats> ApplyInTransaction(std::span<store::Change> changes, const core::NodeId& from,
                                         std::string_view scope, const store::Cursor& cursor);
+  // Sends the catalog queries of CheckTablesUnchanged ahead (Statement::Send).
+  Status SendSchemaQueries();
   // Checks that every synced table still has the columns it was attached with.
   Status CheckTablesUnchanged();
+  // Sends every table's captured-keys query ahead, so that one round trip brings all their
+  // chunks: a stamping round then waits for the server a few times, not once per table.
+  void SendCapturedQueries();
+  // After a failed transaction: drops the batched writes and every answer sent for and not read.
+  void DropSentQueries();
 
   // Declared first: destroyed last, after the statements prepared on it.
   std::unique_ptr<store::PostgresDb> db_;
   const base::Clock& clock_;
   std::unique_ptr<store::ReplicaStore> store_;
   std::map<std::string, std::unique_ptr<PgTable>> tables_;
-  std::unique_ptr<store::Statement> schema_query_;    // CheckTablesUnchanged's, kept prepared
+  // CheckTablesUnchanged's catalog query of each table, kept prepared (one per table, so that
+  // all are sent at once).
+  std::map<std::string, std::unique_ptr<store::Statement>> schema_queries_;
+  std::unique_ptr<store::Statement> applying_;        // sets lockstep.applying for the transaction
   std::unique_ptr<store::Statement> captured_query_;  // AnythingCaptured's, for the tables of
   std::string captured_query_sql_;                    // this text
 };
