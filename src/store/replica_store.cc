@@ -897,12 +897,17 @@ Result<ChangePage> ReplicaStore::ReadChanges(uint64_t after, size_t limit,
 
 Result<std::optional<int64_t>> ReplicaStore::PeerNumber(const core::NodeId& peer, bool assign) {
   if (auto it = peer_numbers_.find(peer); it != peer_numbers_.end()) return {it->second};
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement find,
-                            db_.Prepare("SELECT id FROM _lockstep_peers WHERE node = ?"));
-  find.BindBlob(1, AsBytes(peer));
-  LOCKSTEP_ASSIGN_OR_RETURN(bool found, find.Step());
+  // Kept prepared: a peer that never sent a record verbatim is looked up at every read of the log
+  // for it (the number is cached only once known).
+  LOCKSTEP_ASSIGN_OR_RETURN(Statement * cached,
+                            Cached(find_peer_, "SELECT id FROM _lockstep_peers WHERE node = ?"));
+  cached->BindBlob(1, AsBytes(peer));
+  auto stepped = cached->Step();
+  const bool found = stepped.has_value() && *stepped;
+  int64_t number = found ? cached->ColumnInt(0) : 0;
+  cached->Reset();
+  if (!stepped.has_value()) return stepped.error();
   if (!found && !assign) return std::optional<int64_t>();
-  int64_t number = found ? find.ColumnInt(0) : 0;
   if (!found) {
     LOCKSTEP_ASSIGN_OR_RETURN(
         Statement insert, db_.Prepare("INSERT INTO _lockstep_peers(node) VALUES (?) RETURNING id"));

@@ -353,6 +353,7 @@ class ReplicaStore {
   std::unique_ptr<Statement> save_counters_;
   std::unique_ptr<Statement> conflict_;
   std::unique_ptr<Statement> note_dot_;
+  std::unique_ptr<Statement> find_peer_;
   std::map<int64_t, std::unique_ptr<Statement>> max_key_;  // by collection
 };
 

@@ -27,18 +27,27 @@ TableName SplitName(const std::string& name) {
   return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
-Result<std::vector<std::string>> ListUserTables(store::Database& db) {
+Result<std::vector<std::string>> ListUserTables(store::Database& db,
+                                                std::unique_ptr<store::Statement>* cache) {
+  std::unique_ptr<store::Statement> own;
   LOCKSTEP_ASSIGN_OR_RETURN(
-      store::Statement stmt,
-      db.Prepare("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                 "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
-                 "AND c.relname NOT LIKE '\\_lockstep\\_%' ORDER BY c.relname COLLATE \"C\""));
+      store::Statement * stmt,
+      store::PrepareCached(
+          db, cache != nullptr ? *cache : own,
+          "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+          "AND c.relname NOT LIKE '\\_lockstep\\_%' ORDER BY c.relname COLLATE \"C\""));
   std::vector<std::string> tables;
   for (;;) {
-    LOCKSTEP_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    tables.emplace_back(stmt.ColumnText(0));
+    auto row = stmt->Step();
+    if (!row.has_value()) {
+      stmt->Reset();
+      return row.error();
+    }
+    if (!*row) break;
+    tables.emplace_back(stmt->ColumnText(0));
   }
+  stmt->Reset();
   return tables;
 }
 

@@ -23,7 +23,10 @@ TableName SplitName(const std::string& name);
 
 // The tables of the public schema (not Lockstep's own), in name order. Tables without a primary
 // key are included; ReadTableSchema refuses them.
-Result<std::vector<std::string>> ListUserTables(store::Database& db);
+// `cache`, when given, keeps the query prepared (a node that syncs every table lists them before
+// each read of its log).
+Result<std::vector<std::string>> ListUserTables(store::Database& db,
+                                                std::unique_ptr<store::Statement>* cache = nullptr);
 
 // The schema of `name`, or nullopt when there is no such table. Fails with kFailedPrecondition
 // when it has no primary key, or a column of a type Lockstep does not sync (naming the column).

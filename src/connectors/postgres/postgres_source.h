@@ -30,7 +30,9 @@ class PostgresSource final : public Source {
   store::ReplicaStore& store() override { return *store_; }
   PgTable* Table(const std::string& name) override;
 
-  Result<std::vector<std::string>> ListTables() override { return ListUserTables(*db_); }
+  Result<std::vector<std::string>> ListTables() override {
+    return ListUserTables(*db_, &list_tables_);
+  }
   Result<std::optional<TableSchema>> Schema(const std::string& table) override;
   Result<std::map<std::string, std::string>> Policies() override;
 
@@ -80,6 +82,7 @@ class PostgresSource final : public Source {
   // all are sent at once).
   std::map<std::string, std::unique_ptr<store::Statement>> schema_queries_;
   std::unique_ptr<store::Statement> applying_;        // sets lockstep.applying for the transaction
+  std::unique_ptr<store::Statement> list_tables_;     // ListTables', kept prepared
   std::unique_ptr<store::Statement> captured_query_;  // AnythingCaptured's, for the tables of
   std::string captured_query_sql_;                    // this text
 };
