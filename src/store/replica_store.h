@@ -310,7 +310,7 @@ class ReplicaStore {
     bool replaces;
   };
   // On PostgreSQL, where each statement is a round trip to the server, more rows per statement.
-  static constexpr size_t kPutBatch = 256;
+  static constexpr size_t kPutBatch = 64;
   static constexpr size_t kPostgresPutBatch = 512;
   // Puts waiting at most, where new records are bulk loaded: a load costs a few round trips
   // whatever its size, so it takes many (a first sync's batch of 10,000, a table's attach).

@@ -14,7 +14,7 @@ using store::QuoteIdentifier;
 using store::Statement;
 
 constexpr int64_t kCaptureChunk = 10'000;
-constexpr size_t kRowBatch = 256;
+constexpr size_t kRowBatch = 64;
 constexpr size_t kMaxParameters = 32'766;  // SQLITE_MAX_VARIABLE_NUMBER since 3.32
 
 std::string ColumnList(const std::vector<Column>& columns) {
