@@ -2,8 +2,11 @@
 // a SQLite node in sync with it through a hub, as issue 6 asks: `pgbench -i -s 10` (a million
 // accounts), the first copy to both, `pgbench -c 4 -T 30`, and afterwards all three hold equal
 // data (ordered dumps of every table with a primary key). It fits the suite because the sanitized
-// Debug build is compiled at -O1 (CMakeLists.txt); at -O0 the first copy alone took 15-30 minutes.
-// The phases' times are printed; bench/postgres_bench.cc measures the same workload in Release.
+// Debug build is compiled at -O1 (CMakeLists.txt): the first copy costs the lockstep processes
+// about 100 CPU-seconds there, where at -O0 it took 15-30 minutes. It is SERIAL: on a machine
+// whose cores other work takes, the first copy can overrun its bound (docs/BENCHMARKS.md, "The
+// pgbench test at scale 10"). The phases' times are printed; bench/postgres_bench.cc measures the
+// same workload in Release.
 #include <gtest/gtest.h>
 
 #include <algorithm>
