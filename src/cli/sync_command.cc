@@ -24,6 +24,11 @@ struct SyncArgs {
   HubOptions hub;  // with a lockstep:// URL
 };
 
+// On stderr, so that the summary on stdout (text or JSON) stays as it is.
+void PrintWarnings(const std::vector<std::string>& warnings) {
+  for (const std::string& warning : warnings) std::cerr << "lockstep: warning: " << warning << "\n";
+}
+
 int RunNetworkSync(const SyncArgs& args) {
   if (args.databases.size() != 2)
     return Fail(InvalidArgument("sync with a hub takes one database"));
@@ -35,23 +40,26 @@ int RunNetworkSync(const SyncArgs& args) {
                       : args.direction == "pull" ? protocol::Direction::kPull
                                                  : protocol::Direction::kBoth;
   if (Status applied = args.hub.ApplyTo(options); !applied.ok()) return Fail(applied);
-  auto counts = engine::SyncWithListener(args.databases[0], options, base::SystemClock::Get());
-  if (!counts.has_value()) return Fail(counts.error());
+  auto report = engine::SyncWithListener(args.databases[0], options, base::SystemClock::Get());
+  if (!report.has_value()) return Fail(report.error());
+  PrintWarnings(report->warnings);
+  const engine::SessionCounts& counts = report->counts;
   const std::string database = store::RedactPassword(args.databases[0]);  // never the password
   const std::string& hub = args.databases[1];
   if (args.json) {
-    nlohmann::json out = {{"sent", counts->sent},
-                          {"received", counts->received},
-                          {"changed", counts->changed},
-                          {"conflicts", counts->conflicts}};
+    nlohmann::json out = {{"sent", counts.sent},
+                          {"received", counts.received},
+                          {"changed", counts.changed},
+                          {"conflicts", counts.conflicts},
+                          {"warnings", report->warnings}};
     std::cout << out.dump(2) << "\n";
-  } else if (counts->sent == 0 && counts->received == 0) {
+  } else if (counts.sent == 0 && counts.received == 0) {
     std::cout << "nothing to sync: " << database << " and " << hub << " are in step\n";
   } else {
-    std::cout << database << " -> " << hub << ": sent " << counts->sent << " records\n"
-              << hub << " -> " << database << ": received " << counts->received
-              << " records, changed " << counts->changed;
-    if (counts->conflicts > 0) std::cout << ", " << counts->conflicts << " conflicts resolved";
+    std::cout << database << " -> " << hub << ": sent " << counts.sent << " records\n"
+              << hub << " -> " << database << ": received " << counts.received
+              << " records, changed " << counts.changed;
+    if (counts.conflicts > 0) std::cout << ", " << counts.conflicts << " conflicts resolved";
     std::cout << "\n";
   }
   return 0;
@@ -95,7 +103,7 @@ void PrintJson(const engine::LocalSyncReport& report) {
   nlohmann::json out = {{"tables", report.tables},     {"created", report.created},
                         {"skipped", report.skipped},   {"transfers", transfers},
                         {"changed", report.changed()}, {"conflicts", report.conflicts()},
-                        {"dry_run", report.dry_run}};
+                        {"dry_run", report.dry_run},   {"warnings", report.warnings}};
   std::cout << out.dump(2) << "\n";
 }
 
@@ -114,6 +122,7 @@ int RunSync(const SyncArgs& args) {
   std::vector<std::filesystem::path> paths(args.databases.begin(), args.databases.end());
   auto report = engine::SyncDatabases(paths, options, base::SystemClock::Get());
   if (!report.has_value()) return Fail(report.error());
+  PrintWarnings(report->warnings);
   if (args.json) {
     PrintJson(*report);
   } else {

@@ -12,6 +12,7 @@
 #include "connectors/postgres/postgres_source.h"
 #include "connectors/sqlite/sqlite_source.h"
 #include "engine/network_sync.h"
+#include "engine/reset.h"
 #include "security/identity.h"
 
 namespace lockstep::engine {
@@ -213,6 +214,9 @@ Status RunNode(const NodeConfig& config, const base::Clock& clock, StopSignal& s
     LOCKSTEP_ASSIGN_OR_RETURN(size_t collected, source->store().CollectTombstones(
                                                     clock.NowMillis() - config.retention_ms));
     if (collected > 0) Log("collected " + std::to_string(collected) + " tombstones");
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> warning,
+                              UnfinishedResetWarning(source->database(), source->name()));
+    if (warning.has_value()) Log("warning: " + *warning);
   }
 
   std::unique_ptr<net::Server> server;

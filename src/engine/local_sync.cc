@@ -10,6 +10,7 @@
 #include "connectors/sqlite/table_schema.h"
 #include "core/policy.h"
 #include "engine/open_database.h"
+#include "engine/reset.h"
 #include "engine/restore_and_retention.h"
 #include "store/postgres_db.h"
 
@@ -252,6 +253,11 @@ Result<LocalSyncReport> SyncDatabases(std::span<const std::filesystem::path> pat
   report.dry_run = options.dry_run;
   for (const TableSchema& schema : plan.schemas) report.tables.push_back(schema.name);
   report.skipped = plan.skipped;
+  for (auto& source : sources) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> warning,
+                              UnfinishedResetWarning(source->database(), source->name()));
+    if (warning.has_value()) report.warnings.push_back(std::move(*warning));
+  }
   if (options.dry_run) {
     // Everything happens inside one transaction per database, rolled back at the end.
     for (auto& source : sources) LOCKSTEP_RETURN_IF_ERROR(source->database().BeginWrite());

@@ -43,6 +43,7 @@ struct LocalSyncReport {
   std::vector<std::string> created;  // "table in path" for tables created from a peer's schema
   std::vector<std::string> skipped;  // tables left out, with why
   std::vector<Transfer> transfers;
+  std::vector<std::string> warnings;  // one line each, e.g. a stopped reset's owed deletes
   bool dry_run = false;
 
   size_t changed() const;

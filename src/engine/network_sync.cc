@@ -3,17 +3,22 @@
 #include <algorithm>
 
 #include "engine/open_database.h"
+#include "engine/reset.h"
 #include "security/identity.h"
 #include "security/tokens.h"
 
 namespace lockstep::engine {
 
-Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
-                                       const NetworkSyncOptions& options,
-                                       const base::Clock& clock) {
+Result<NetworkSyncReport> SyncWithListener(const std::filesystem::path& path,
+                                           const NetworkSyncOptions& options,
+                                           const base::Clock& clock) {
   LOCKSTEP_ASSIGN_OR_RETURN(net::Endpoint target, net::ParseUrl(options.url));
   LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<connectors::Source> source,
                             OpenDatabase(path.string(), true, clock));
+  NetworkSyncReport report;
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> warning,
+                            UnfinishedResetWarning(source->database(), source->name()));
+  if (warning.has_value()) report.warnings.push_back(std::move(*warning));
   // The tables this database already syncs, or every table with a primary key.
   std::vector<std::string> tables = options.tables;
   if (tables.empty()) {
@@ -36,7 +41,7 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
   dial.tls = options.tls;
   // A session ends Aborted when it must start over at once (this store found it was restored, a
   // table appeared): one more, which cannot end so again for the same reason.
-  SessionCounts counts;
+  SessionCounts& counts = report.counts;
   for (int attempt = 0;; ++attempt) {
     DialerHandler handler(*source, options.url, syncable, options.tables.empty());
     LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
@@ -48,7 +53,7 @@ Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
     break;
   }
   LOCKSTEP_RETURN_IF_ERROR(source->MakeDurable());
-  return counts;
+  return report;
 }
 
 Status Serve(const ServeOptions& options, const base::Clock& clock,

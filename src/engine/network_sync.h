@@ -22,10 +22,16 @@ struct NetworkSyncOptions {
   net::TlsOptions tls;
 };
 
+struct NetworkSyncReport {
+  SessionCounts counts;
+  std::vector<std::string> warnings;  // one line each, e.g. a stopped reset's owed deletes
+};
+
 // Syncs the SQLite database at `path` with the listener at `options.url` until both are caught
 // up. The database is created when missing and gets the listener's tables it lacks.
-Result<SessionCounts> SyncWithListener(const std::filesystem::path& path,
-                                       const NetworkSyncOptions& options, const base::Clock& clock);
+Result<NetworkSyncReport> SyncWithListener(const std::filesystem::path& path,
+                                           const NetworkSyncOptions& options,
+                                           const base::Clock& clock);
 
 struct ServeOptions {
   net::Endpoint listen;

@@ -204,6 +204,16 @@ Result<ResetReport> Reset(
 
 }  // namespace
 
+Result<std::optional<std::string>> UnfinishedResetWarning(store::Database& db,
+                                                          const std::string& name) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<store::PendingDelete> owed, store::ReadPendingDeletes(db));
+  if (owed.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(
+      name + " still owes " + std::to_string(owed.size()) + " delete" +
+      (owed.size() == 1 ? "" : "s") +
+      " of a `lockstep reset` that was stopped: run that reset again to make them");
+}
+
 Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
                                   const std::filesystem::path& peer, int64_t retention_ms,
                                   const base::Clock& clock) {

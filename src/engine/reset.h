@@ -6,10 +6,13 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
+#include <string>
 
 #include "base/clock.h"
 #include "engine/network_sync.h"
 #include "lockstep/status.h"
+#include "store/database.h"
 
 namespace lockstep::engine {
 
@@ -33,5 +36,12 @@ Result<ResetReport> ResetFromPeer(const std::filesystem::path& db,
 // learned by a verify session, then DB syncs with it under its new identity.
 Result<ResetReport> ResetFromListener(const std::filesystem::path& db,
                                       const NetworkSyncOptions& options, const base::Clock& clock);
+
+// A reset stopped after its rebuild leaves DB owing the deletes it kept until it is run again: a
+// plain sync neither makes them (made before the peer's version of a row has arrived, a delete
+// would not cover that version) nor forgets them. The one-line warning that says so for `db`
+// (named `name`), or nullopt when nothing is owed. Reads only.
+Result<std::optional<std::string>> UnfinishedResetWarning(store::Database& db,
+                                                          const std::string& name);
 
 }  // namespace lockstep::engine

@@ -254,7 +254,8 @@ TEST(ResetTest, RefusesWhatItCannotReset) {
 
 // A reset killed with SIGKILL at points spread over its run, then run again to completion, ends
 // where an uninterrupted one does: the unsynced deletes it keeps stay deleted even when the kill
-// fell between the rebuild and the deletes (which are owed in `_lockstep_pending_deletes` then).
+// fell between the rebuild and the deletes (which are owed in `_lockstep_pending_deletes` then),
+// and even when a plain sync ran in between.
 TEST(ResetTest, AResetKilledAtAnyPointFinishesWhenRunAgain) {
   constexpr int kRows = 20'000;
   constexpr int kMaxAttempts = 16;
@@ -313,6 +314,15 @@ TEST(ResetTest, AResetKilledAtAnyPointFinishesWhenRunAgain) {
             "SELECT count(*) FROM sqlite_master WHERE name = '_lockstep_pending_deletes';") ==
         "1\n";
     kills_while_owed += owed ? 1 : 0;
+    if (owed) {
+      // A plain sync in between warns, and neither makes the owed deletes nor forgets them.
+      ProcessResult plain = Sync(dir / "b.db", dir / "a.db");
+      ASSERT_EQ(plain.exit_code, 0) << plain.err;
+      EXPECT_NE(plain.err.find("lockstep: warning: " + (dir / "b.db").string() +
+                               " still owes 2 deletes of a `lockstep reset` that was stopped"),
+                std::string::npos)
+          << plain.err;
+    }
     ProcessResult again = reset(dir);
     ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
     if (owed) {
