@@ -5,7 +5,7 @@
 // library in-process. See docs/BENCHMARKS.md for the commands and the recorded figures.
 //
 //   lockstep_sqlite_bench [--rows N] [--runs N] [--only NAME[,NAME...]] [--dir PATH]
-//   NAME: capture, capture-normal, initial, incremental, nochange, apply
+//   NAME: capture, capture-normal, capture-floor, initial, incremental, nochange, apply
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -347,6 +347,47 @@ void BenchCapture(const Options& options, const std::string& synchronous) {
        "CPU " + Fixed(s.cpu / b.cpu, 2, "×"), "≤ 1.5×", Verdict(ratio <= 1.5)});
 }
 
+// What any trigger costs, before it does anything: the same inserts into the table with and
+// without a trigger that never fires, on the benchmark's table and on the same table without a
+// primary key. A trigger makes SQLite open a statement journal for each INSERT that may abort
+// (a primary key's uniqueness check may), and copy the pages it changes into it; without a
+// constraint that may abort there is none. CPU is the figure: synchronous=NORMAL, few fsyncs.
+Sample FloorRun(const Options& options, const std::string& create, const std::string& trigger) {
+  const fs::path path = options.dir / "capture-floor.db";
+  RemoveDb(path);
+  Db db = OpenDb(path);
+  Exec(db.get(), "PRAGMA journal_mode = WAL");
+  Exec(db.get(), "PRAGMA synchronous = NORMAL");
+  Exec(db.get(), create);
+  if (!trigger.empty()) Exec(db.get(), trigger);
+  return Measure(RUSAGE_SELF, [&] { InsertRows(db.get(), options.rows, 1'000); });
+}
+
+void BenchCaptureFloor(const Options& options) {
+  const std::string without_key = "CREATE TABLE t (id INTEGER, a TEXT, b INTEGER, c REAL, d TEXT)";
+  const std::string never_fires =
+      "CREATE TRIGGER never AFTER INSERT ON t WHEN 0 BEGIN SELECT 1; END";
+  std::vector<Sample> keyed;
+  std::vector<Sample> keyed_trigger;
+  std::vector<Sample> unkeyed;
+  std::vector<Sample> unkeyed_trigger;
+  for (int i = 0; i < Runs(options, 3); ++i) {
+    keyed.push_back(FloorRun(options, kCreateTable, ""));
+    keyed_trigger.push_back(FloorRun(options, kCreateTable, never_fires));
+    unkeyed.push_back(FloorRun(options, without_key, ""));
+    unkeyed_trigger.push_back(FloorRun(options, without_key, never_fires));
+  }
+  const std::string what = Count(options.rows) +
+                           " inserts, 1,000 per transaction, WAL, "
+                           "synchronous=NORMAL: a trigger that never fires (WHEN 0)";
+  auto add = [&](const std::string& table, const Stats& b, const Stats& s) {
+    Add({"1b. floor: " + what + ", " + table, "no trigger", b, "trigger", s,
+         Fixed(s.wall / b.wall, 2, "×"), "CPU " + Fixed(s.cpu / b.cpu, 2, "×"), "", ""});
+  };
+  add("table with a primary key", Summarize(keyed), Summarize(keyed_trigger));
+  add("table without a primary key", Summarize(unkeyed), Summarize(unkeyed_trigger));
+}
+
 // ---- 2. initial sync -------------------------------------------------------------------------
 
 void BenchInitial(const Options& options) {
@@ -554,7 +595,7 @@ Options Parse(int argc, char** argv) {
     } else {
       Die("unknown flag " + flag +
           " (--rows N, --runs N, --only NAME[,NAME], --dir PATH; NAME: capture, capture-normal, "
-          "initial, incremental, nochange, apply)");
+          "capture-floor, initial, incremental, nochange, apply)");
     }
   }
   if (options.rows < 1) Die("--rows must be positive");
@@ -568,6 +609,7 @@ int Main(int argc, char** argv) {
   const std::vector<std::pair<std::string, void (*)(const Options&)>> benches = {
       {"capture", [](const Options& o) { BenchCapture(o, "FULL"); }},
       {"capture-normal", [](const Options& o) { BenchCapture(o, "NORMAL"); }},
+      {"capture-floor", BenchCaptureFloor},
       {"initial", BenchInitial},
       {"incremental", BenchIncremental},
       {"nochange", BenchNothingChanged},
