@@ -258,6 +258,28 @@ Status SqliteDb::SyncWal() {
   return Status::Ok();
 }
 
+Status SqliteDb::CheckpointInBackground(CheckpointOptions options) {
+  const char* file = sqlite3_db_filename(db_.get(), "main");
+  if (checkpointer_ || file == nullptr || *file == '\0' || read_only()) return Status::Ok();
+  if (sqlite3_threadsafe() == 0) {
+    const int rc = sqlite3_wal_autocheckpoint(db_.get(), options.start_pages);
+    return rc == SQLITE_OK ? Status::Ok() : FromRc(rc, db_.get(), "setting checkpoints");
+  }
+  checkpointer_ = std::make_unique<WalCheckpointer>(db_.get(), file, std::move(options));
+  return Status::Ok();
+}
+
+Status SqliteDb::StopBackgroundCheckpoints() {
+  if (!checkpointer_) return Status::Ok();
+  Status status = checkpointer_->Stop();
+  checkpointer_.reset();
+  return status;
+}
+
+WalCheckpointer::Counters SqliteDb::checkpoint_counters() const {
+  return checkpointer_ ? checkpointer_->counters() : WalCheckpointer::Counters{};
+}
+
 Status SqliteDb::Error(std::string_view what) const {
   return FromRc(sqlite3_extended_errcode(db_.get()), db_.get(), what);
 }
