@@ -33,6 +33,7 @@
 #include "bench_support.h"
 #include "connectors/sqlite/sqlite_source.h"
 #include "store/replica_store.h"
+#include "store/sqlite_db.h"
 
 namespace lockstep::bench {
 namespace {
@@ -570,6 +571,9 @@ Options Parse(int argc, char** argv) {
 
 int Main(int argc, char** argv) {
   SetDieHandler("lockstep_sqlite_bench", nullptr);
+  // As in the lockstep binary, before the baselines' own connections initialize SQLite: the
+  // baselines run with the same process-wide settings as the subject.
+  store::ConfigureSqlite();
   const Options options = Parse(argc, argv);
   const std::vector<std::pair<std::string, void (*)(const Options&)>> benches = {
       {"capture", [](const Options& o) { BenchCapture(o, "FULL"); }},

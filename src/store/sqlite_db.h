@@ -15,6 +15,11 @@
 
 namespace lockstep::store {
 
+// Process-wide SQLite settings, which only take effect before SQLite's first use in the process:
+// SqliteDb's Open calls it, and a program that uses SQLite before (a benchmark's baseline) calls
+// it first. Idempotent and thread-safe.
+void ConfigureSqlite();
+
 struct OpenOptions {
   bool create_if_missing = false;
   bool read_only = false;

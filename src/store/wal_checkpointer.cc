@@ -83,7 +83,7 @@ void WalCheckpointer::Run(std::stop_token stop) {
   if (!db.has_value()) {
     broken_ = true;
     requested_ = false;
-    RecordFailure(db.error().WithContext(path_.string() + ": background checkpoints"));
+    RecordFailure(db.error().WithContext("background checkpoints"));
     idle_.notify_all();
     return;
   }
