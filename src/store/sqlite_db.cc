@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <random>
 #include <system_error>
 #include <thread>
@@ -152,7 +153,18 @@ class SqliteStatement final : public StatementBackend {
 
 }  // namespace
 
+void ConfigureSqlite() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // SQLite's malloc statistics (on in Debian's build) take a global mutex around every
+    // allocation and free, several per row written, for figures Lockstep never reads. Fails
+    // harmlessly (SQLITE_MISUSE) once SQLite is initialized.
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  });
+}
+
 Result<SqliteDb> SqliteDb::Open(const std::filesystem::path& path, const OpenOptions& options) {
+  ConfigureSqlite();
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
   if (!exists && !options.create_if_missing) return NotFound(path.string() + ": no such file");
@@ -204,6 +216,7 @@ int SqliteDb::OnBusy(void* context, int attempt) {
 }
 
 Result<SqliteDb> SqliteDb::OpenInMemory() {
+  ConfigureSqlite();
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, nullptr);
@@ -256,6 +269,28 @@ Status SqliteDb::SyncWal() {
   close(fd);
   if (rc != 0) return Unavailable("syncing " + wal + " to disk failed");
   return Status::Ok();
+}
+
+Status SqliteDb::CheckpointInBackground(CheckpointOptions options) {
+  const char* file = sqlite3_db_filename(db_.get(), "main");
+  if (checkpointer_ || file == nullptr || *file == '\0' || read_only()) return Status::Ok();
+  if (sqlite3_threadsafe() == 0) {
+    const int rc = sqlite3_wal_autocheckpoint(db_.get(), options.start_pages);
+    return rc == SQLITE_OK ? Status::Ok() : FromRc(rc, db_.get(), "setting checkpoints");
+  }
+  checkpointer_ = std::make_unique<WalCheckpointer>(db_.get(), file, std::move(options));
+  return Status::Ok();
+}
+
+Status SqliteDb::StopBackgroundCheckpoints() {
+  if (!checkpointer_) return Status::Ok();
+  Status status = checkpointer_->Stop();
+  checkpointer_.reset();
+  return status;
+}
+
+WalCheckpointer::Counters SqliteDb::checkpoint_counters() const {
+  return checkpointer_ ? checkpointer_->counters() : WalCheckpointer::Counters{};
 }
 
 Status SqliteDb::Error(std::string_view what) const {

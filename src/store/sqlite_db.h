@@ -11,8 +11,14 @@
 #include "lockstep/status.h"
 #include "lockstep/value.h"
 #include "store/database.h"
+#include "store/wal_checkpointer.h"
 
 namespace lockstep::store {
+
+// Process-wide SQLite settings, which only take effect before SQLite's first use in the process:
+// SqliteDb's Open calls it, and a program that uses SQLite before (a benchmark's baseline) calls
+// it first. Idempotent and thread-safe.
+void ConfigureSqlite();
 
 struct OpenOptions {
   bool create_if_missing = false;
@@ -31,9 +37,11 @@ class SqliteDb final : public Database {
 
   SqliteDb(SqliteDb&&) noexcept = default;
   SqliteDb& operator=(SqliteDb&& other) noexcept {
-    db_.reset();  // close while its busy handler's state is still alive
+    checkpointer_.reset();  // its thread joins, its connection closes before this one
+    db_.reset();            // close while its busy handler's state is still alive
     busy_ = std::move(other.busy_);
     db_ = std::move(other.db_);
+    checkpointer_ = std::move(other.checkpointer_);
     path_ = std::move(other.path_);
     name_ = std::move(other.name_);
     synced_changes_ = other.synced_changes_;
@@ -64,6 +72,18 @@ class SqliteDb final : public Database {
   // peer has already seen. A no-op when the database has no WAL file.
   Status SyncWal();
 
+  // Checkpoints this connection's WAL on a thread of its own instead of inline after its commits
+  // (WalCheckpointer). A no-op for a database in memory, a read-only connection, or when already
+  // on; SQLite's autocheckpoint at `options.start_pages` where SQLite is built without threads.
+  // Closing the connection stops the thread first, then checkpoints everything as before when it
+  // is the file's last connection.
+  Status CheckpointInBackground(CheckpointOptions options = {});
+  // Stops the background checkpoints, if on (SQLite's autocheckpoint takes over), and returns
+  // the first error they met: the WAL still holds what they could not copy.
+  Status StopBackgroundCheckpoints();
+  // The background checkpoints' counters, zero when off.
+  WalCheckpointer::Counters checkpoint_counters() const;
+
   // The last error of this connection as a Status with `code`, message prefixed by `what`.
   Status Error(std::string_view what) const;
   int64_t changes() const { return sqlite3_changes64(db_.get()); }
@@ -87,6 +107,8 @@ class SqliteDb final : public Database {
 
   std::unique_ptr<BusyWait> busy_;  // declared before db_, so the connection closes first
   std::unique_ptr<sqlite3, Closer> db_;
+  // Declared after db_, so that it stops (joining its thread) before the connection closes.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::filesystem::path path_;
   std::string name_;
   int64_t synced_changes_ = 0;  // sqlite3_total_changes64 at the last SyncWal

@@ -22,9 +22,12 @@ using ApplyStats = connectors::ApplyStats;
 // Not thread-safe. Opening inspects without modifying; Attach() is the first write.
 class SqliteSource final : public Source {
  public:
+  // `checkpoints`: when the store's connection checkpoints its WAL in the background (the
+  // defaults, except in tests that want checkpoints sooner).
   static Result<std::unique_ptr<SqliteSource>> Open(const std::filesystem::path& path,
                                                     bool create_if_missing,
-                                                    const base::Clock& clock);
+                                                    const base::Clock& clock,
+                                                    store::CheckpointOptions checkpoints = {});
 
   const std::filesystem::path& path() const { return path_; }
   const std::string& name() const override { return name_; }
@@ -71,12 +74,13 @@ class SqliteSource final : public Source {
 
  private:
   SqliteSource(store::SqliteDb db, std::filesystem::path path, bool missing,
-               const base::Clock& clock)
+               const base::Clock& clock, store::CheckpointOptions checkpoints)
       : db_(std::move(db)),
         path_(std::move(path)),
         name_(path_.string()),
         missing_(missing),
-        clock_(clock) {}
+        clock_(clock),
+        checkpoints_(std::move(checkpoints)) {}
   Status CreateIfMissing();
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
   Result<size_t> StampAll();
@@ -90,6 +94,7 @@ class SqliteSource final : public Source {
   // that a refused sync or a dry run never leaves an empty file behind.
   bool missing_;
   const base::Clock& clock_;
+  store::CheckpointOptions checkpoints_;
   std::unique_ptr<store::ReplicaStore> store_;
   std::map<std::string, std::unique_ptr<SyncedTable>> tables_;
 };
