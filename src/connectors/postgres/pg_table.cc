@@ -315,6 +315,8 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
 
 Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
   chunk_.reset();
+  chunk_full_ = false;
+  int64_t captures = 0;
   // The latest capture time of each distinct key, and the row as it is now.
   std::map<std::string, CapturedRow> keys;
   // The captures read, deleted by id: not "up to the last id read", as a capture of a
@@ -329,6 +331,7 @@ Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
       return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
     }
     if (!*row) break;
+    ++captures;
     ids += (ids.empty() ? "{" : ",") + std::to_string(captured_->ColumnInt(0));
     std::vector<Value> key;
     for (size_t i = 0; i < key_count; ++i)
@@ -347,6 +350,7 @@ Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
     }
   }
   captured_->Reset();
+  chunk_full_ = captures >= kCaptureChunk;
   if (ids.empty()) return false;
   // In order of capture time: the clock never goes back (see the SQLite connector).
   std::vector<std::pair<const std::string, CapturedRow>*> order;
