@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -24,11 +23,6 @@ constexpr int64_t kMaxBackoffMs = 30'000;
 // A live peer's stamping rounds under a stream of users' commits: at most one per this interval
 // (Source::PaceRounds), so that each gathers what committed meanwhile.
 constexpr std::chrono::milliseconds kGatherRounds{20};
-
-std::chrono::milliseconds GatherRounds() {  // EXPERIMENT: LOCKSTEP_GATHER_MS overrides
-  const char* env = std::getenv("LOCKSTEP_GATHER_MS");
-  return env != nullptr ? std::chrono::milliseconds(std::atoi(env)) : kGatherRounds;
-}
 
 void Log(const std::string& line) {
   static std::mutex mu;
@@ -91,7 +85,7 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
           if ((*source)->Schema(table).has_value()) collections.push_back(table);
         }
       }
-      if (peer.live) (*source)->PaceRounds(GatherRounds());
+      if (peer.live) (*source)->PaceRounds(kGatherRounds);
       DialerHandler handler(**source, peer.url, collections, peer.collections.empty());
       auto hello = handler.MakeHello(peer.token, peer.direction);
       net::DialOptions dial;
