@@ -10,8 +10,9 @@
 // Prints a Markdown table; see docs/BENCHMARKS.md for the commands and the recorded figures.
 //
 //   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--rate N] [--only NAME[,NAME]]
-//                           [--dir PATH] [--statements N]
-//   NAME: capture, replication; --rate: replication's pgbench at N transactions/s (pgbench -R);
+//                           [--dir PATH] [--statements N] [--lockstep PATH]
+//   NAME: capture, replication; --rate: every pgbench run at N transactions/s (pgbench -R);
+//   --lockstep: the `lockstep` binary under test (default: this build's);
 //   --statements: profile the source's statements with pg_stat_statements and print the N
 //   costliest of each capture run (the extension's own cost makes those runs no measurement)
 #include <signal.h>
@@ -63,8 +64,9 @@ struct Options {
   int runs = 3;
   int seconds = 30;
   int scale = 10;
-  int rate = 0;        // replication's pgbench -R: transactions/s in all; 0 as fast as it can
+  int rate = 0;        // every pgbench's -R: transactions/s in all; 0 as fast as it can
   int statements = 0;  // capture runs: print the N costliest statements (pg_stat_statements)
+  std::string lockstep = LOCKSTEP_BIN;  // the binary under test: this build's, or another's
   std::set<std::string> only;
   fs::path dir;
 };
@@ -293,7 +295,7 @@ struct LiveEngine {
 
 constexpr const char* kLiveDatabase = "capture_live";
 
-LiveEngine StartLiveEngine() {
+LiveEngine StartLiveEngine(const Options& options) {
   LiveEngine live;
   live.url = CopyTemplate(kLiveDatabase, kAttachedTemplate);
   {
@@ -302,7 +304,7 @@ LiveEngine StartLiveEngine() {
     Exec(*db, kCreateProbeTable);
     Exec(*db, "VACUUM ANALYZE");
   }
-  live.lockstep = LockstepToSqlite(TheWorld().scratch, LOCKSTEP_BIN);
+  live.lockstep = LockstepToSqlite(TheWorld().scratch, options.lockstep);
   const auto start = Clock::now();
   Check(live.lockstep->Start(live.url, kInitialCopyLimitS), "starting the live engine");
   std::cerr << "  live engine: the hub and the SQLite node hold the source's rows after "
@@ -379,9 +381,11 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
   const double server_before = ServerCpuSeconds(postmaster);
   const double client_before = ChildrenCpuSeconds();
   const double engine_before = arm == Arm::kLive ? live.lockstep->CpuSeconds() : 0;
-  const PgbenchResult result = RunPgbench(
-      {"-c", std::to_string(kClients), "-j", "2", "-T", std::to_string(options.seconds), url},
-      options.seconds + 300.0);
+  std::vector<std::string> args = {"-c", std::to_string(kClients),       "-j", "2",
+                                   "-T", std::to_string(options.seconds)};
+  if (options.rate > 0) args.insert(args.end(), {"-R", std::to_string(options.rate)});
+  args.push_back(url);
+  const PgbenchResult result = RunPgbench(args, options.seconds + 300.0);
   const double engine_s = arm == Arm::kLive ? live.lockstep->CpuSeconds() - engine_before : 0;
   if (arm == Arm::kLive) live.lockstep->Freeze(true);
   const double client_s = ChildrenCpuSeconds() - client_before;
@@ -430,7 +434,8 @@ struct ArmFigures {
 
 void ReportArm(const Options& options, const std::string& label, const ArmFigures& plain,
                const ArmFigures& arm, const std::string& cpu_parts) {
-  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds);
+  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds) +
+                              (options.rate > 0 ? " -R " + std::to_string(options.rate) : "");
   const double ratio = Median(arm.tps) / Median(plain.tps);
   Report().push_back(
       {"A. " + pgbench + ", transactions/s: " + label + " vs none",
@@ -449,7 +454,7 @@ void ReportArm(const Options& options, const std::string& label, const ArmFigure
 
 void MeasureCapture(const Options& options) {
   MakeAttachedTemplate();
-  LiveEngine live = StartLiveEngine();
+  LiveEngine live = StartLiveEngine(options);
   std::map<Arm, ArmFigures> figures;
   for (int run = 0; run < options.runs; ++run) {
     // Reversing the order every other round cancels a drift of the machine's load.
@@ -649,7 +654,7 @@ void MeasureReplication(const Options& options) {
   World& world = TheWorld();
   std::unique_ptr<Replicator> native = NativeLogicalReplication(*world.subscriber, options.scale);
   std::unique_ptr<Replicator> lockstep =
-      LockstepReplication(*world.subscriber, options.scale, world.scratch, LOCKSTEP_BIN);
+      LockstepReplication(*world.subscriber, options.scale, world.scratch, options.lockstep);
   std::vector<ReplicationRun> native_runs;
   std::vector<ReplicationRun> lockstep_runs;
   for (int run = 0; run < options.runs; ++run) {
@@ -726,6 +731,8 @@ Options Parse(int argc, char** argv) {
       options.dir = value;
     } else if (flag == "--statements") {
       options.statements = Number(flag, value, 1, 100);
+    } else if (flag == "--lockstep") {
+      options.lockstep = value;
     } else {
       Die("unknown flag " + flag +
           " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH, "
