@@ -736,9 +736,7 @@ Options Parse(int argc, char** argv) {
     } else {
       Die("unknown flag " + flag +
           " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH, "
-          "--statements N; "
-          "NAME: capture, "
-          "replication)");
+          "--statements N, --lockstep PATH; NAME: capture, replication)");
     }
   }
   return options;
