@@ -10,8 +10,11 @@
 // Prints a Markdown table; see docs/BENCHMARKS.md for the commands and the recorded figures.
 //
 //   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--rate N] [--only NAME[,NAME]]
-//                           [--dir PATH]
-//   NAME: capture, replication; --rate: replication's pgbench at N transactions/s (pgbench -R)
+//                           [--dir PATH] [--statements N] [--lockstep PATH]
+//   NAME: capture, replication; --rate: every pgbench run at N transactions/s (pgbench -R);
+//   --lockstep: the `lockstep` binary under test (default: this build's);
+//   --statements: profile the source's statements with pg_stat_statements and print the N
+//   costliest of each capture run (the extension's own cost makes those runs no measurement)
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -61,7 +64,9 @@ struct Options {
   int runs = 3;
   int seconds = 30;
   int scale = 10;
-  int rate = 0;  // replication's pgbench -R: transactions/s in all; 0 as fast as it can
+  int rate = 0;        // every pgbench's -R: transactions/s in all; 0 as fast as it can
+  int statements = 0;  // capture runs: print the N costliest statements (pg_stat_statements)
+  std::string lockstep = LOCKSTEP_BIN;  // the binary under test: this build's, or another's
   std::set<std::string> only;
   fs::path dir;
 };
@@ -290,7 +295,7 @@ struct LiveEngine {
 
 constexpr const char* kLiveDatabase = "capture_live";
 
-LiveEngine StartLiveEngine() {
+LiveEngine StartLiveEngine(const Options& options) {
   LiveEngine live;
   live.url = CopyTemplate(kLiveDatabase, kAttachedTemplate);
   {
@@ -299,7 +304,7 @@ LiveEngine StartLiveEngine() {
     Exec(*db, kCreateProbeTable);
     Exec(*db, "VACUUM ANALYZE");
   }
-  live.lockstep = LockstepToSqlite(TheWorld().scratch, LOCKSTEP_BIN);
+  live.lockstep = LockstepToSqlite(TheWorld().scratch, options.lockstep);
   const auto start = Clock::now();
   Check(live.lockstep->Start(live.url, kInitialCopyLimitS), "starting the live engine");
   std::cerr << "  live engine: the hub and the SQLite node hold the source's rows after "
@@ -328,6 +333,31 @@ size_t CountNotifications(store::PostgresDb& listener) {
   }
 }
 
+// The statements' counters of pg_stat_statements (--statements), kept in the `postgres` database.
+void ResetStatements() {
+  PgConnection db = Connect(TheWorld().source->Url("postgres"));
+  Exec(*db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  Exec(*db, "SELECT pg_stat_statements_reset()");
+}
+
+// The `top` statements by execution time since ResetStatements, on stderr, with their time per
+// pgbench transaction. Nested statements (the triggers', PL/pgSQL's) are listed too and also
+// count in the statement that ran them.
+void PrintStatements(int top, int64_t transactions) {
+  PgConnection db = Connect(TheWorld().source->Url("postgres"));
+  auto rows =
+      QueryText(*db,
+                "SELECT string_agg(format('    %s calls, %s rows, %s ms (%s µs/transaction, %s ms "
+                "each): %s', calls, rows, round(total_exec_time), round(total_exec_time * 1000 / " +
+                    std::to_string(std::max<int64_t>(1, transactions)) +
+                    "), round(mean_exec_time::numeric, 3), left(regexp_replace(query, '\\s+', ' ', "
+                    "'g'), 220)), E'\n') FROM (SELECT * FROM pg_stat_statements ORDER BY "
+                    "total_exec_time DESC LIMIT " +
+                    std::to_string(top) + ") s");
+  if (!rows.has_value()) Die("reading pg_stat_statements: " + rows.error().message());
+  std::cerr << "  statements by execution time:\n" << *rows << "\n";
+}
+
 // One pgbench run of `arm`: on a fresh copy of its template, or on the live engine's database.
 CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& live) {
   const std::string name = "capture_" + std::to_string(run) + (arm == Arm::kNone ? "_off" : "_on");
@@ -347,12 +377,15 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
   }
   const pid_t postmaster = TheWorld().source_postmaster;
   SettleServer();
+  if (options.statements > 0) ResetStatements();
   const double server_before = ServerCpuSeconds(postmaster);
   const double client_before = ChildrenCpuSeconds();
   const double engine_before = arm == Arm::kLive ? live.lockstep->CpuSeconds() : 0;
-  const PgbenchResult result = RunPgbench(
-      {"-c", std::to_string(kClients), "-j", "2", "-T", std::to_string(options.seconds), url},
-      options.seconds + 300.0);
+  std::vector<std::string> args = {"-c", std::to_string(kClients),       "-j", "2",
+                                   "-T", std::to_string(options.seconds)};
+  if (options.rate > 0) args.insert(args.end(), {"-R", std::to_string(options.rate)});
+  args.push_back(url);
+  const PgbenchResult result = RunPgbench(args, options.seconds + 300.0);
   const double engine_s = arm == Arm::kLive ? live.lockstep->CpuSeconds() - engine_before : 0;
   if (arm == Arm::kLive) live.lockstep->Freeze(true);
   const double client_s = ChildrenCpuSeconds() - client_before;
@@ -378,6 +411,7 @@ CaptureSample CaptureRun(const Options& options, int run, Arm arm, LiveEngine& l
             std::to_string(4 * result.transactions) +
             " row changes not yet stamped when pgbench ended (plus earlier rounds' backlog)";
   }
+  if (options.statements > 0) PrintStatements(options.statements, result.transactions);
   if (arm != Arm::kLive) DropDatabase(name);
   const double transactions = static_cast<double>(result.transactions);
   const CaptureSample sample{result.tps, 1e6 * server_s / transactions,
@@ -400,7 +434,8 @@ struct ArmFigures {
 
 void ReportArm(const Options& options, const std::string& label, const ArmFigures& plain,
                const ArmFigures& arm, const std::string& cpu_parts) {
-  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds);
+  const std::string pgbench = "pgbench -c 4 -j 2 -T " + std::to_string(options.seconds) +
+                              (options.rate > 0 ? " -R " + std::to_string(options.rate) : "");
   const double ratio = Median(arm.tps) / Median(plain.tps);
   Report().push_back(
       {"A. " + pgbench + ", transactions/s: " + label + " vs none",
@@ -419,7 +454,7 @@ void ReportArm(const Options& options, const std::string& label, const ArmFigure
 
 void MeasureCapture(const Options& options) {
   MakeAttachedTemplate();
-  LiveEngine live = StartLiveEngine();
+  LiveEngine live = StartLiveEngine(options);
   std::map<Arm, ArmFigures> figures;
   for (int run = 0; run < options.runs; ++run) {
     // Reversing the order every other round cancels a drift of the machine's load.
@@ -619,7 +654,7 @@ void MeasureReplication(const Options& options) {
   World& world = TheWorld();
   std::unique_ptr<Replicator> native = NativeLogicalReplication(*world.subscriber, options.scale);
   std::unique_ptr<Replicator> lockstep =
-      LockstepReplication(*world.subscriber, options.scale, world.scratch, LOCKSTEP_BIN);
+      LockstepReplication(*world.subscriber, options.scale, world.scratch, options.lockstep);
   std::vector<ReplicationRun> native_runs;
   std::vector<ReplicationRun> lockstep_runs;
   for (int run = 0; run < options.runs; ++run) {
@@ -694,11 +729,14 @@ Options Parse(int argc, char** argv) {
       for (std::string name; std::getline(names, name, ',');) options.only.insert(name);
     } else if (flag == "--dir") {
       options.dir = value;
+    } else if (flag == "--statements") {
+      options.statements = Number(flag, value, 1, 100);
+    } else if (flag == "--lockstep") {
+      options.lockstep = value;
     } else {
       Die("unknown flag " + flag +
-          " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH; NAME: "
-          "capture, "
-          "replication)");
+          " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH, "
+          "--statements N, --lockstep PATH; NAME: capture, replication)");
     }
   }
   return options;
@@ -728,8 +766,13 @@ int Main(int argc, char** argv) {
   // commits synchronously, as in production: with synchronous_commit=off, a walsender only sends
   // WAL that the WAL writer has flushed, which would add up to wal_writer_delay (200 ms) to the
   // native lag, a handicap Lockstep's NOTIFY-driven capture would not have.
-  world.source =
-      StartServer({"wal_level=logical", "synchronous_commit=on", "shared_buffers=256MB"});
+  std::vector<std::string> source_settings = {"wal_level=logical", "synchronous_commit=on",
+                                              "shared_buffers=256MB"};
+  if (options.statements > 0) {
+    source_settings.insert(source_settings.end(), {"shared_preload_libraries=pg_stat_statements",
+                                                   "pg_stat_statements.track=all"});
+  }
+  world.source = StartServer(std::move(source_settings));
   if (wanted("replication")) world.subscriber = StartServer({"shared_buffers=256MB"});
   {
     PgConnection db = Connect(world.source->Url("postgres"));

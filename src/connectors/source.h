@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <span>
@@ -68,6 +69,12 @@ class Source {
   // call: a session sends what it stamped before stamping more, so that a source written faster
   // than it stamps still sends as it goes, not only once its writers pause. By default, all.
   virtual Status StampSome() { return StampPending(); }
+  // Lets StampSome gather a stream of commits into rounds at least `gather` apart: a round that
+  // follows a round which found changes less than `gather` ago waits for the rest of it first,
+  // unless that round was full (a backlog). A capture after a quiet `gather` is stamped at once.
+  // For a source that one live session reads (a node dialing its peer): the wait blocks its
+  // caller. Zero (the default) stamps whenever asked. A source may ignore it.
+  virtual void PaceRounds(std::chrono::milliseconds gather) { (void)gather; }
   // Merges `changes` from the peer `from` in one transaction with the new cursor (kept for
   // `scope`): the records, the user's rows, the conflict log. Records may be moved from.
   virtual Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,

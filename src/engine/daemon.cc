@@ -4,6 +4,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -20,6 +21,9 @@ namespace {
 
 constexpr int64_t kFirstBackoffMs = 500;
 constexpr int64_t kMaxBackoffMs = 30'000;
+// A live peer's stamping rounds under a stream of users' commits: at most one per this interval
+// (Source::PaceRounds), so that each gathers what committed meanwhile.
+constexpr std::chrono::milliseconds kGatherRounds{20};
 
 void Log(const std::string& line) {
   static std::mutex mu;
@@ -82,6 +86,7 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
           if ((*source)->Schema(table).has_value()) collections.push_back(table);
         }
       }
+      if (peer.live) (*source)->PaceRounds(kGatherRounds);
       DialerHandler handler(**source, peer.url, collections, peer.collections.empty());
       auto hello = handler.MakeHello(peer.token, peer.direction);
       net::DialOptions dial;

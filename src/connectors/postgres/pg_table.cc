@@ -62,8 +62,9 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
     update += (update.empty() ? "" : ", ") + QuoteIdentifier(column) + " = excluded." +
               QuoteIdentifier(column);
   }
-  std::string captured_keys;
+  std::string captured_keys, capture_columns;
   for (size_t i = 0; i < s.key.size(); ++i) {
+    capture_columns += ", k" + std::to_string(i);
     const Column& column = ColumnNamed(s, s.key[i]);
     key_list += (i == 0 ? "" : ", ") + QuoteIdentifier(column.name);
     join += (i == 0 ? "" : " AND ") + std::string("t.") + QuoteIdentifier(column.name) + " = c.k" +
@@ -119,20 +120,25 @@ Result<std::unique_ptr<PgTable>> PgTable::Prepare(store::Database& db, TableSche
   };
   table->delete_ = std::make_unique<store::BatchedStatements>(keys_per_delete, remove);
   LOCKSTEP_RETURN_IF_ERROR(table->delete_->For(db, 1).status());
-  // Each captured key with the row as it is now (all NULL, and `present` 0, when it is gone).
-  // The chunk is taken first and each row then looked up by its key (LATERAL, and OFFSET 0 so
-  // that the planner cannot turn it back into a join): a plain join may scan the whole table
-  // to match a few thousand keys, hundreds of milliseconds per chunk on a table of a million.
+  // Each distinct key of a chunk of captures, with the captures' ids, the latest capture time,
+  // and the row as it is now (all NULL, and `present` 0, when it is gone). A hot row written by
+  // every transaction (pgbench's branches) is captured hundreds of times per chunk and looked up
+  // and sent once. The chunk is taken first and each row then looked up by its key (LATERAL,
+  // and OFFSET 0 so that the planner cannot turn it back into a join): a plain join may scan the
+  // whole table to match a few thousand keys, hundreds of milliseconds per chunk on a table of a
+  // million.
   const std::string first_key = "t." + QuoteIdentifier(s.key[0]);
   // Planned at every run: prepared while the capture table and a table like pgbench_history were
   // empty, the plan would look each key up by scanning the whole table, once it holds thousands.
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->captured_,
-      PrepareReplannedOwned(db, "SELECT c.id, c.ts, (" + first_key + " IS NOT NULL)::int4" +
-                                    captured_keys + reads + " FROM (SELECT * FROM " + capture +
-                                    " ORDER BY id LIMIT " + std::to_string(kCaptureChunk) +
-                                    ") c LEFT JOIN LATERAL (SELECT * FROM " + name + " t WHERE " +
-                                    join + " OFFSET 0) t ON true ORDER BY c.id"));
+      PrepareReplannedOwned(
+          db, "SELECT c.ids::text, c.ts, (" + first_key + " IS NOT NULL)::int4" + captured_keys +
+                  reads + " FROM (SELECT array_agg(id) AS ids, max(ts) AS ts, min(id) AS first" +
+                  capture_columns + " FROM (SELECT * FROM " + capture + " ORDER BY id LIMIT " +
+                  std::to_string(kCaptureChunk) + ") chunk GROUP BY " + capture_columns.substr(2) +
+                  ") c LEFT JOIN LATERAL (SELECT * FROM " + name + " t WHERE " + join +
+                  " OFFSET 0) t ON true ORDER BY c.first"));
   LOCKSTEP_ASSIGN_OR_RETURN(
       table->forget_captured_,
       PrepareReplannedOwned(db, "DELETE FROM " + capture + " WHERE id = ANY(CAST(? AS int8[]))"));
@@ -315,6 +321,8 @@ Result<std::optional<size_t>> PgTable::StampCapturedChunk(store::ReplicaStore& s
 
 Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
   chunk_.reset();
+  chunk_full_ = false;
+  int64_t captures = 0;
   // The latest capture time of each distinct key, and the row as it is now.
   std::map<std::string, CapturedRow> keys;
   // The captures read, deleted by id: not "up to the last id read", as a capture of a
@@ -329,7 +337,16 @@ Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
       return row.error().WithContext("reading captured changes of '" + schema_.name + "'");
     }
     if (!*row) break;
-    ids += (ids.empty() ? "{" : ",") + std::to_string(captured_->ColumnInt(0));
+    // The key's captures, as "{1,5,9}".
+    const std::string_view key_ids = captured_->ColumnText(0);
+    if (key_ids.size() < 3 || key_ids.front() != '{' || key_ids.back() != '}') {
+      captured_->Reset();
+      return DataLoss("captured changes of '" + schema_.name + "': unexpected ids " +
+                      std::string(key_ids));
+    }
+    captures += 1 + std::count(key_ids.begin(), key_ids.end(), ',');
+    ids += (ids.empty() ? "{" : ",");
+    ids += key_ids.substr(1, key_ids.size() - 2);
     std::vector<Value> key;
     for (size_t i = 0; i < key_count; ++i)
       key.push_back(captured_->Column(3 + static_cast<int>(i)));
@@ -347,6 +364,7 @@ Result<bool> PgTable::ReadCapturedChunk(store::ReplicaStore& store) {
     }
   }
   captured_->Reset();
+  chunk_full_ = captures >= kCaptureChunk;
   if (ids.empty()) return false;
   // In order of capture time: the clock never goes back (see the SQLite connector).
   std::vector<std::pair<const std::string, CapturedRow>*> order;

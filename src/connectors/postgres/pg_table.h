@@ -48,6 +48,8 @@ class PgTable final : public RowSink {
   // then stamps it. Nothing may be put into this collection in between.
   Result<bool> ReadCapturedChunk(store::ReplicaStore& store);
   Result<size_t> StampReadChunk(store::ReplicaStore& store);
+  // Whether the last ReadCapturedChunk read as many captures as a chunk holds: more may wait.
+  bool chunk_full() const { return chunk_full_; }
   // Makes every existing row a local write stamped `now_millis`: the first attach of a table.
   // REQUIRES: inside a write of `store`; no record of this collection is stored yet.
   Result<size_t> StampAllRows(store::ReplicaStore& store, int64_t now_millis);
@@ -101,6 +103,7 @@ class PgTable final : public RowSink {
     std::string ids;
   };
   std::optional<Chunk> chunk_;
+  bool chunk_full_ = false;
   std::unique_ptr<store::Statement> forget_captured_;
   std::unique_ptr<store::Statement> scan_;
 };

@@ -1,6 +1,7 @@
 #include "connectors/postgres/postgres_source.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "connectors/postgres/pg_capture.h"
 #include "connectors/postgres/pg_schema.h"
@@ -169,17 +170,30 @@ Result<bool> PostgresSource::AnythingCaptured() {
   return any;
 }
 
+void PostgresSource::WaitToGather() const {
+  if (gather_.count() <= 0 || rounds_ == 0 || last_round_full_) return;
+  std::this_thread::sleep_until(last_round_ + gather_);
+}
+
 Status PostgresSource::Stamp(bool until_written) {
   // Most looks find nothing (a replica's, after each batch it applied): then no transaction. A
   // capture that commits after this look is seen at the next one, as it would be after a round.
   LOCKSTEP_ASSIGN_OR_RETURN(bool captured_any, AnythingCaptured());
   if (!captured_any) return Status::Ok();
+  // Under a stream of commits, a round costs the server a fixed set of statements and a
+  // transaction, the peer a batch and the user's writers the cores they share: a round that
+  // found a few dozen changes costs several times what one that gathers a few hundred costs per
+  // change. So a round follows the last one only `gather_` after it began, taking all that
+  // committed meanwhile; a capture after a quiet `gather_`, and a backlog, go at once.
+  if (until_written) WaitToGather();
   // A transaction per chunk, as in the SQLite connector. On the server, three round trips: the
   // BEGIN, the lock, the counters and every table's chunk; the stored records of all chunks; the
   // writes and the COMMIT.
   for (;;) {
     bool captured = false;
+    bool full = false;
     size_t writes = 0;
+    const auto began = std::chrono::steady_clock::now();
     Status status = store_->BeginWrite([this] { SendCapturedQueries(); });
     if (status.ok()) {
       status = [&]() -> Status {
@@ -187,6 +201,7 @@ Status PostgresSource::Stamp(bool until_written) {
         for (auto& [table_name, table] : tables_) {
           LOCKSTEP_ASSIGN_OR_RETURN(bool chunk, table->ReadCapturedChunk(*store_));
           if (chunk) read.push_back(table.get());
+          full = full || table->chunk_full();
         }
         captured = !read.empty();
         for (PgTable* table : read) {
@@ -201,6 +216,11 @@ Status PostgresSource::Stamp(bool until_written) {
     if (!status.ok()) {
       DropSentQueries();
       return status.WithContext("stamping changes in " + name());
+    }
+    if (captured) {
+      ++rounds_;
+      last_round_ = began;
+      last_round_full_ = full;
     }
     // Captures that changed nothing (an UPDATE to the same values) are no reason to stop: the
     // caller, finding nothing new to send, would not call again until the next wake-up.

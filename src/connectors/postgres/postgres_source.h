@@ -2,6 +2,7 @@
 // replica store in `_lockstep_*` tables of the same database (its current schema).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <span>
@@ -44,6 +45,9 @@ class PostgresSource final : public Source {
                 Stamping stamping = Stamping::kNow) override;
   Status StampPending() override;
   Status StampSome() override;
+  void PaceRounds(std::chrono::milliseconds gather) override { gather_ = gather; }
+  // The stamping rounds that found captures so far (each one transaction), for tests.
+  size_t rounds() const { return rounds_; }
   // As Source::Apply, with `lockstep.applying` set for the transaction so that the triggers let
   // these writes pass uncaptured.
   Result<ApplyStats> Apply(std::span<store::Change> changes, const core::NodeId& from,
@@ -56,8 +60,11 @@ class PostgresSource final : public Source {
   PostgresSource(std::unique_ptr<store::PostgresDb> db, const base::Clock& clock)
       : db_(std::move(db)), clock_(clock) {}
   Status AttachInTransaction(std::span<const TableSchema> schemas, const std::string& policy);
-  // Stamps chunks until nothing is captured, or (`until_written`) until a round wrote something.
+  // Stamps chunks until nothing is captured, or (`until_written`) until a round wrote something,
+  // paced by PaceRounds.
   Status Stamp(bool until_written);
+  // PaceRounds' wait, before a round of StampSome that has found captures.
+  void WaitToGather() const;
   // Whether any capture table holds a row: one round trip, where a stamping round that finds
   // nothing costs a write transaction (about eight, on a busy server ten to twenty milliseconds).
   Result<bool> AnythingCaptured();
@@ -85,6 +92,12 @@ class PostgresSource final : public Source {
   std::unique_ptr<store::Statement> list_tables_;     // ListTables', kept prepared
   std::unique_ptr<store::Statement> captured_query_;  // AnythingCaptured's, for the tables of
   std::string captured_query_sql_;                    // this text
+  // Pacing (PaceRounds): the interval, and the last round that found captures: when it began, and
+  // whether a table's chunk was full (a backlog: the next round goes at once).
+  std::chrono::milliseconds gather_{0};
+  std::chrono::steady_clock::time_point last_round_;
+  bool last_round_full_ = false;
+  size_t rounds_ = 0;
 };
 
 }  // namespace lockstep::connectors::postgres
