@@ -308,8 +308,10 @@ Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
       source_.Apply(changes, peer_, scope_, store::Cursor{batch.end.epoch, batch.end.seq}));
   if (BatchTrace::enabled()) {
     BatchTrace::Write(source_.name(), "apply-end", batch,
-                      "peer=" + peer_.ToString().substr(0, 8) + " ms=" +
-                          BatchTrace::Since(started) + " stamped=" + std::to_string(stats.stamped));
+                      "peer=" + peer_.ToString().substr(0, 8) +
+                          " ms=" + BatchTrace::Since(started) +
+                          " commit_ms=" + BatchTrace::Millis(stats.commit_ms) +
+                          " stamped=" + std::to_string(stats.stamped));
   }
   counts_.received += stats.received;
   counts_.changed += stats.changed;
