@@ -44,7 +44,8 @@ TEST(PostgresStatisticsTest, AReopenedStoreAnalyzesOnlyOnceItsRecordsHaveDoubled
   {
     // Attaching stamps 20,000 rows, a bulk load: the store refreshes the statistics.
     std::unique_ptr<PostgresSource> source = Take(PostgresSource::Open(url, clock));
-    Check(source->Attach({&*Take(source->Schema("t")), 1}, ""));
+    connectors::TableSchema schema = *Take(source->Schema("t"));
+    Check(source->Attach({&schema, 1}, ""));
   }
   // Autovacuum's own analyses are counted apart (autoanalyze_count), but they would change what
   // the statistics count: none from here.
@@ -53,7 +54,8 @@ TEST(PostgresStatisticsTest, AReopenedStoreAnalyzesOnlyOnceItsRecordsHaveDoubled
 
   // A node restarting: a new store on the same table, whose statistics count 20,000 records.
   std::unique_ptr<PostgresSource> source = Take(PostgresSource::Open(url, clock));
-  Check(source->Attach({&*Take(source->Schema("t")), 1}, ""));
+  connectors::TableSchema schema = *Take(source->Schema("t"));
+  Check(source->Attach({&schema, 1}, ""));
   Psql(url, InsertRows(20'001, 12'000));
   Check(source->StampPending());
   EXPECT_EQ(Psql(url, "SELECT count(*) FROM _lockstep_records"), "32000\n");
