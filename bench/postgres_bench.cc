@@ -10,7 +10,8 @@
 // Prints a Markdown table; see docs/BENCHMARKS.md for the commands and the recorded figures.
 //
 //   lockstep_postgres_bench [--runs N] [--seconds N] [--scale N] [--rate N] [--only NAME[,NAME]]
-//                           [--dir PATH] [--statements N] [--lockstep PATH]
+//                           [--dir PATH] [--statements N] [--lockstep PATH] [--probe-log PATH]
+//                           [--pg-setting NAME=VALUE]... [--keep-logs DIR]
 //   NAME: capture, replication; --rate: every pgbench run at N transactions/s (pgbench -R);
 //   --lockstep: the `lockstep` binary under test (default: this build's);
 //   --statements: profile the source's statements with pg_stat_statements and print the N
@@ -26,6 +27,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -68,6 +70,9 @@ struct Options {
   int statements = 0;  // capture runs: print the N costliest statements (pg_stat_statements)
   std::string lockstep = LOCKSTEP_BIN;  // the binary under test: this build's, or another's
   std::set<std::string> only;
+  fs::path probe_log;  // each probe's commit and arrival, on the wall clock (AppendProbeLog)
+  std::vector<std::string> pg_settings;  // extra settings of both servers (--pg-setting)
+  fs::path keep_logs;                    // where both servers' logs are copied at the end
   fs::path dir;
 };
 
@@ -79,6 +84,7 @@ struct World {
   pid_t source_postmaster = 0;                 // whose processes' CPU time is measured
   std::vector<pid_t> children;                 // pgbench while it runs in the background
   fs::path scratch;
+  fs::path keep_logs;  // --keep-logs: the servers' logs are copied here before they go
 };
 
 World& TheWorld() {
@@ -95,6 +101,18 @@ void Cleanup() {
     (void)testing::Wait(pid);
   }
   world.children.clear();
+  if (!world.keep_logs.empty()) {
+    std::error_code ec;
+    fs::create_directories(world.keep_logs, ec);
+    if (world.source) {
+      fs::copy_file(world.source->log(), world.keep_logs / "source.log",
+                    fs::copy_options::overwrite_existing, ec);
+    }
+    if (world.subscriber) {
+      fs::copy_file(world.subscriber->log(), world.keep_logs / "subscriber.log",
+                    fs::copy_options::overwrite_existing, ec);
+    }
+  }
   world.source.reset();
   world.subscriber.reset();
   if (!world.scratch.empty()) {
@@ -532,6 +550,28 @@ double CatchUp(Replica& replica, ProbeWatcher& watcher, int64_t final_probe, Clo
   return SecondsBetween(end, caught_up);
 }
 
+// Milliseconds since the epoch on the wall clock at `when` (this program's steady clock), so
+// that the probes can be lined up with the engine's batch trace (LOCKSTEP_TRACE_BATCHES), whose
+// lines carry the wall clock.
+double WallMillis(Clock::time_point when) {
+  static const auto offset =
+      std::chrono::system_clock::now().time_since_epoch() - Clock::now().time_since_epoch();
+  return std::chrono::duration<double, std::milli>(when.time_since_epoch() + offset).count();
+}
+
+// With --probe-log: one line per probe and replica, appended: who, the probe's number, when its
+// commit returned and when the replica showed it (wall clock, ms), and the lag.
+void AppendProbeLog(const Options& options, const std::string& who, const ProbeTimes& acked,
+                    const ProbeTimes& seen) {
+  if (options.probe_log.empty()) return;
+  std::ofstream log(options.probe_log, std::ios::app);
+  for (size_t probe = 0; probe < acked.size() && probe < seen.size(); ++probe) {
+    log << who << " probe=" << probe + 1 << " committed=" << Fixed(WallMillis(acked[probe]), 1)
+        << " seen=" << Fixed(WallMillis(seen[probe]), 1)
+        << " lag_ms=" << Fixed(1000 * SecondsBetween(acked[probe], seen[probe]), 1) << "\n";
+  }
+}
+
 // One pgbench run while `replicator` keeps replicas of the database at `url`.
 ReplicationRun RunWithProbes(const Options& options, const std::string& url,
                              Replicator& replicator) {
@@ -575,6 +615,7 @@ ReplicationRun RunWithProbes(const Options& options, const std::string& url,
     ProbeTimes seen;
     figures.catch_up_s =
         CatchUp(*replicas[i], *watchers[i], final_probe, end, *source_print, &seen);
+    AppendProbeLog(options, replicator.name() + " " + replicas[i]->name(), *acked, seen);
     for (size_t probe = 0; probe < acked->size(); ++probe) {
       // A probe can show up before its writer got the commit's answer: that is no lag.
       figures.lags_s.push_back(std::max(0.0, SecondsBetween((*acked)[probe], seen[probe])));
@@ -733,10 +774,17 @@ Options Parse(int argc, char** argv) {
       options.statements = Number(flag, value, 1, 100);
     } else if (flag == "--lockstep") {
       options.lockstep = value;
+    } else if (flag == "--probe-log") {
+      options.probe_log = value;
+    } else if (flag == "--pg-setting") {
+      options.pg_settings.push_back(value);
+    } else if (flag == "--keep-logs") {
+      options.keep_logs = value;
     } else {
       Die("unknown flag " + flag +
           " (--runs N, --seconds N, --scale N, --rate N, --only NAME[,NAME], --dir PATH, "
-          "--statements N, --lockstep PATH; NAME: capture, replication)");
+          "--statements N, --lockstep PATH, --probe-log PATH, --pg-setting NAME=VALUE, "
+          "--keep-logs DIR; NAME: capture, replication)");
     }
   }
   return options;
@@ -766,14 +814,20 @@ int Main(int argc, char** argv) {
   // commits synchronously, as in production: with synchronous_commit=off, a walsender only sends
   // WAL that the WAL writer has flushed, which would add up to wal_writer_delay (200 ms) to the
   // native lag, a handicap Lockstep's NOTIFY-driven capture would not have.
+  world.keep_logs = options.keep_logs;
   std::vector<std::string> source_settings = {"wal_level=logical", "synchronous_commit=on",
                                               "shared_buffers=256MB"};
+  std::vector<std::string> subscriber_settings = {"shared_buffers=256MB"};
   if (options.statements > 0) {
     source_settings.insert(source_settings.end(), {"shared_preload_libraries=pg_stat_statements",
                                                    "pg_stat_statements.track=all"});
   }
+  for (const std::string& setting : options.pg_settings) {
+    source_settings.push_back(setting);
+    subscriber_settings.push_back(setting);
+  }
   world.source = StartServer(std::move(source_settings));
-  if (wanted("replication")) world.subscriber = StartServer({"shared_buffers=256MB"});
+  if (wanted("replication")) world.subscriber = StartServer(subscriber_settings);
   {
     PgConnection db = Connect(world.source->Url("postgres"));
     world.source_postmaster =

@@ -23,6 +23,7 @@ struct ApplyStats {
   size_t verbatim = 0;   // of those, records that took the sender's state exactly
   size_t stamped = 0;    // local writes stamped first (users' edits made meanwhile)
   size_t conflicts = 0;  // losing values logged
+  double commit_ms = 0;  // of the time Apply took, its COMMIT's (for the batch trace)
 };
 
 // Not thread-safe. Opening inspects without modifying; Attach() is the first write.

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace lockstep::engine {
 namespace {
@@ -37,7 +39,21 @@ void BatchTrace::Write(std::string_view who, std::string_view what,
   if (file == nullptr) return;
   uint64_t newest = 0;
   uint64_t oldest = std::numeric_limits<uint64_t>::max();
+  // Records per collection, in the order met: a batch that carries a marker table's row (the
+  // benchmark's probes) can be followed from hop to hop.
+  std::vector<std::pair<std::string_view, size_t>> per_collection;
   for (const protocol::Change& change : batch.changes) {
+    if (per_collection.empty() || per_collection.back().first != change.collection) {
+      auto seen = std::find_if(per_collection.begin(), per_collection.end(),
+                               [&](const auto& entry) { return entry.first == change.collection; });
+      if (seen == per_collection.end()) {
+        per_collection.emplace_back(change.collection, 1);
+      } else {
+        ++seen->second;
+      }
+    } else {
+      ++per_collection.back().second;
+    }
     uint64_t record_newest = 0;
     for (const auto& [name, field] : change.delta.record.fields()) {
       for (const core::Version& version : field.versions) {
@@ -52,7 +68,12 @@ void BatchTrace::Write(std::string_view who, std::string_view what,
                      " n=" + std::to_string(batch.changes.size());
   if (!batch.changes.empty()) {
     line += " age_newest=" + std::to_string(now - static_cast<int64_t>(newest)) +
-            " age_oldest=" + std::to_string(now - static_cast<int64_t>(oldest));
+            " age_oldest=" + std::to_string(now - static_cast<int64_t>(oldest)) +
+            " newest=" + std::to_string(newest) + " cols=";
+    for (size_t i = 0; i < per_collection.size(); ++i) {
+      line += (i > 0 ? "," : "") + std::string(per_collection[i].first) + ":" +
+              std::to_string(per_collection[i].second);
+    }
   }
   line += " " + fields + "\n";
   static std::mutex mu;
@@ -62,7 +83,10 @@ void BatchTrace::Write(std::string_view who, std::string_view what,
 }
 
 std::string BatchTrace::Since(Clock::time_point start) {
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return Millis(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+}
+
+std::string BatchTrace::Millis(double ms) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f", ms);
   return text;

@@ -24,6 +24,8 @@ class BatchTrace {
                     const std::string& fields);
   // Milliseconds since `start`, as text with one decimal.
   static std::string Since(Clock::time_point start);
+  // `ms` as text with one decimal.
+  static std::string Millis(double ms);
 };
 
 }  // namespace lockstep::engine

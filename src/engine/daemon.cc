@@ -97,6 +97,8 @@ void PeerLoop(const NodeConfig& config, const PeerConfig& peer, const base::Cloc
                                   : net::SyncOnce(dial, handler, *hello);
       counts = handler.counts();
       welcomed = !handler.collections().empty();
+      // Best effort: a cursor not written costs the next session a read of echoes only.
+      if (welcomed) (void)handler.WriteDeferredCursor();
     }
     if (stop.stopped()) return;
     if (status.ok()) {

@@ -47,6 +47,7 @@ Result<NetworkSyncReport> SyncWithListener(const std::filesystem::path& path,
     LOCKSTEP_ASSIGN_OR_RETURN(protocol::Hello hello,
                               handler.MakeHello(options.token, options.direction));
     Status status = net::SyncOnce(dial, handler, hello);
+    if (status.ok()) status = handler.WriteDeferredCursor();
     counts.Add(handler.counts());
     if (status.code() == StatusCode::kAborted && attempt == 0) continue;
     LOCKSTEP_RETURN_IF_ERROR(status);

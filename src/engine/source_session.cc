@@ -240,6 +240,10 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
                                                          size_t limit) {
   if (backlog_.has_value()) return ReadBacklog(limit);
   LOCKSTEP_RETURN_IF_ERROR(CheckGrant());
+  if (deferred_cursor_.has_value() &&
+      std::chrono::steady_clock::now() - deferred_since_ >= kDeferCursorFor) {
+    LOCKSTEP_RETURN_IF_ERROR(WriteDeferredCursor());
+  }
   const auto started = BatchTrace::Clock::now();
   // Users' writes since the last look become writes of this node first (some of them, when there
   // are many: the rest after this batch, so that sending keeps pace with busy writers).
@@ -285,6 +289,14 @@ Result<protocol::ChangeBatch> SourceHandler::ReadChanges(const protocol::Cursor&
   return batch;
 }
 
+Status SourceHandler::WriteDeferredCursor() {
+  if (!deferred_cursor_.has_value()) return Status::Ok();
+  const store::Cursor cursor = *deferred_cursor_;
+  LOCKSTEP_RETURN_IF_ERROR(source_.Apply({}, peer_, scope_, cursor).status());
+  deferred_cursor_.reset();
+  return Status::Ok();
+}
+
 Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
   std::vector<store::Change> changes;
   changes.reserve(batch.changes.size());
@@ -298,18 +310,33 @@ Status SourceHandler::Apply(const protocol::ChangeBatch& batch) {
     }
     changes.push_back({change.collection, store::StoredRecord{change.delta.record, {}, 0, {}}});
   }
+  const store::Cursor end{batch.end.epoch, batch.end.seq};
+  if (changes.empty() && cursor_written_) {
+    // Nothing to merge: the peer's answer to a batch of ours (its records are echoes it skipped)
+    // or its caught-up mark. Writing the cursor alone cost a PostgreSQL source a transaction per
+    // batch it sent (7 ms a batch, 8 % of its session's time while pgbench ran). Kept, and
+    // written with the next batch that has records, or by a read once it is kDeferCursorFor old.
+    // Lost when the process stops, it costs the next session a read of records that are all
+    // echoes again. The first of a session is written, so that the peer knows this session.
+    if (!deferred_cursor_.has_value()) deferred_since_ = std::chrono::steady_clock::now();
+    deferred_cursor_ = end;
+    return Status::Ok();
+  }
   const auto started = BatchTrace::Clock::now();
   if (BatchTrace::enabled()) {
     BatchTrace::Write(source_.name(), "apply-start", batch,
                       "peer=" + peer_.ToString().substr(0, 8));
   }
-  LOCKSTEP_ASSIGN_OR_RETURN(
-      connectors::ApplyStats stats,
-      source_.Apply(changes, peer_, scope_, store::Cursor{batch.end.epoch, batch.end.seq}));
+  LOCKSTEP_ASSIGN_OR_RETURN(connectors::ApplyStats stats,
+                            source_.Apply(changes, peer_, scope_, end));
+  cursor_written_ = true;
+  deferred_cursor_.reset();
   if (BatchTrace::enabled()) {
     BatchTrace::Write(source_.name(), "apply-end", batch,
-                      "peer=" + peer_.ToString().substr(0, 8) + " ms=" +
-                          BatchTrace::Since(started) + " stamped=" + std::to_string(stats.stamped));
+                      "peer=" + peer_.ToString().substr(0, 8) +
+                          " ms=" + BatchTrace::Since(started) +
+                          " commit_ms=" + BatchTrace::Millis(stats.commit_ms) +
+                          " stamped=" + std::to_string(stats.stamped));
   }
   counts_.received += stats.received;
   counts_.changed += stats.changed;

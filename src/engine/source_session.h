@@ -2,6 +2,7 @@
 // the peer, the peer's batches merged into it. One handler for the dialer, one for the hub.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <set>
@@ -40,6 +41,9 @@ class SourceHandler : public protocol::SessionHandler {
       const protocol::Reconcile& step) override;
 
   const SessionCounts& counts() const { return counts_; }
+  // Writes the peer's cursor that batches without records moved (see Apply), if any: when a
+  // session has ended, before the store is closed.
+  Status WriteDeferredCursor();
   // Called after a batch from the peer changed something here (a hub wakes its other sessions).
   void OnChange(std::function<void()> callback) { on_change_ = std::move(callback); }
   const std::vector<std::string>& collections() const { return collections_; }
@@ -84,6 +88,11 @@ class SourceHandler : public protocol::SessionHandler {
   store::Cursor peer_cursor_of_me_;
   std::optional<Backlog> backlog_;
   bool verifying_ = false;  // the peer only verifies (protocol::kFeatureVerify)
+  // The longest a cursor moved by batches without records waits before a read writes it.
+  static constexpr std::chrono::seconds kDeferCursorFor{1};
+  bool cursor_written_ = false;                   // this session wrote the peer's cursor
+  std::optional<store::Cursor> deferred_cursor_;  // moved since, not yet written
+  std::chrono::steady_clock::time_point deferred_since_;
 
  protected:
   connectors::Source& source_;

@@ -1,6 +1,7 @@
 #include "connectors/postgres/postgres_source.h"
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include "connectors/postgres/pg_capture.h"
@@ -266,7 +267,11 @@ Result<ApplyStats> PostgresSource::Apply(std::span<store::Change> changes, const
     DropSentQueries();
     return stats.error().WithContext("applying changes to " + name());
   }
+  const auto committing = std::chrono::steady_clock::now();
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
+  stats->commit_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - committing)
+          .count();
   return stats;
 }
 

@@ -1,6 +1,7 @@
 #include "connectors/sqlite/sqlite_source.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "connectors/sqlite/capture.h"
 #include "connectors/type_mapping.h"
@@ -186,7 +187,11 @@ Result<ApplyStats> SqliteSource::Apply(std::span<store::Change> changes, const c
     for (auto& [name, table] : tables_) table->Discard();
     return stats.error().WithContext("applying changes to " + path().string());
   }
+  const auto committing = std::chrono::steady_clock::now();
   LOCKSTEP_RETURN_IF_ERROR(store_->Commit());
+  stats->commit_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - committing)
+          .count();
   return stats;
 }
 
