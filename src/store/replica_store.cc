@@ -128,22 +128,7 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(Database& db,
     store->Rollback();
     return status.WithContext("opening replica store in " + db.name());
   }
-  LOCKSTEP_RETURN_IF_ERROR(
-      store->LoadAnalyzedRecords().WithContext("opening replica store in " + db.name()));
   return store;
-}
-
-Status ReplicaStore::LoadAnalyzedRecords() {
-  if (db_.dialect() != Dialect::kPostgres) return Status::Ok();
-  // What the planner's statistics already know (-1: never analyzed): a connection that opens a
-  // store of a million records need not refresh them after its first ten thousand (an ANALYZE of
-  // that store takes the server most of a second), only once it has doubled them.
-  LOCKSTEP_ASSIGN_OR_RETURN(Statement known,
-                            db_.Prepare("SELECT greatest(reltuples, 0)::int8 FROM pg_class "
-                                        "WHERE oid = to_regclass('_lockstep_records')"));
-  LOCKSTEP_ASSIGN_OR_RETURN(bool row, known.Step());
-  if (row) analyzed_records_ = static_cast<size_t>(std::max<int64_t>(0, known.ColumnInt(0)));
-  return Status::Ok();
 }
 
 Result<std::unique_ptr<ReplicaStore>> ReplicaStore::OpenReadOnly(Database& db,
@@ -303,8 +288,7 @@ void ReplicaStore::AnalyzeAfterGrowth() {
   // PostgreSQL plans by its statistics, which autovacuum refreshes only a minute or more after a
   // bulk load: until then it takes a table of a million records for a few hundred and looks keys
   // up by scanning the collection. Refreshed here each time the records this connection added
-  // reach those it had seen at the last refresh, or those the statistics knew when the store was
-  // opened (so a log number of times). SQLite needs none:
+  // reach those it had seen at the last refresh (so a log number of times). SQLite needs none:
   // its plans for these statements do not depend on statistics.
   if (db_.dialect() != Dialect::kPostgres || added_since_analyze_ < kBulkLoadRecords ||
       added_since_analyze_ < analyzed_records_) {

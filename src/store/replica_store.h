@@ -328,11 +328,9 @@ class ReplicaStore {
   std::vector<core::VersionVector::Entry> dirty_dots_;
   size_t new_in_write_ = 0;     // records this write added (not replaced)
   bool index_dropped_ = false;  // by this write
-  // Records added since the planner's statistics were last refreshed, and those they counted.
+  // Records added since the planner's statistics were last refreshed, and those added before.
   size_t added_since_analyze_ = 0;
   size_t analyzed_records_ = 0;
-  // Reads analyzed_records_ from PostgreSQL's statistics (none on SQLite).
-  Status LoadAnalyzedRecords();
 
   // Lookups by key, one set per collection, so that those of several can be sent at once.
   std::map<int64_t, BatchedStatements> gets_;

@@ -139,31 +139,5 @@ TEST_F(PostgresPacingTest, ABacklogLargerThanAChunkIsStampedWithoutWaiting) {
   EXPECT_EQ(Psql(url_, "SELECT count(*) FROM _lockstep_capture_1"), "0\n");
 }
 
-TEST_F(PostgresPacingTest, AStoreTheStatisticsKnowIsNotAnalyzedAfterItsFirstThousands) {
-  // 30,000 records, analyzed; a new connection then adds 15,000: more than the 10,000 after
-  // which a store the statistics did not know is analyzed, fewer than those they know.
-  Psql(url_, "INSERT INTO t SELECT g, 'v' FROM generate_series(1, 30000) g");
-  Check(source_->StampPending());
-  // Only the store refreshes them here.
-  Psql(url_,
-       "ALTER TABLE _lockstep_records SET (autovacuum_enabled = false); "
-       "ANALYZE _lockstep_records");
-  const std::string known =
-      "SELECT reltuples::int8 FROM pg_class WHERE relname = '_lockstep_records'";
-  ASSERT_EQ(Psql(url_, known), "30000\n");
-  source_.reset();
-  source_ = Take(PostgresSource::Open(url_, clock_));
-  std::vector<connectors::TableSchema> schemas = {*Take(source_->Schema("t"))};
-  Check(source_->Attach(schemas, ""));
-  Psql(url_, "INSERT INTO t SELECT g, 'v' FROM generate_series(30001, 45000) g");
-  Check(source_->StampPending());
-  EXPECT_EQ(Psql(url_, "SELECT count(*) FROM _lockstep_records"), "45000\n");
-  EXPECT_EQ(Psql(url_, known), "30000\n");
-  // Once it has added as many as they knew, it refreshes them.
-  Psql(url_, "INSERT INTO t SELECT g, 'v' FROM generate_series(45001, 60000) g");
-  Check(source_->StampPending());
-  EXPECT_EQ(Psql(url_, known), "60000\n");
-}
-
 }  // namespace
 }  // namespace lockstep::testing
