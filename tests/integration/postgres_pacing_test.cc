@@ -17,6 +17,7 @@
 #include "connectors/postgres/postgres_source.h"
 #include "store/postgres_db.h"
 #include "support/postgres.h"
+#include "support/result.h"
 
 namespace lockstep::testing {
 namespace {
@@ -24,15 +25,6 @@ namespace {
 using connectors::postgres::PostgresSource;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-template <typename T>
-T Take(Result<T> result) {
-  EXPECT_TRUE(result.has_value()) << result.error().ToString();
-  if (!result.has_value()) throw std::runtime_error(result.error().ToString());
-  return std::move(*result);
-}
-
-void Check(const Status& status) { ASSERT_TRUE(status.ok()) << status.ToString(); }
 
 class PostgresPacingTest : public ::testing::Test {
  protected:

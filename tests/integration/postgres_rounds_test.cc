@@ -11,20 +11,12 @@
 #include "base/clock.h"
 #include "connectors/postgres/postgres_source.h"
 #include "support/postgres.h"
+#include "support/result.h"
 
 namespace lockstep::testing {
 namespace {
 
 using connectors::postgres::PostgresSource;
-
-template <typename T>
-T Take(Result<T> result) {
-  EXPECT_TRUE(result.has_value()) << result.error().ToString();
-  if (!result.has_value()) throw std::runtime_error(result.error().ToString());
-  return std::move(*result);
-}
-
-void Check(const Status& status) { ASSERT_TRUE(status.ok()) << status.ToString(); }
 
 constexpr int kTables = 5;
 

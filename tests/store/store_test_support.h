@@ -18,17 +18,12 @@
 #include "store/replica_store.h"
 #include "store/sqlite_db.h"
 #include "support/postgres.h"
+#include "support/result.h"
 
 namespace lockstep::store::testing {
 
-template <typename T>
-T Take(Result<T> result) {
-  EXPECT_TRUE(result.has_value()) << result.error().ToString();
-  if (!result.has_value()) throw std::runtime_error(result.error().ToString());
-  return std::move(*result);
-}
-
-inline void Check(const Status& status) { ASSERT_TRUE(status.ok()) << status.ToString(); }
+using lockstep::testing::Check;
+using lockstep::testing::Take;
 
 inline std::string Key(int64_t n) { return core::EncodeKey(std::vector<Value>{Value::Int(n)}); }
 
