@@ -43,16 +43,12 @@ void BatchTrace::Write(std::string_view who, std::string_view what,
   // benchmark's probes) can be followed from hop to hop.
   std::vector<std::pair<std::string_view, size_t>> per_collection;
   for (const protocol::Change& change : batch.changes) {
-    if (per_collection.empty() || per_collection.back().first != change.collection) {
-      auto seen = std::find_if(per_collection.begin(), per_collection.end(),
-                               [&](const auto& entry) { return entry.first == change.collection; });
-      if (seen == per_collection.end()) {
-        per_collection.emplace_back(change.collection, 1);
-      } else {
-        ++seen->second;
-      }
+    auto seen = std::find_if(per_collection.begin(), per_collection.end(),
+                             [&](const auto& entry) { return entry.first == change.collection; });
+    if (seen == per_collection.end()) {
+      per_collection.emplace_back(change.collection, 1);
     } else {
-      ++per_collection.back().second;
+      ++seen->second;
     }
     uint64_t record_newest = 0;
     for (const auto& [name, field] : change.delta.record.fields()) {
